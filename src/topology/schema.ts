@@ -1,0 +1,307 @@
+// The topology file's schema. One zod schema is the source of truth for parsing, defaults,
+// the TypeScript types and the JSON Schema that `wharf schema` prints for editors.
+import { z } from 'zod';
+
+const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(JSON.stringify(v)));
+
+export const port = () =>
+  z
+    .number({ error: (i) => `expected an integer 1..65535, got ${show(i.input)}` })
+    .int({ error: (i) => `expected an integer 1..65535, got ${show(i.input)}` })
+    .min(1, { error: (i) => `expected an integer 1..65535, got ${show(i.input)}` })
+    .max(65535, { error: (i) => `expected an integer 1..65535, got ${show(i.input)}` });
+
+const intIn = (min: number, max: number) => {
+  const error = (i: { input: unknown }) => `expected an integer ${min}..${max}, got ${show(i.input)}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
+
+/** HAProxy-style duration: 500ms, 2s, 1m, 1h, 1d (a bare number means ms). */
+export const duration = () =>
+  z
+    .string({ error: (i) => `expected a duration like 500ms, 2s, 1h, got ${show(i.input)}` })
+    .regex(/^\d+(us|ms|s|m|h|d)?$/, {
+      error: (i) => `expected a duration like 500ms, 2s, 1h, got ${show(i.input)}`,
+    });
+
+const name = (what: string) =>
+  z
+    .string({ error: (i) => `expected a ${what} name, got ${show(i.input)}` })
+    .regex(/^[a-z][a-z0-9_-]{0,30}$/, {
+      error: (i) =>
+        `expected a ${what} name (lowercase letters, digits, - and _, max 31), got ${show(i.input)}`,
+    });
+
+const cidr = () =>
+  z
+    .string({ error: (i) => `expected an IPv4 subnet like 10.88.0.0/24, got ${show(i.input)}` })
+    .regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([89]|[12]\d|30)$/, {
+      error: (i) => `expected an IPv4 subnet like 10.88.0.0/24 (prefix 8..30), got ${show(i.input)}`,
+    });
+
+const absPath = () =>
+  z
+    .string()
+    .regex(/^\/[A-Za-z0-9._/-]*$/, { error: (i) => `expected an absolute path, got ${show(i.input)}` });
+
+export const NETWORKS = ['wan', 'transit', 'dmz', 'lan', 'mgmt'] as const;
+export type NetworkName = (typeof NETWORKS)[number];
+export const NODE_KINDS = ['router', 'firewall', 'haproxy', 'sftp', 'notify-sink', 'wan-client'] as const;
+export type NodeKind = (typeof NODE_KINDS)[number];
+export const SFTP_ROLES = ['main', 'sub', 'backup'] as const;
+export type SftpRole = (typeof SFTP_ROLES)[number];
+
+const networkName = () =>
+  z.enum(NETWORKS, { error: (i) => `expected one of ${NETWORKS.join('|')}, got ${show(i.input)}` });
+
+const Network = z.strictObject({
+  subnet: cidr(),
+  description: z.string().optional(),
+});
+
+const Node = z.strictObject({
+  kind: z.enum(NODE_KINDS, { error: (i) => `expected one of ${NODE_KINDS.join('|')}, got ${show(i.input)}` }),
+  role: z
+    .enum(SFTP_ROLES, { error: (i) => `expected one of ${SFTP_ROLES.join('|')}, got ${show(i.input)}` })
+    .optional(),
+  /** Networks the node is attached to; defaults by kind. */
+  networks: z.array(networkName()).optional(),
+  /** Host number used for the node's address on every network in the lab (10.88.3.<hostId>). */
+  hostId: intIn(2, 250).optional(),
+  /** Lab-only nodes (the internet client, the notice sink) are not part of production. */
+  labOnly: z.boolean().optional(),
+});
+
+const PortForward = z.strictObject({
+  port: port(),
+  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+  to: name('node'),
+  toPort: port().optional(),
+  description: z.string().optional(),
+});
+
+const FirewallRule = z.strictObject({
+  interface: networkName(),
+  action: z.enum(['pass', 'block', 'reject'], {
+    error: (i) => `expected one of pass|block|reject, got ${show(i.input)}`,
+  }),
+  protocol: z.enum(['tcp', 'udp', 'icmp', 'any']).default('tcp'),
+  source: z.string().default('any'),
+  destination: z.string().default('any'),
+  port: port().optional(),
+  description: z.string().min(1, { error: 'expected a non-empty description' }),
+});
+
+const Server = z.union([
+  name('node'),
+  z.strictObject({
+    node: name('node'),
+    backup: z.boolean().default(false),
+    weight: intIn(0, 256).optional(),
+  }),
+]);
+
+const Frontend = z.strictObject({
+  port: port(),
+  backend: name('backend'),
+  maxconn: intIn(1, 1_000_000).optional(),
+  description: z.string().optional(),
+});
+
+const Backend = z.strictObject({
+  balance: z.enum(['roundrobin', 'leastconn', 'source', 'first']).default('roundrobin'),
+  /** `stick on src`: keep a client on one server (sticky sessions). */
+  stickOnSource: z.boolean().default(false),
+  servers: z.array(Server).min(1, { error: 'expected at least one server' }),
+});
+
+const User = z.strictObject({
+  name: name('user'),
+  /** SHA-512 crypt hash (openssl passwd -6), never the clear text. */
+  passwordHash: z
+    .string()
+    .regex(/^\$6\$/, { error: 'expected a SHA-512 crypt hash starting with $6$' })
+    .optional(),
+  authorizedKeys: z
+    .array(
+      z
+        .string()
+        .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, {
+          error: (i) => `expected an OpenSSH public key line, got ${show(String(i.input).slice(0, 40))}`,
+        }),
+    )
+    .default([]),
+  uid: intIn(1000, 60000).optional(),
+});
+
+const cronField = z.string();
+
+export const TopologySchema = z.strictObject({
+  name: name('stack').default('wharf'),
+  networks: z
+    .strictObject({
+      wan: Network.default({ subnet: '10.88.0.0/24', description: 'internet side' }),
+      transit: Network.default({ subnet: '10.88.1.0/24', description: 'router ↔ firewall' }),
+      dmz: Network.default({ subnet: '10.88.2.0/24', description: 'firewall ↔ haproxy' }),
+      lan: Network.default({ subnet: '10.88.3.0/24', description: 'haproxy ↔ sftp nodes' }),
+      mgmt: Network.default({ subnet: '10.88.9.0/24', description: 'management ssh only' }),
+    })
+    .prefault({}),
+  nodes: z.record(name('node'), Node).optional(),
+  router: z
+    .strictObject({
+      /** Port forwards on the WAN side; default: every HAProxy frontend port to the firewall. */
+      forwards: z.array(PortForward).optional(),
+    })
+    .prefault({}),
+  firewall: z
+    .strictObject({
+      /** OPNsense-style rules, evaluated in order; the default policy is always deny. */
+      rules: z.array(FirewallRule).optional(),
+      /** NAT port forwards; default: every HAProxy frontend port to the HAProxy node. */
+      nat: z.array(PortForward).optional(),
+    })
+    .prefault({}),
+  haproxy: z
+    .strictObject({
+      maxconn: intIn(1, 1_000_000).default(2000),
+      timeouts: z
+        .strictObject({
+          connect: duration().default('5s'),
+          /** client and server are inactivity timeouts and must be equal in TCP mode. */
+          client: duration().default('1h'),
+          server: duration().default('1h'),
+          check: duration().default('1s'),
+        })
+        .prefault({}),
+      check: z
+        .strictObject({
+          inter: duration().default('500ms'),
+          fall: intIn(1, 100).default(2),
+          rise: intIn(1, 100).default(2),
+          expect: z.string().min(1).default('SSH-2.0-'),
+        })
+        .prefault({}),
+      rateLimit: z
+        .strictObject({
+          connections: intIn(1, 100000).default(20),
+          period: duration().default('10s'),
+        })
+        .prefault({}),
+      stats: z
+        .strictObject({
+          socket: absPath().default('/run/haproxy/admin.sock'),
+          port: port().optional(),
+        })
+        .prefault({}),
+      frontends: z.record(name('frontend'), Frontend).default({
+        sftp: { port: 22, backend: 'sftp', description: 'SFTP: main, sub takes over' },
+        write: { port: 2222, backend: 'write', description: 'writes: main only, sub takes over' },
+        read: { port: 2221, backend: 'read', description: 'reads: sub + backup, sticky' },
+      }),
+      backends: z.record(name('backend'), Backend).default({
+        sftp: {
+          balance: 'first',
+          stickOnSource: false,
+          servers: ['sftp-main', { node: 'sftp-sub', backup: true }],
+        },
+        write: {
+          balance: 'first',
+          stickOnSource: false,
+          servers: ['sftp-main', { node: 'sftp-sub', backup: true }],
+        },
+        read: { balance: 'roundrobin', stickOnSource: true, servers: ['sftp-sub', 'sftp-backup'] },
+      }),
+    })
+    .prefault({}),
+  sftp: z
+    .strictObject({
+      group: name('group').default('sftp_users'),
+      chrootBase: absPath().default('/srv/sftp'),
+      uploadDir: name('directory').default('upload'),
+      port: port().default(22),
+      passwordAuthentication: z.boolean().default(true),
+      maxAuthTries: intIn(1, 20).default(3),
+      maxSessions: intIn(1, 1000).default(10),
+      /** Must stay below HAProxy's client/server timeouts (seconds). */
+      clientAliveInterval: intIn(0, 86400).default(60),
+      clientAliveCountMax: intIn(0, 100).default(3),
+      /** Where the shared host keys live on every SFTP node. */
+      hostKeyDir: absPath().default('/etc/ssh/wharf'),
+      users: z.array(User).default([{ name: 'demo', authorizedKeys: [] }]),
+    })
+    .prefault({}),
+  replication: z
+    .strictObject({
+      lsyncd: z
+        .strictObject({
+          from: name('node').default('sftp-main'),
+          to: name('node').default('sftp-sub'),
+          delay: intIn(0, 3600).default(1),
+          maxProcesses: intIn(1, 64).default(4),
+          excludes: z.array(z.string()).default(['*.part', '*.tmp', '.~*']),
+          /** rsync writes into this directory (relative to the target) and renames when whole. */
+          tempDir: z
+            .string()
+            .regex(/^[A-Za-z0-9._-]+$/)
+            .default('.wharf-partial'),
+          /** false = never delete on the target (safe failback), true/startup/running = lsyncd's modes. */
+          delete: z.union([z.boolean(), z.enum(['startup', 'running'])]).default(false),
+          insist: z.boolean().default(true),
+          user: name('user').default('wharfsync'),
+        })
+        .prefault({}),
+      backup: z
+        .strictObject({
+          from: name('node').default('sftp-sub'),
+          to: name('node').default('sftp-backup'),
+          /** cron syntax: minute hour day-of-month month day-of-week. */
+          schedule: cronField.default('*/15 * * * *'),
+          snapshotDir: absPath().default('/srv/backup/snapshots'),
+          retention: intIn(1, 10000).default(96),
+          /** Refuse to run when the source has no marker file (unmounted/empty source). */
+          guardFile: z
+            .string()
+            .regex(/^[A-Za-z0-9._-]+$/)
+            .default('.wharf-source'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  notifications: z
+    .strictObject({
+      /** Which node watches its upload folders and sends notices. */
+      on: z
+        .enum(['main', 'backup'], { error: (i) => `expected one of main|backup, got ${show(i.input)}` })
+        .default('main'),
+      webhook: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          /** A node of the topology (resolved via the inventory) or a full URL. */
+          node: name('node').optional(),
+          url: z.string().url().optional(),
+          port: port().default(8080),
+          path: z.string().regex(/^\//).default('/hooks/upload'),
+          format: z.enum(['slack', 'json']).default('slack'),
+        })
+        .prefault({ node: 'notify-sink' }),
+      smtp: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          node: name('node').optional(),
+          host: z.string().optional(),
+          port: port().default(25),
+          from: z.string().email().default('wharf@example.org'),
+          to: z.array(z.string().email()).min(1).default(['ops@example.org']),
+        })
+        .prefault({ node: 'notify-sink' }),
+      retries: intIn(0, 100).default(5),
+    })
+    .prefault({}),
+});
+
+export type TopologyInput = z.input<typeof TopologySchema>;
+export type ParsedTopology = z.output<typeof TopologySchema>;
+export type FirewallRule = z.output<typeof FirewallRule>;
+export type PortForwardRule = z.output<typeof PortForward>;
+export type SftpUser = z.output<typeof User>;

@@ -1,0 +1,22 @@
+import { defineConfig } from 'vitest/config';
+
+// Three projects: fast pure tests, tests that run the real daemons' checkers on the host,
+// and lab tests that start containers (slow, run one file at a time).
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000 } },
+      { test: { name: 'tools', include: ['test/tools/**/*.test.ts'], testTimeout: 60_000 } },
+      {
+        test: {
+          name: 'lab',
+          include: ['test/lab/**/*.test.ts'],
+          testTimeout: 900_000,
+          hookTimeout: 900_000,
+          fileParallelism: false,
+          env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
+        },
+      },
+    ],
+  },
+});
