@@ -2,7 +2,7 @@
 //   configs/stack.yaml: haproxy.frontends.read.port: expected an integer 1..65535, got 70000
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../core/errors.ts';
 import { TopologySchema, type ParsedTopology } from './schema.ts';
@@ -36,7 +36,7 @@ export function formatIssue(issue: z.core.$ZodIssue): string {
       if (issue.message && !issue.message.startsWith('Invalid input')) return `${at(path)}${issue.message}`;
       const got = issue.input === undefined ? 'nothing (field is required)' : typeName(issue.input);
       const expected =
-        issue.expected === 'object'
+        issue.expected === 'object' || issue.expected === 'record'
           ? 'a mapping'
           : issue.expected === 'array'
             ? 'a list'
@@ -47,7 +47,7 @@ export function formatIssue(issue: z.core.$ZodIssue): string {
       return `${at(path)}expected a node name or a {node, backup, weight} mapping, got ${typeName(issue.input)}`;
     case 'invalid_value':
       if (issue.message && !issue.message.startsWith('Invalid')) return `${at(path)}${issue.message}`;
-      return `${at(path)}expected one of ${issue.values.map((v) => JSON.stringify(v)).join('|')}, got ${typeName(issue.input)}`;
+      return `${at(path)}expected one of ${issue.values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join('|')}, got ${typeName(issue.input)}`;
     case 'invalid_format':
       if (issue.message && !issue.message.startsWith('Invalid')) return `${at(path)}${issue.message}`;
       return `${at(path)}expected a valid ${issue.format}, got ${typeName(issue.input)}`;
@@ -61,10 +61,12 @@ export function formatIssue(issue: z.core.$ZodIssue): string {
 
 /** Parse YAML text; syntax errors carry line and column. */
 export function parseYaml(text: string, file: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     const problems = doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
+      // linePos is only filled in with prettyErrors (which also rewrites the message): compute it.
+      const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
       const where = pos ? `${file}:${pos.line}:${pos.col}` : file;
       return `${where}: YAML syntax error: ${e.message.split('\n')[0]}`;
     });
@@ -78,7 +80,14 @@ function readText(file: string): string {
     return readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`${displayPath(file)}: cannot read the file (${code ?? String(e)})`);
+    const why: Record<string, string> = {
+      ENOENT: 'no such file',
+      EISDIR: 'is a directory, expected a YAML file',
+      EACCES: 'permission denied',
+    };
+    throw new InputError(
+      `${displayPath(file)}: cannot read the file: ${why[code ?? ''] ?? code ?? String(e)}`,
+    );
   }
 }
 
@@ -133,7 +142,9 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
     const n = nodes[name];
     if (!n) problems.push(`${path}: node "${name}" does not exist (nodes: ${Object.keys(nodes).join(', ')})`);
     else if (kind && n.kind !== kind)
-      problems.push(`${path}: node "${name}" is a ${n.kind}, expected a ${kind} node`);
+      problems.push(
+        `${path}: node "${name}" is a ${n.kind} node, expected ${/^[aeios]/.test(kind) ? 'an' : 'a'} ${kind} node`,
+      );
   };
 
   // HAProxy: frontends → backends → sftp nodes, ports unique
@@ -186,7 +197,7 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
   t.router.forwards.forEach((f, i) => {
     needNode(`router.forwards.${i}.to`, f.to);
     const key = `${f.protocol}/${f.port}`;
-    if (fwd.has(key))
+    if (fwd.has(key) && p.router.forwards)
       problems.push(
         `router.forwards.${i}.port: ${key} is already forwarded by router.forwards.${fwd.get(key)}`,
       );
@@ -196,7 +207,7 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
   t.firewall.nat.forEach((f, i) => {
     needNode(`firewall.nat.${i}.to`, f.to);
     const key = `${f.protocol}/${f.port}`;
-    if (nat.has(key))
+    if (nat.has(key) && p.firewall.nat)
       problems.push(`firewall.nat.${i}.port: ${key} is already forwarded by firewall.nat.${nat.get(key)}`);
     else nat.set(key, i);
   });
@@ -237,8 +248,9 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
   try {
     parseCron(t.replication.backup.schedule);
   } catch (e) {
+    const why = (e as Error).message.replace(/^expected 5 cron fields \(.*\), got (\d+)$/, '$1 fields');
     problems.push(
-      `replication.backup.schedule: ${(e as Error).message}, got "${t.replication.backup.schedule}"`,
+      `replication.backup.schedule: expected a cron schedule (minute hour day-of-month month day-of-week), got "${t.replication.backup.schedule}" (${why})`,
     );
   }
 
@@ -253,7 +265,6 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
     if (smtp.node) needNode('notifications.smtp.node', smtp.node);
     else if (!smtp.host) problems.push('notifications.smtp: expected node or host');
   }
-  void p;
   return problems;
 }
 
