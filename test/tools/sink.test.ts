@@ -28,9 +28,11 @@ let work: string;
 let bundlePath: string;
 let dataDir: string;
 let sink: Sink | undefined;
+/** The sink node runs Debian 12's Node 18; set SINK_TEST_NODE to such a binary to test with it. */
+const nodeBin = process.env.SINK_TEST_NODE || 'node';
 
 async function startSink(): Promise<Sink> {
-  const proc = spawn('node', [bundlePath], {
+  const proc = spawn(nodeBin, [bundlePath], {
     cwd: work,
     env: {
       PATH: process.env.PATH,
@@ -133,10 +135,21 @@ describe('notify sink bundle', () => {
     expect(bundle.length).toBeLessThan(1024 * 1024);
   });
 
+  it('comes with a systemd unit that systemd-analyze accepts', async () => {
+    const unit = (await sinkFiles({ smtpPort: 2525, httpPort: 8080 }))[1]!;
+    const file = join(work, 'wharf-sink.service');
+    writeFileSync(file, unit.content);
+    const { stderr } = await run('systemd-analyze', ['verify', file]);
+    // verify exits 0 even for unparsable settings: it only warns, naming the file.
+    expect(stderr.split('\n').filter((l) => l.includes('wharf-sink'))).toEqual([]);
+  });
+
   it('answers /health with its ports', async () => {
     const res = await api('/health');
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ ok: true, smtpPort: sink!.smtpPort, httpPort: sink!.httpPort });
+    const health = (await res.json()) as { node: string };
+    expect(health).toMatchObject({ ok: true, smtpPort: sink!.smtpPort, httpPort: sink!.httpPort });
+    if (process.env.SINK_TEST_NODE) console.log(`sink ran with node ${health.node}`);
   });
 
   it('stores a real e-mail and a real Slack-style webhook, and lists them', async () => {

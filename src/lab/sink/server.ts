@@ -264,7 +264,13 @@ export async function startSink(config: SinkConfig): Promise<RunningSink> {
     const url = new URL(req.url ?? '/', 'http://sink');
     const route = `${req.method} ${url.pathname}`;
     if (route === 'GET /health') {
-      return send(res, 200, { ok: true, smtpPort: smtpPort(), httpPort: httpPort(), ...control.view() });
+      return send(res, 200, {
+        ok: true,
+        node: process.version,
+        smtpPort: smtpPort(),
+        httpPort: httpPort(),
+        ...control.view(),
+      });
     }
     if (route === 'GET /messages') {
       const kind = url.searchParams.get('kind');
