@@ -86,7 +86,7 @@ async function sendMail(file: string, from: string, to: string[]): Promise<numbe
   );
 }
 
-/** A real webhook POST with curl; returns "status body". */
+/** A real webhook POST with curl (`@FILE` sends a file); returns "status body". */
 async function postHook(path: string, body: string, type = 'application/json'): Promise<string> {
   const url = `http://127.0.0.1:${sink!.httpPort}${path}`;
   const { stdout } = await run('curl', [
@@ -182,12 +182,15 @@ describe('notify sink bundle', () => {
     expect((await (await api('/messages?kind=webhook')).json()) as Notice[]).toEqual([list[1]]);
   });
 
-  it('keeps a non-JSON webhook as text and refuses JSON that is not JSON', async () => {
+  it('keeps a non-JSON webhook as text; refuses JSON that is not JSON and oversized bodies', async () => {
     await api('/messages', { method: 'DELETE' });
     expect(await postHook('/hooks/plain', 'file=a.csv', 'text/plain')).toBe('200 ok');
     expect(await postHook('/hooks/upload', '{"text": broken', 'application/json')).toMatch(
       /^400 .*invalid_payload/,
     );
+    const big = join(work, 'big.txt');
+    writeFileSync(big, 'x'.repeat(1024 * 1024 + 1));
+    expect(await postHook('/hooks/upload', `@${big}`, 'text/plain')).toMatch(/^413 /);
     const list = await messages();
     expect(list).toHaveLength(1);
     expect(list[0]).toMatchObject({ path: '/hooks/plain', body: 'file=a.csv' });

@@ -178,8 +178,10 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > max) {
+        // Stop keeping it but drain it, so the client still reads the 413.
+        req.removeAllListeners('data');
+        req.resume();
         reject(new HttpError(413, `body larger than ${max} bytes`));
-        req.destroy();
       } else chunks.push(c);
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));
