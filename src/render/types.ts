@@ -46,4 +46,6 @@ export interface NodeRender {
   /** Static routes the node needs for replies to travel back through the chain. */
   routes: Route[];
   sysctls: Record<string, string>;
+  /** Debian packages the node's files and units need (for the install runbook). */
+  packages?: string[];
 }

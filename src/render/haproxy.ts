@@ -1,0 +1,86 @@
+// /etc/haproxy/haproxy.cfg: TCP frontends per SFTP entry port, SSH-banner health checks, a shared
+// per-source connection-rate table, sticky read backend (pitfalls 9, 10, 12, 13).
+import type { Topology } from '../topology/model.ts';
+import { addressOf, type Inventory } from '../topology/inventory.ts';
+import type { RenderedFile } from './types.ts';
+import { CHECKS, file, header, lines } from './util.ts';
+
+/** The table every frontend tracks sources in, so a client cannot multiply its rate by port. */
+export const RATE_TABLE = 'wharf_src_rate';
+
+export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): RenderedFile {
+  const h = t.haproxy;
+  const dmz = addressOf(inv, node, 'dmz');
+  const out: string[] = [
+    header(t).trimEnd(),
+    'global',
+    '    log /dev/log local0',
+    '    log /dev/log local1 notice',
+    '    chroot /var/lib/haproxy',
+    '    user haproxy',
+    '    group haproxy',
+    `    maxconn ${h.maxconn}`,
+    `    stats socket ${h.stats.socket} mode 660 level admin expose-fd listeners`,
+    '    stats timeout 30s',
+    '',
+    'defaults',
+    '    mode tcp',
+    '    log global',
+    '    option tcplog',
+    '    option dontlognull',
+    `    timeout connect ${h.timeouts.connect}`,
+    '    # client and server are inactivity timeouts: equal in TCP mode, above sshd ClientAliveInterval',
+    `    timeout client ${h.timeouts.client}`,
+    `    timeout server ${h.timeouts.server}`,
+    `    timeout check ${h.timeouts.check}`,
+    '',
+    `# Per-source connection rate, shared by all frontends: more than ${h.rateLimit.connections} new`,
+    `# connections within ${h.rateLimit.period} from one address are refused.`,
+    `backend ${RATE_TABLE}`,
+    `    stick-table type ip size 100k expire ${h.rateLimit.period} store conn_rate(${h.rateLimit.period})`,
+  ];
+  for (const [name, f] of Object.entries(h.frontends)) {
+    out.push(
+      '',
+      `frontend ${name}`,
+      ...(f.description ? [`    description ${f.description}`] : []),
+      `    bind ${dmz}:${f.port}`,
+      `    maxconn ${f.maxconn ?? h.maxconn}`,
+      `    tcp-request connection track-sc0 src table ${RATE_TABLE}`,
+      `    tcp-request connection reject if { sc0_conn_rate(${RATE_TABLE}) gt ${h.rateLimit.connections} }`,
+      `    default_backend ${f.backend}`,
+    );
+  }
+  for (const [name, b] of Object.entries(h.backends)) {
+    out.push(
+      '',
+      `backend ${name}`,
+      `    balance ${b.balance}`,
+      '    option tcp-check',
+      `    tcp-check expect string ${h.check.expect}`,
+      `    default-server inter ${h.check.inter} fall ${h.check.fall} rise ${h.check.rise} on-marked-down shutdown-sessions`,
+    );
+    if (b.stickOnSource) out.push('    stick-table type ip size 100k expire 30m', '    stick on src');
+    for (const s of b.servers) {
+      const addr = addressOf(inv, s.node, 'lan');
+      const flags = [s.weight !== undefined ? `weight ${s.weight}` : '', s.backup ? 'backup' : '']
+        .filter(Boolean)
+        .join(' ');
+      out.push(`    server ${s.node} ${addr}:${t.sftp.port} check${flags ? ' ' + flags : ''}`);
+    }
+  }
+  if (h.stats.port) {
+    const mgmt = inv.hosts[node]?.addresses.mgmt;
+    out.push(
+      '',
+      '# Statistics page, on the management network only.',
+      'listen stats',
+      '    mode http',
+      `    bind ${mgmt ?? dmz}:${h.stats.port}`,
+      '    stats enable',
+      '    stats uri /',
+      '    stats refresh 5s',
+    );
+  }
+  return file('/etc/haproxy/haproxy.cfg', lines(...out), { check: CHECKS.haproxy, notify: ['haproxy'] });
+}

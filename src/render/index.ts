@@ -1,0 +1,110 @@
+// Renderers: Topology + Inventory → per node the files, units, routes and sysctls it needs. Pure.
+import type { Topology } from '../topology/model.ts';
+import type { Inventory } from '../topology/inventory.ts';
+import { InputError } from '../core/errors.ts';
+import type { NodeRender, RenderedFile, UnitState } from './types.ts';
+import { renderHaproxyCfg } from './haproxy.ts';
+import { INOTIFY_SYSCTLS, renderMgmtDropin, renderSshdConfig, renderSudoers, renderSysctl } from './sshd.ts';
+import { renderLsyncdConf, renderLsyncdUnit } from './lsyncd.ts';
+import { renderBackupScript, renderBackupService, renderBackupTimer } from './backup.ts';
+import { notifierNode, renderNotifyEnv, renderNotifyScript, renderNotifyUnit } from './notify.ts';
+import { renderFirewallNft, renderNftDropin, renderRouterNft } from './nftables.ts';
+import { renderRoutes, routesOf } from './routes.ts';
+
+export type { NodeRender, RenderedFile, UnitState, CheckCommand, Route } from './types.ts';
+
+class NodeBuilder {
+  readonly files: RenderedFile[] = [];
+  readonly units = new Map<string, UnitState>();
+  readonly packages = new Set<string>();
+  sysctls: Record<string, string> = {};
+
+  add(...files: RenderedFile[]): this {
+    this.files.push(...files);
+    return this;
+  }
+  unit(name: string, apply: UnitState['apply'], enable = true): this {
+    this.units.set(name, { name, enable, apply });
+    return this;
+  }
+  pkg(...names: string[]): this {
+    for (const n of names) this.packages.add(n);
+    return this;
+  }
+}
+
+export function renderNode(t: Topology, inv: Inventory, node: string): NodeRender {
+  const n = t.nodes[node];
+  if (!n) throw new InputError(`unknown node ${node} (nodes: ${Object.keys(t.nodes).join(', ')})`);
+  const b = new NodeBuilder();
+  const mgmt = inv.hosts[node]?.addresses.mgmt;
+  if (mgmt) b.add(renderMgmtDropin(t, mgmt)).unit('ssh', 'reload').pkg('openssh-server');
+
+  switch (n.kind) {
+    case 'router':
+      b.add(renderRouterNft(t, inv, node), renderNftDropin(t))
+        .unit('nftables', 'reload')
+        .pkg('nftables');
+      b.sysctls = { 'net.ipv4.ip_forward': '1' };
+      break;
+    case 'firewall':
+      b.add(renderFirewallNft(t, inv, node), renderNftDropin(t))
+        .unit('nftables', 'reload')
+        .pkg('nftables');
+      b.sysctls = { 'net.ipv4.ip_forward': '1' };
+      break;
+    case 'haproxy':
+      b.add(renderHaproxyCfg(t, inv, node))
+        .unit('haproxy', 'reload')
+        .pkg('haproxy');
+      break;
+    case 'sftp': {
+      b.add(renderSshdConfig(t, inv, node), renderSudoers(t)).unit('ssh', 'reload');
+      b.pkg('openssh-server', 'openssh-sftp-server', 'rsync', 'sudo');
+      b.sysctls = { ...INOTIFY_SYSCTLS };
+      const r = t.replication;
+      if (node === r.lsyncd.from)
+        b.add(renderLsyncdConf(t, inv), renderLsyncdUnit(t)).unit('lsyncd', 'restart').pkg('lsyncd');
+      if (node === r.backup.to) {
+        b.add(renderBackupScript(t, inv), renderBackupService(t), renderBackupTimer(t));
+        b.unit('wharf-backup.timer', 'restart').pkg('rsync', 'openssh-client', 'util-linux');
+      }
+      const notices = t.notifications.webhook.enabled || t.notifications.smtp.enabled;
+      if (notices && node === notifierNode(t)) {
+        b.add(renderNotifyScript(t), renderNotifyEnv(t, inv, node), renderNotifyUnit(t));
+        b.unit('wharf-notify', 'restart').pkg('inotify-tools', 'curl');
+      }
+      break;
+    }
+    case 'notify-sink':
+    case 'wan-client':
+      // Lab-only: the sink program and the client are installed by the lab itself.
+      break;
+  }
+
+  const routes = routesOf(t, inv, node);
+  if (routes.length)
+    b.add(...renderRoutes(t, routes))
+      .unit('wharf-routes', 'restart')
+      .pkg('iproute2');
+  if (Object.keys(b.sysctls).length) b.add(renderSysctl(t, b.sysctls));
+
+  return {
+    node,
+    files: b.files,
+    units: [...b.units.values()],
+    routes,
+    sysctls: b.sysctls,
+    packages: [...b.packages].sort(),
+  };
+}
+
+/** Every node the inventory knows (lab-only nodes are absent from production inventories). */
+export function renderStack(t: Topology, inv: Inventory): Record<string, NodeRender> {
+  const out: Record<string, NodeRender> = {};
+  for (const n of Object.values(t.nodes)) {
+    if (n.labOnly && !inv.hosts[n.name]) continue;
+    out[n.name] = renderNode(t, inv, n.name);
+  }
+  return out;
+}
