@@ -93,6 +93,10 @@ export function cronToOnCalendar(expr: string): string {
   const { fields } = parseCron(expr);
   const [min, hour, dom, month, dow] = fields as [Part[], Part[], Part[], Part[], Part[]];
   const dowAll = dow.length === 1 && dow[0]!.from === '*' && !dow[0]!.step;
+  // cron(8) fires when EITHER restricted day field matches; OnCalendar= needs both: refuse.
+  if (dom[0]!.from !== '*' && dow[0]!.from !== '*') {
+    throw new Error('day-of-month and day-of-week both restricted: cron ORs them, systemd would AND them');
+  }
   const dowPart = dowAll ? '' : [...new Set(numbers(dow, FIELDS[4]!).map((d) => DOW[d]!))].join(',') + ' ';
   return `${dowPart}*-${calField(month, FIELDS[3]!, 2)}-${calField(dom, FIELDS[2]!, 2)} ${calField(hour, FIELDS[1]!, 2)}:${calField(min, FIELDS[0]!, 2)}:00`;
 }

@@ -8,7 +8,7 @@ import { InputError } from '../core/errors.ts';
 import { TopologySchema, type ParsedTopology } from './schema.ts';
 import { resolveTopology, durationMs, type Topology } from './model.ts';
 import { InventorySchema, checkInventory, type Inventory } from './inventory.ts';
-import { parseCron } from './cron.ts';
+import { cronToOnCalendar } from './cron.ts';
 import { isNetworkAddress, subnetsOverlap } from './net.ts';
 
 export const DEFAULT_TOPOLOGY = 'configs/stack.yaml';
@@ -246,7 +246,7 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
   needNode('replication.backup.from', t.replication.backup.from, 'sftp');
   needNode('replication.backup.to', t.replication.backup.to, 'sftp');
   try {
-    parseCron(t.replication.backup.schedule);
+    cronToOnCalendar(t.replication.backup.schedule); // parses, and must translate to a timer
   } catch (e) {
     const why = (e as Error).message.replace(/^expected 5 cron fields \(.*\), got (\d+)$/, '$1 fields');
     problems.push(

@@ -208,6 +208,13 @@ const cases: [string, string, string[]][] = [
     [`${FILE}: replication.backup.schedule: ${CRON}, got "*/0 * * * *" (minute: step must be ≥ 1)`],
   ],
   [
+    'schedule restricting both day fields',
+    "replication: { backup: { schedule: '0 3 1 * mon' } }",
+    [
+      `${FILE}: replication.backup.schedule: ${CRON}, got "0 3 1 * mon" (day-of-month and day-of-week both restricted: cron ORs them, systemd would AND them)`,
+    ],
+  ],
+  [
     'duplicate users',
     'sftp: { users: [ { name: alice }, { name: bob }, { name: alice } ] }',
     [`${FILE}: sftp.users.2.name: user "alice" is defined twice`],
