@@ -41,8 +41,10 @@ export class LocalTransport extends ShellTransport {
       child.on('close', (code, signal) => {
         clearTimeout(timer);
         const stderr = mask(Buffer.concat(err).toString('utf8'), this.options.secrets ?? []);
-        if (timedOut) return reject(new TransportError(this.host, `timed out after ${timeoutMs} ms: ${shown}`, stderr));
-        if (code === null) return reject(new TransportError(this.host, `killed by ${signal}: ${shown}`, stderr));
+        if (timedOut)
+          return reject(new TransportError(this.host, `timed out after ${timeoutMs} ms: ${shown}`, stderr));
+        if (code === null)
+          return reject(new TransportError(this.host, `killed by ${signal}: ${shown}`, stderr));
         const stdoutBuffer = Buffer.concat(out);
         resolve({ stdout: stdoutBuffer.toString('utf8'), stderr, code, stdoutBuffer });
       });

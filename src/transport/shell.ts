@@ -25,7 +25,10 @@ export function checkArgv(check: CheckCommand, path: string): string[] {
 
 /** Temp file name next to the target: same filesystem, so the final rename is atomic. */
 export function tempPathFor(path: string): string {
-  return posix.join(posix.dirname(path), `.wharf-tmp.${posix.basename(path)}.${randomBytes(4).toString('hex')}`);
+  return posix.join(
+    posix.dirname(path),
+    `.wharf-tmp.${posix.basename(path)}.${randomBytes(4).toString('hex')}`,
+  );
 }
 
 /** `mode` as the 4-digit octal string chmod takes. */
@@ -59,9 +62,12 @@ export abstract class ShellTransport implements Transport {
 
   async readFile(path: string): Promise<Buffer | null> {
     const p = shQuote(path);
-    const r = await this.exec(`if [ -e ${p} ] || [ -L ${p} ]; then exec cat -- ${p}; else exit ${ABSENT}; fi`);
+    const r = await this.exec(
+      `if [ -e ${p} ] || [ -L ${p} ]; then exec cat -- ${p}; else exit ${ABSENT}; fi`,
+    );
     if (r.code === ABSENT) return null;
-    if (r.code !== 0) throw new TransportError(this.host, `cannot read ${path}: ${r.stderr.trim()}`, r.stderr);
+    if (r.code !== 0)
+      throw new TransportError(this.host, `cannot read ${path}: ${r.stderr.trim()}`, r.stderr);
     return r.stdoutBuffer;
   }
 
@@ -71,7 +77,8 @@ export abstract class ShellTransport implements Transport {
       `if [ -e ${p} ] || [ -L ${p} ]; then exec stat -c ${shQuote(STAT_FORMAT)} -- ${p}; else exit ${ABSENT}; fi`,
     );
     if (r.code === ABSENT) return null;
-    if (r.code !== 0) throw new TransportError(this.host, `cannot stat ${path}: ${r.stderr.trim()}`, r.stderr);
+    if (r.code !== 0)
+      throw new TransportError(this.host, `cannot stat ${path}: ${r.stderr.trim()}`, r.stderr);
     return parseStat(r.stdout);
   }
 
@@ -89,6 +96,10 @@ export abstract class ShellTransport implements Transport {
     if (r.code === 0) return;
     if (r.code === CHECK_FAILED)
       throw new CheckFailed(this.host, path, opts.check?.name ?? 'check', r.stderr.split(tmp).join(path));
-    throw new TransportError(this.host, `cannot write ${path} (exit ${r.code}): ${r.stderr.trim()}`, r.stderr);
+    throw new TransportError(
+      this.host,
+      `cannot write ${path} (exit ${r.code}): ${r.stderr.trim()}`,
+      r.stderr,
+    );
   }
 }

@@ -133,7 +133,9 @@ export class SshTransport extends ShellTransport {
         const stdoutBuffer = Buffer.concat(out);
         const stderr = mask(Buffer.concat(err).toString('utf8'), this.options.secrets ?? []);
         if (timedOut)
-          return reject(new TransportError(this.host, `timed out after ${o.timeoutMs} ms: ${o.shown}`, stderr));
+          return reject(
+            new TransportError(this.host, `timed out after ${o.timeoutMs} ms: ${o.shown}`, stderr),
+          );
         if (code === null)
           return reject(new TransportError(this.host, `ssh killed by ${signal}: ${o.shown}`, stderr));
         if (code === 255 && !o.allow255)
@@ -152,7 +154,11 @@ export class SshTransport extends ShellTransport {
 }
 
 /** One transport per inventory host (optionally only some nodes). */
-export function sshTransports(inv: Inventory, nodes?: string[], o: SshOptions = {}): Map<string, SshTransport> {
+export function sshTransports(
+  inv: Inventory,
+  nodes?: string[],
+  o: SshOptions = {},
+): Map<string, SshTransport> {
   const out = new Map<string, SshTransport>();
   for (const [name, h] of Object.entries(inv.hosts)) {
     if (nodes && !nodes.includes(name)) continue;

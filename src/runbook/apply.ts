@@ -1,0 +1,363 @@
+// apply(plan): the side effects. Per host, in plan order: packages → groups/users → directories →
+// files (atomic, checked by the real tool) → sysctls → routes → units (enable, start, reload/restart
+// the notified ones) → health checks. A failed check, reload or health check restores the files
+// written on that host, reloads again, and stops that host with an error naming host, resource and
+// reason. Hosts run concurrently; each host's changes run in order.
+import { RunError } from '../core/errors.ts';
+import { mask } from '../transport/mask.ts';
+import { shJoin, shQuote } from '../transport/quote.ts';
+import { octal } from '../transport/shell.ts';
+import { CheckFailed, type Transport } from '../transport/types.ts';
+import type { Journal } from './journal.ts';
+import { changeSummary, type Change, type Plan } from './plan.ts';
+import type { Reporter } from './progress.ts';
+import type { UnitResource } from './resources.ts';
+
+/** Extra health probe after a unit was reloaded/restarted: throw (or return a reason) if unhealthy. */
+export type HealthHook = (
+  host: string,
+  unit: UnitResource,
+  t: Transport,
+) => Promise<void | string | undefined>;
+
+export interface ApplyOptions {
+  transports: ReadonlyMap<string, Transport>;
+  reporter?: Reporter;
+  journal?: Journal;
+  health?: HealthHook;
+  /** How long a unit may take to become healthy (retried every 500 ms). Default 15 s. */
+  healthTimeoutMs?: number;
+  /** apt-get timeout. Default 15 min. */
+  packageTimeoutMs?: number;
+  secrets?: readonly string[];
+}
+
+export interface HostResult {
+  host: string;
+  ok: boolean;
+  /** Changes made (and kept). */
+  applied: number;
+  error?: string;
+  /** What the rollback did, when there was one. */
+  rollback?: string[];
+}
+
+/** A host's apply failed: names the host, the resource and the reason. */
+export class ApplyError extends RunError {
+  constructor(
+    readonly host: string,
+    readonly resourceId: string,
+    readonly reason: string,
+    readonly rollback: string[] = [],
+  ) {
+    super(
+      `${host}: ${resourceId}: ${reason}${rollback.length ? `\n  rollback: ${rollback.join('; ')}` : ''}`,
+    );
+    this.name = 'ApplyError';
+  }
+}
+
+class StepFailed extends Error {}
+
+async function sh(
+  t: Transport,
+  cmd: string | string[],
+  what: string,
+  o: { timeoutMs?: number; secret?: boolean } = {},
+) {
+  const r = await t.exec(cmd, o);
+  if (r.code !== 0)
+    throw new StepFailed(
+      `${what} failed (exit ${r.code})${r.stderr.trim() ? `: ${r.stderr.trim()}` : r.stdout.trim() ? `: ${r.stdout.trim()}` : ''}`,
+    );
+  return r;
+}
+
+export function unitCommand(u: UnitResource, what: 'reload' | 'restart'): string[] {
+  const custom = what === 'reload' ? u.reloadCommand : u.restartCommand;
+  if (custom) return custom;
+  if (u.systemd === false)
+    throw new StepFailed(`unit ${u.name} is not a systemd unit and has no ${what}Command`);
+  return ['systemctl', what, u.name];
+}
+
+function healthCommand(u: UnitResource): string[] | undefined {
+  if (u.healthCommand) return u.healthCommand;
+  if (u.systemd === false || u.active === false) return undefined;
+  return ['systemctl', 'is-active', '--quiet', u.name];
+}
+
+const aptEnv = 'DEBIAN_FRONTEND=noninteractive';
+
+/** Apply one host's changes. Throws ApplyError after rolling back. */
+export async function applyHost(
+  host: string,
+  changes: Change[],
+  t: Transport,
+  o: ApplyOptions,
+): Promise<number> {
+  const secrets = o.secrets ?? [];
+  const written: Change[] = []; // files replaced on this host, for rollback
+  const touched: UnitResource[] = []; // units reloaded/restarted/started
+  let applied = 0;
+  let packagesDone = false;
+  const journal = (c: Change, step: string, result: 'ok' | 'failed', t0: number, error?: string) =>
+    o.journal?.write({
+      host,
+      step,
+      change: changeSummary(c),
+      result,
+      durationMs: Date.now() - t0,
+      ...(error ? { error } : {}),
+    });
+
+  const doChange = async (c: Change) => {
+    const r = c.resource;
+    switch (r.kind) {
+      case 'package': {
+        if (packagesDone) return;
+        packagesDone = true;
+        const pk = changes.filter((x) => x.resource.kind === 'package');
+        const install = pk
+          .filter((x) => x.kind === 'create')
+          .map((x) => (x.resource as { name: string }).name);
+        const remove = pk
+          .filter((x) => x.kind === 'delete')
+          .map((x) => (x.resource as { name: string }).name);
+        const timeoutMs = o.packageTimeoutMs ?? 900_000;
+        if (install.length) {
+          o.reporter?.step(host, `apt-get install ${install.join(' ')}`);
+          await sh(t, `${aptEnv} apt-get update -qq`, 'apt-get update', { timeoutMs });
+          await sh(
+            t,
+            `${aptEnv} apt-get install -y -qq --no-install-recommends ${install.map(shQuote).join(' ')}`,
+            'apt-get install',
+            { timeoutMs },
+          );
+        }
+        if (remove.length)
+          await sh(t, `${aptEnv} apt-get remove -y -qq ${remove.map(shQuote).join(' ')}`, 'apt-get remove', {
+            timeoutMs,
+          });
+        return;
+      }
+      case 'group': {
+        const a = [
+          ...(r.system ? ['-r'] : []),
+          ...(r.gid !== undefined ? ['-g', String(r.gid)] : []),
+          r.name,
+        ];
+        await sh(
+          t,
+          c.kind === 'create' ? ['groupadd', ...a] : ['groupmod', '-g', String(r.gid), r.name],
+          `${c.kind} group`,
+        );
+        return;
+      }
+      case 'user': {
+        const a = [
+          ...(r.uid !== undefined ? ['-u', String(r.uid)] : []),
+          ...(r.group !== undefined ? ['-g', r.group] : []),
+          ...(r.home !== undefined ? ['-d', r.home] : []),
+          ...(r.shell !== undefined ? ['-s', r.shell] : []),
+        ];
+        const groups = r.groups?.length ? ['-G', r.groups.join(',')] : [];
+        const cmd =
+          c.kind === 'create'
+            ? ['useradd', ...(r.system ? ['-r'] : []), '-M', ...a, ...groups, r.name]
+            : ['usermod', ...a, ...(groups.length ? ['-a', ...groups] : []), r.name];
+        await sh(t, cmd, `${c.kind} user`);
+        return;
+      }
+      case 'directory': {
+        const p = shQuote(r.path);
+        await sh(
+          t,
+          `if [ -e ${p} ] && [ ! -d ${p} ]; then echo "${r.path} exists and is not a directory" >&2; exit 1; fi; mkdir -p -- ${p} && chown -- ${shQuote(`${r.owner}:${r.group}`)} ${p} && chmod -- ${octal(r.mode)} ${p}`,
+          'directory',
+        );
+        return;
+      }
+      case 'file': {
+        if (c.kind === 'delete') await sh(t, ['rm', '-f', '--', r.path], 'delete file');
+        else if (c.metadataOnly)
+          await sh(
+            t,
+            `chown -- ${shQuote(`${r.owner}:${r.group}`)} ${shQuote(r.path)} && chmod -- ${octal(r.mode)} ${shQuote(r.path)}`,
+            'chown/chmod',
+          );
+        else
+          await t.writeFileAtomic(r.path, r.content, {
+            mode: r.mode,
+            owner: r.owner,
+            group: r.group,
+            ...(r.check ? { check: r.check } : {}),
+            ...(r.secret ? { secret: true } : {}),
+          });
+        written.push(c);
+        return;
+      }
+      case 'sysctl':
+        await sh(t, ['sysctl', '-w', `${r.key}=${r.value}`], 'sysctl -w');
+        return;
+      case 'route':
+        await sh(t, ['ip', 'route', 'replace', r.to, 'via', r.via], 'ip route replace');
+        return;
+      case 'unit': {
+        if (c.kind === 'update') {
+          await sh(
+            t,
+            ['systemctl', r.enabled === false ? 'disable' : 'enable', r.name],
+            `systemctl ${r.enabled === false ? 'disable' : 'enable'}`,
+          );
+          return;
+        }
+        const what = c.kind === 'reload' ? 'reload' : 'restart';
+        touched.push(r);
+        await sh(t, unitCommand(r, what), `${what} (${shJoin(unitCommand(r, what))})`);
+        return;
+      }
+    }
+  };
+
+  const healthOf = async (u: UnitResource): Promise<string | undefined> => {
+    const cmd = healthCommand(u);
+    if (cmd) {
+      const res = await t.exec(cmd, { timeoutMs: 10_000 });
+      if (res.code !== 0)
+        return `health check ${shJoin(cmd)} failed (exit ${res.code})${res.stderr.trim() ? `: ${res.stderr.trim()}` : ''}`;
+    }
+    if (o.health) {
+      try {
+        const bad = await o.health(host, u, t);
+        if (bad) return bad;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    }
+    return undefined;
+  };
+
+  const rollback = async (): Promise<string[]> => {
+    const did: string[] = [];
+    for (const c of [...written].reverse()) {
+      const r = c.resource;
+      const before = c.before;
+      if (r.kind !== 'file' || before?.kind !== 'file') continue;
+      const t0 = Date.now();
+      try {
+        if (!before.stat) await sh(t, ['rm', '-f', '--', r.path], 'remove new file');
+        else if (before.content === null) {
+          did.push(`${c.id}: previous content unknown, left as is`);
+          continue;
+        } else
+          await t.writeFileAtomic(r.path, before.content, {
+            mode: before.stat.mode,
+            owner: before.stat.owner,
+            group: before.stat.group,
+            ...(r.secret ? { secret: true } : {}),
+          });
+        did.push(`${c.id} ${before.stat ? 'restored' : 'removed'}`);
+        o.journal?.write({
+          host,
+          step: 'rollback',
+          change: changeSummary(c),
+          result: 'rolled-back',
+          durationMs: Date.now() - t0,
+        });
+      } catch (e) {
+        did.push(`${c.id} NOT restored: ${(e as Error).message}`);
+        o.journal?.write({
+          host,
+          step: 'rollback',
+          change: changeSummary(c),
+          result: 'failed',
+          durationMs: Date.now() - t0,
+          error: (e as Error).message,
+        });
+      }
+    }
+    for (const u of touched) {
+      const what = u.apply === 'restart' ? 'restart' : 'reload';
+      try {
+        await sh(t, unitCommand(u, what), `${what} ${u.name}`);
+        did.push(`unit ${u.name} ${what}ed with the restored files`);
+      } catch (e) {
+        did.push(`unit ${u.name} ${what} after restore FAILED: ${(e as Error).message}`);
+      }
+    }
+    return did;
+  };
+
+  const fail = async (id: string, reason: string, secretContent?: string): Promise<never> => {
+    const clean = mask(reason, secretContent ? [...secrets, secretContent] : secrets);
+    const did = written.length || touched.length ? await rollback() : [];
+    o.reporter?.done(host, false, `${id}: ${clean.split('\n')[0]}`);
+    throw new ApplyError(host, id, clean, did);
+  };
+
+  for (const c of changes) {
+    const t0 = Date.now();
+    o.reporter?.step(host, `${c.kind} ${c.id}`);
+    try {
+      await doChange(c);
+      applied++;
+      journal(c, 'apply', 'ok', t0);
+    } catch (e) {
+      const msg =
+        e instanceof CheckFailed
+          ? `${e.checker} rejected it (old file kept): ${e.output.trim()}`
+          : (e as Error).message;
+      const secretContent = c.resource.kind === 'file' && c.resource.secret ? c.resource.content : undefined;
+      journal(c, 'apply', 'failed', t0, mask(msg, secretContent ? [...secrets, secretContent] : secrets));
+      await fail(c.id, msg, secretContent);
+    }
+  }
+
+  // Health: every unit reloaded/restarted/started must be healthy within the timeout.
+  for (const u of touched) {
+    const t0 = Date.now();
+    o.reporter?.step(host, `health unit ${u.name}`);
+    const deadline = Date.now() + (o.healthTimeoutMs ?? 15_000);
+    let bad: string | undefined;
+    for (;;) {
+      bad = await healthOf(u);
+      if (!bad || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    o.journal?.write({
+      host,
+      step: 'health',
+      change: { id: `unit ${u.name}`, kind: 'health', why: 'after reload/restart' },
+      result: bad ? 'failed' : 'ok',
+      durationMs: Date.now() - t0,
+      ...(bad ? { error: bad } : {}),
+    });
+    if (bad) await fail(`unit ${u.name}`, bad);
+  }
+  o.reporter?.done(
+    host,
+    true,
+    applied ? `${applied} change${applied === 1 ? '' : 's'} applied` : 'no changes',
+  );
+  return applied;
+}
+
+/** Apply a plan on all its hosts (concurrently). Never throws for a host failure: see results. */
+export async function applyPlan(plan: Plan, o: ApplyOptions): Promise<HostResult[]> {
+  return Promise.all(
+    Object.entries(plan.hosts).map(async ([host, changes]): Promise<HostResult> => {
+      const t = o.transports.get(host);
+      if (!t) return { host, ok: false, applied: 0, error: `${host}: no transport` };
+      try {
+        return { host, ok: true, applied: await applyHost(host, changes, t, o) };
+      } catch (e) {
+        if (e instanceof ApplyError)
+          return { host, ok: false, applied: 0, error: e.message, rollback: e.rollback };
+        const msg = mask((e as Error).message, o.secrets ?? []);
+        o.reporter?.done(host, false, msg);
+        return { host, ok: false, applied: 0, error: msg.startsWith(`${host}:`) ? msg : `${host}: ${msg}` };
+      }
+    }),
+  );
+}

@@ -1,0 +1,44 @@
+// The runbook engine: resources → observe → plan → apply, with preflight, lock, journal, progress.
+export * from './resources.ts';
+export { observeHost, observeSnippet, parseObservation, type Observation } from './observe.ts';
+export { unifiedDiff, diffLines, splitLines } from './diff.ts';
+export {
+  plan,
+  planHost,
+  formatPlan,
+  planChangeCount,
+  changeSummary,
+  type Plan,
+  type Change,
+  type ChangeKind,
+  type ObservedState,
+} from './plan.ts';
+export {
+  applyPlan,
+  applyHost,
+  ApplyError,
+  unitCommand,
+  type ApplyOptions,
+  type HealthHook,
+  type HostResult,
+} from './apply.ts';
+export {
+  preflight,
+  preflightHost,
+  PreflightError,
+  parseOsRelease,
+  parseDf,
+  type PreflightOptions,
+  type PreflightResult,
+} from './preflight.ts';
+export { acquireLock, pidAlive, type StackLock, type LockInfo } from './lock.ts';
+export { Journal, whoAmI, type JournalEntry } from './journal.ts';
+export {
+  PlainReporter,
+  TtyReporter,
+  MemoryReporter,
+  defaultReporter,
+  isInteractive,
+  type Reporter,
+} from './progress.ts';
+export { runRunbook, secretsOf, type RunOptions, type RunSummary } from './run.ts';

@@ -1,0 +1,148 @@
+// Observation: the current state of each desired resource on a host, read in ONE round trip
+// (a generated shell script prints a marked section per resource; file contents as base64).
+import { randomBytes } from 'node:crypto';
+import { shQuote } from '../transport/quote.ts';
+import { parseStat, STAT_FORMAT } from '../transport/shell.ts';
+import { TransportError, type FileStat, type Transport } from '../transport/types.ts';
+import type { Resource } from './resources.ts';
+
+export type Observation =
+  | { kind: 'package'; installed: boolean; version?: string }
+  | { kind: 'group'; exists: boolean; gid?: number }
+  | {
+      kind: 'user';
+      exists: boolean;
+      uid?: number;
+      group?: string;
+      groups?: string[];
+      home?: string;
+      shell?: string;
+    }
+  | { kind: 'directory'; stat: FileStat | null }
+  | { kind: 'file'; stat: FileStat | null; content: Buffer | null }
+  | { kind: 'unit'; enabled?: boolean; active?: boolean; enabledState?: string; activeState?: string }
+  | { kind: 'sysctl'; value: string | null }
+  | { kind: 'route'; via: string | null };
+
+const MISSING = '@@missing';
+
+/** The shell snippet printing a resource's state. Pure. */
+export function observeSnippet(r: Resource): string {
+  switch (r.kind) {
+    case 'package':
+      return `dpkg-query -W -f='\${db:Status-Status} \${Version}\\n' ${shQuote(r.name)} 2>/dev/null || echo ${MISSING}`;
+    case 'group':
+      return `getent group ${shQuote(r.name)} || echo ${MISSING}`;
+    case 'user': {
+      const n = shQuote(r.name);
+      return `if getent passwd ${n}; then id -gn ${n}; id -Gn ${n}; else echo ${MISSING}; fi`;
+    }
+    case 'directory':
+      return `stat -c ${shQuote(STAT_FORMAT)} -- ${shQuote(r.path)} 2>/dev/null || echo ${MISSING}`;
+    case 'file': {
+      const p = shQuote(r.path);
+      return `if [ -e ${p} ]; then stat -c ${shQuote(STAT_FORMAT)} -- ${p}; if [ -f ${p} ]; then base64 -w0 -- ${p}; fi; echo; else echo ${MISSING}; fi`;
+    }
+    case 'unit': {
+      if (r.systemd === false || (r.enabled === undefined && r.active === undefined)) return 'true';
+      const n = shQuote(r.name);
+      return `echo "enabled=$(systemctl is-enabled ${n} 2>/dev/null)"; echo "active=$(systemctl is-active ${n} 2>/dev/null)"`;
+    }
+    case 'sysctl':
+      return `sysctl -n ${shQuote(r.key)} 2>/dev/null || echo ${MISSING}`;
+    case 'route':
+      return `ip -4 route show to exact ${shQuote(r.to)} 2>/dev/null`;
+  }
+}
+
+/** Parse a snippet's output. Pure. */
+export function parseObservation(r: Resource, text: string): Observation {
+  const lines = text.split('\n').filter((l, i, a) => !(i === a.length - 1 && l === ''));
+  const missing = lines[0]?.trim() === MISSING;
+  switch (r.kind) {
+    case 'package': {
+      const [status, version] = (lines[0] ?? '').trim().split(' ');
+      return missing || status !== 'installed'
+        ? { kind: 'package', installed: false }
+        : { kind: 'package', installed: true, ...(version ? { version } : {}) };
+    }
+    case 'group': {
+      if (missing || !lines[0]) return { kind: 'group', exists: false };
+      return { kind: 'group', exists: true, gid: Number(lines[0].split(':')[2]) };
+    }
+    case 'user': {
+      if (missing || !lines[0]) return { kind: 'user', exists: false };
+      const f = lines[0].split(':');
+      return {
+        kind: 'user',
+        exists: true,
+        uid: Number(f[2]),
+        home: f[5] ?? '',
+        shell: f[6] ?? '',
+        group: (lines[1] ?? '').trim(),
+        groups: (lines[2] ?? '').trim().split(/\s+/).filter(Boolean),
+      };
+    }
+    case 'directory':
+      return { kind: 'directory', stat: missing || !lines[0] ? null : parseStat(lines[0]) };
+    case 'file': {
+      if (missing || !lines[0]) return { kind: 'file', stat: null, content: null };
+      const stat = parseStat(lines[0]);
+      return {
+        kind: 'file',
+        stat,
+        content: stat.type === 'file' ? Buffer.from(lines[1] ?? '', 'base64') : null,
+      };
+    }
+    case 'unit': {
+      const get = (k: string) => lines.find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1);
+      const enabledState = get('enabled');
+      const activeState = get('active');
+      return {
+        kind: 'unit',
+        ...(enabledState !== undefined
+          ? {
+              enabledState,
+              enabled: enabledState === 'enabled' || enabledState === 'static' || enabledState === 'alias',
+            }
+          : {}),
+        ...(activeState !== undefined
+          ? { activeState, active: activeState === 'active' || activeState === 'reloading' }
+          : {}),
+      };
+    }
+    case 'sysctl':
+      return { kind: 'sysctl', value: missing ? null : lines.join('\n').trim() };
+    case 'route': {
+      const m = /\bvia (\S+)/.exec(lines[0] ?? '');
+      return { kind: 'route', via: m ? m[1]! : null };
+    }
+  }
+}
+
+/** Observe all of a host's resources with one command. Result is index-aligned with `resources`. */
+export async function observeHost(t: Transport, resources: Resource[]): Promise<Observation[]> {
+  if (resources.length === 0) return [];
+  const tag = `@@wharf-${randomBytes(6).toString('hex')}`;
+  const script = resources
+    .map((r, i) => `echo '${tag} ${i}'\n{ ${observeSnippet(r)}; } </dev/null`)
+    .join('\n');
+  const res = await t.exec(script, { timeoutMs: 120_000 });
+  if (res.code !== 0)
+    throw new TransportError(
+      t.host,
+      `observing state failed (exit ${res.code}): ${res.stderr.trim()}`,
+      res.stderr,
+    );
+  const sections = new Map<number, string>();
+  const parts = res.stdout.split(`${tag} `);
+  for (const part of parts.slice(1)) {
+    const nl = part.indexOf('\n');
+    sections.set(Number(part.slice(0, nl)), part.slice(nl + 1));
+  }
+  return resources.map((r, i) => {
+    const s = sections.get(i);
+    if (s === undefined) throw new TransportError(t.host, `observing ${r.kind} gave no output`);
+    return parseObservation(r, s);
+  });
+}
