@@ -2,7 +2,10 @@
 import { Command } from 'commander';
 import { reportOf, type ExitCode } from './exit.ts';
 import { type Io, printJson, processIo } from './io.ts';
+import { registerDemo } from './commands/demo.ts';
 import { registerGraph } from './commands/graph.ts';
+import { registerLabCommands } from './commands/lab.ts';
+import { registerRender } from './commands/render.ts';
 import { registerSchema } from './commands/schema.ts';
 import { registerValidate } from './commands/validate.ts';
 
@@ -16,8 +19,11 @@ export function buildProgram(io: Io = processIo): Command {
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXIT_CODES_HELP);
   registerValidate(program, io);
+  registerRender(program, io);
   registerGraph(program, io);
   registerSchema(program, io);
+  registerLabCommands(program, io);
+  registerDemo(program, io);
   // Every command, including ones added with addCommand(), reports to io and never calls
   // process.exit itself: runCli maps what it throws to an exit code.
   const configure = (cmd: Command) => {

@@ -68,7 +68,8 @@ export function writeRender(
         ...(f.notify ? { notify: f.notify } : {}),
       });
     }
-    manifest.nodes[node] = { dir, files, units: r.units, routes: r.routes, sysctls: r.sysctls };
+    const { files: _files, node: _node, ...rest } = r; // units, routes, sysctls, packages…
+    manifest.nodes[node] = { ...rest, dir, files };
   }
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
