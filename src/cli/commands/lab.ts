@@ -46,7 +46,10 @@ export function registerLabCommands(program: Command, io: Io = processIo): void 
   });
 
   topologyOption(
-    lab.command('status').description('endpoints, nodes and files of the running lab').option('--json', 'JSON output'),
+    lab
+      .command('status')
+      .description('endpoints, nodes and files of the running lab')
+      .option('--json', 'JSON output'),
   ).action(async (o: { config: string; json?: boolean }) => {
     const s = await labStatus(loadTopology(o.config));
     if (o.json) printJson(io, s);
@@ -81,7 +84,10 @@ export function registerLabCommands(program: Command, io: Io = processIo): void 
   });
 
   topologyOption(
-    lab.command('notices').description('messages received by the notify sink (SMTP + webhook)').option('--json', 'JSON output'),
+    lab
+      .command('notices')
+      .description('messages received by the notify sink (SMTP + webhook)')
+      .option('--json', 'JSON output'),
   ).action(async (o: { config: string; json?: boolean }) => {
     const t = loadTopology(o.config);
     const plan = labPlan(t);
@@ -91,7 +97,12 @@ export function registerLabCommands(program: Command, io: Io = processIo): void 
     if (!sinkNode) throw new InputError('the topology has no notify-sink node');
     const r = await run(
       'ssh',
-      ['-F', sshNames(plan.stack).sshConfig, sinkNode.name, `cat ${sink.SINK_MESSAGES_PATH} 2>/dev/null || true`],
+      [
+        '-F',
+        sshNames(plan.stack).sshConfig,
+        sinkNode.name,
+        `cat ${sink.SINK_MESSAGES_PATH} 2>/dev/null || true`,
+      ],
       { timeoutMs: 30_000 },
     );
     const notices = sink.readNotices(r.stdout);
@@ -104,6 +115,8 @@ export function registerLabCommands(program: Command, io: Io = processIo): void 
   ).action(async (o: { config: string }) => {
     const t = loadTopology(o.config);
     const r = await labDown(t.name, log);
-    io.out(`lab "${t.name}" removed: ${r.containers} container(s), ${r.networks} network(s), ${r.volumes} volume(s)\n`);
+    io.out(
+      `lab "${t.name}" removed: ${r.containers} container(s), ${r.networks} network(s), ${r.volumes} volume(s)\n`,
+    );
   });
 }
