@@ -108,7 +108,7 @@ export const LSYNCD_CHECK_LUA = [
   'local function fail(m) io.stderr:write(arg[1]..": "..m.."\\n") os.exit(1) end',
   'local function keys(what,t,ok) if type(t)~="table" then fail(what..": expected a table") end',
   '  for k in pairs(t) do if type(k)=="string" and not ok[k] then fail(what..": unknown option "..k) end end end',
-  'local env=setmetatable({},{__index=_G}) local syncs=0',
+  'local env=setmetatable({ },{__index=_G}) local syncs=0',
   'env.default={rsync={ },rsyncssh={ },direct={ }}',
   'env.settings=function(t) keys("settings",t,S) end',
   'env.sync=function(t) keys("sync",t,Y)',
@@ -119,7 +119,7 @@ export const LSYNCD_CHECK_LUA = [
   '  syncs=syncs+1 end',
   'local f,e=loadfile(arg[1],"t",env) if not f then fail(e) end',
   'local ok,err=pcall(f) if not ok then fail(tostring(err)) end',
-  'if syncs==0 then fail("no sync{} block") end',
+  'if syncs==0 then fail("no sync block") end',
 ].join('\n');
 
 export const LSYNCD_CHECK: CheckCommand = {

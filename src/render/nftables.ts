@@ -85,7 +85,7 @@ function natTable(lines_: string[]): string[] {
 export function renderRouterNft(t: Topology, inv: Inventory, node: string): RenderedFile {
   const wan = addressOf(inv, node, 'wan');
   const text = lines(
-    ...preamble(t, `router ${node}: port forwards from ${wan} into the chain; forwards nothing else.`),
+    ...preamble(t, `${node} (router): port forwards from ${wan} into the chain; forwards nothing else.`),
     ...natTable(dnat(t.router.forwards, wan, (r) => addressOf(inv, r.to, 'transit'))),
     '',
     'table inet wharf {',
@@ -117,11 +117,22 @@ function interfaceMatch(t: Topology, inv: Inventory, fw: string, net: NetworkNam
   return `ip saddr ${subnetOf(t, inv, net)}`;
 }
 
-function addressMatch(t: Topology, inv: Inventory, value: string, where: string): string[] | null {
+function addressMatch(
+  t: Topology,
+  inv: Inventory,
+  fw: string,
+  value: string,
+  where: string,
+): string[] | null {
   if (value === 'any') return null;
   if ((NETWORKS as readonly string[]).includes(value)) return [subnetOf(t, inv, value as NetworkName)];
   if (t.nodes[value]) {
-    const a = dataAddresses(inv, value);
+    // Prefer the node's addresses on networks this node is attached to (what it can route to).
+    const all = dataAddresses(inv, value);
+    const near = t.nodes[fw]!.networks.filter((n) => n !== 'mgmt')
+      .map((n) => inv.hosts[value]?.addresses[n])
+      .filter((x): x is string => !!x);
+    const a = near.length ? near : all;
     if (!a.length)
       throw new InputError(`${where}: node ${value} has no data-network address in the inventory`);
     return a;
@@ -137,8 +148,8 @@ function protoMatch(r: FirewallRule): string {
 }
 
 export function firewallRule(t: Topology, inv: Inventory, fw: string, r: FirewallRule, i: number): string[] {
-  const src = addressMatch(t, inv, r.source, `firewall.rules.${i}.source`);
-  const dst = addressMatch(t, inv, r.destination, `firewall.rules.${i}.destination`);
+  const src = addressMatch(t, inv, fw, r.source, `firewall.rules.${i}.source`);
+  const dst = addressMatch(t, inv, fw, r.destination, `firewall.rules.${i}.destination`);
   const match = [
     interfaceMatch(t, inv, fw, r.interface),
     src ? `ip saddr ${set(src)}` : '',
@@ -163,7 +174,7 @@ export function firewallRule(t: Topology, inv: Inventory, fw: string, r: Firewal
 export function renderFirewallNft(t: Topology, inv: Inventory, node: string): RenderedFile {
   const transit = addressOf(inv, node, 'transit');
   const text = lines(
-    ...preamble(t, `firewall ${node}: NAT to HAProxy, then the rules in order; default deny.`),
+    ...preamble(t, `${node} (firewall): NAT to HAProxy, then the rules in order; default deny.`),
     ...natTable(dnat(t.firewall.nat, transit, (r) => addressOf(inv, r.to, 'dmz'))),
     '',
     'table inet wharf {',

@@ -1,0 +1,62 @@
+#!/bin/bash
+# Rendered by wharf for stack "seed". Do not edit by hand: the next configure run overwrites it.
+# Snapshot sftp-sub:/srv/sftp into /srv/backup/snapshots/<UTC time>, hard-linking unchanged files.
+set -euo pipefail
+
+SRC_HOST=wharfsync@10.88.3.12
+SRC_DIR=/srv/sftp
+GUARD=/srv/sftp/.wharf-source
+SNAP_DIR=/srv/backup/snapshots
+RETENTION=96
+SPOOL=/var/spool/wharf-notify
+NOTIFY=0
+SSH="ssh -i /etc/wharf/backup/id_ed25519 -p 22 -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/wharf/backup/known_hosts -o ConnectTimeout=10"
+
+log() { printf 'wharf-backup: %s\n' "$*" >&2; }
+
+# One run at a time: a slow snapshot must not overlap the next timer tick.
+mkdir -p "$SNAP_DIR"
+exec 9>"$SNAP_DIR/.lock"
+if ! flock -n 9; then log "another backup is still running; skipping"; exit 0; fi
+
+# Empty-source guard: an unmounted or wiped source must not become the newest snapshot.
+if ! $SSH "$SRC_HOST" test -e "$GUARD"; then
+  log "refusing to back up: guard file $GUARD is missing on ${SRC_HOST#*@} (empty or unmounted source?)"
+  exit 3
+fi
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+new="$SNAP_DIR/$stamp"
+partial="$new.partial"
+link=()
+if [[ -d "$SNAP_DIR/latest/" ]]; then link=(--link-dest="$SNAP_DIR/latest/"); fi
+rm -rf "$partial"
+# sudo rsync on the source reads every user's files; rsync temp names are skipped.
+rsync -a --delete --numeric-ids "${link[@]}" --exclude=/.wharf-partial/ \
+  -e "$SSH" --rsync-path="sudo /usr/bin/rsync" \
+  "$SRC_HOST:$SRC_DIR/" "$partial/"
+mv "$partial" "$new"
+ln -sfn "$stamp" "$SNAP_DIR/latest.tmp"
+mv -Tf "$SNAP_DIR/latest.tmp" "$SNAP_DIR/latest"
+log "snapshot $new done"
+
+# Files new or changed in this snapshot are the ones not hard-linked to the previous one.
+if [[ "$NOTIFY" == 1 ]]; then
+  mkdir -p "$SPOOL"
+  while IFS= read -r -d '' f; do
+    rel="${f#"$new"/}"
+    case "/$rel" in */.*) continue ;; esac
+    size=$(stat -c %s "$f")
+    tmp="$SPOOL/.$stamp.$RANDOM.tmp"
+    printf '%s\n%s' "$size" "$SRC_DIR/$rel" >"$tmp"
+    mv "$tmp" "$SPOOL/$(date +%s%N).$RANDOM.notice"
+  done < <(find "$new" -type f -links 1 -print0)
+fi
+
+# Retention: keep the newest $RETENTION snapshots.
+mapfile -t snaps < <(find "$SNAP_DIR" -mindepth 1 -maxdepth 1 -type d -name '2*Z' -printf '%f\n' | sort)
+excess=$(( ${#snaps[@]} - RETENTION ))
+for (( i = 0; i < excess; i++ )); do
+  rm -rf -- "${SNAP_DIR:?}/${snaps[i]}"
+  log "pruned ${snaps[i]}"
+done

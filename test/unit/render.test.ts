@@ -1,0 +1,470 @@
+// Renderers: golden files for every output of the default stack, plus targeted assertions.
+// Update the goldens after an intended change: UPDATE_GOLDEN=1 npx vitest run test/unit/render.test.ts
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { parse } from 'yaml';
+import { loadInventory, loadTopology, topologyFromObject } from '../../src/topology/load.ts';
+import { labInventory, type Inventory } from '../../src/topology/inventory.ts';
+import type { Topology } from '../../src/topology/model.ts';
+import { renderNode, renderStack } from '../../src/render/index.ts';
+import type { NodeRender, RenderedFile } from '../../src/render/types.ts';
+import { checkArgv } from '../../src/render/check.ts';
+import { InputError } from '../../src/core/errors.ts';
+
+const GOLDEN = join(import.meta.dirname, '..', 'golden');
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+const stackYaml = () => parse(readFileSync('configs/stack.yaml', 'utf8')) as Record<string, unknown>;
+/** The default stack with a change applied to its parsed YAML. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- free-form edits of parsed YAML
+function variant(change: (d: Record<string, any>) => void): Topology {
+  const d = stackYaml();
+  change(d);
+  return topologyFromObject(d, 'variant.yaml');
+}
+const fileOf = (r: NodeRender, path: string): RenderedFile => {
+  const f = r.files.find((x) => x.path === path);
+  if (!f) throw new Error(`${r.node} has no ${path} (has ${r.files.map((x) => x.path).join(', ')})`);
+  return f;
+};
+/** The lines of a section (`frontend x`, `backend y`) of haproxy.cfg, trimmed. */
+function section(cfg: string, name: string): string[] {
+  const start = cfg.split('\n').findIndex((l) => l === name);
+  expect(start, `section ${name}`).toBeGreaterThanOrEqual(0);
+  const out: string[] = [];
+  for (const l of cfg.split('\n').slice(start + 1)) {
+    if (!l.startsWith('    ')) break;
+    out.push(l.trim());
+  }
+  return out;
+}
+
+const t = loadTopology('configs/stack.yaml');
+const inv = labInventory(t);
+const stack = renderStack(t, inv);
+
+describe('golden files (configs/stack.yaml + lab inventory)', () => {
+  const expected = new Set<string>();
+  for (const [node, r] of Object.entries(stack)) {
+    const meta = {
+      units: r.units,
+      routes: r.routes,
+      sysctls: r.sysctls,
+      packages: r.packages,
+      files: r.files.map((f) => ({
+        path: f.path,
+        mode: f.mode.toString(8),
+        owner: `${f.owner}:${f.group}`,
+        check: f.check?.name ?? null,
+        notify: f.notify ?? [],
+        secret: f.secret ?? false,
+      })),
+    };
+    const outputs: Array<[string, string]> = [
+      ...r.files.map((f): [string, string] => [join(node, f.path), f.content]),
+      [join(node, '_render.json'), JSON.stringify(meta, null, 2) + '\n'],
+    ];
+    for (const [rel, content] of outputs) {
+      expected.add(rel);
+      it(rel, () => {
+        const p = join(GOLDEN, rel);
+        if (UPDATE) {
+          mkdirSync(dirname(p), { recursive: true });
+          writeFileSync(p, content);
+        }
+        expect(existsSync(p), `golden ${rel} missing: run with UPDATE_GOLDEN=1`).toBe(true);
+        expect(content).toBe(readFileSync(p, 'utf8'));
+      });
+    }
+  }
+  it('has no stale golden files', () => {
+    const walk = (d: string): string[] =>
+      readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? walk(join(d, e.name)) : [relative(GOLDEN, join(d, e.name))],
+      );
+    expect(walk(GOLDEN).filter((f) => !expected.has(f))).toEqual([]);
+  });
+});
+
+describe('haproxy.cfg', () => {
+  const cfg = fileOf(stack['haproxy']!, '/etc/haproxy/haproxy.cfg').content;
+
+  it('binds every frontend on the dmz address only (never on mgmt where sshd listens)', () => {
+    for (const [name, f] of Object.entries(t.haproxy.frontends)) {
+      expect(section(cfg, `frontend ${name}`)).toContain(
+        `bind ${inv.hosts['haproxy']!.addresses.dmz}:${f.port}`,
+      );
+    }
+    expect(cfg).not.toContain(inv.hosts['haproxy']!.addresses.mgmt!);
+  });
+
+  it('sftp and write: main first, sub only as backup; read: sub + backup balanced and sticky', () => {
+    for (const b of ['sftp', 'write']) {
+      const s = section(cfg, `backend ${b}`);
+      expect(s).toContain('server sftp-main 10.88.3.11:22 check');
+      expect(s).toContain('server sftp-sub 10.88.3.12:22 check backup');
+      expect(s).not.toContain('stick on src');
+    }
+    const read = section(cfg, 'backend read');
+    expect(read).toEqual(
+      expect.arrayContaining([
+        'balance roundrobin',
+        'stick-table type ip size 100k expire 30m',
+        'stick on src',
+        'server sftp-sub 10.88.3.12:22 check',
+        'server sftp-backup 10.88.3.13:22 check',
+      ]),
+    );
+  });
+
+  it('health checks read the SSH banner with the configured timing and cut sessions to dead nodes', () => {
+    for (const b of Object.keys(t.haproxy.backends)) {
+      expect(section(cfg, `backend ${b}`)).toEqual(
+        expect.arrayContaining([
+          'option tcp-check',
+          'tcp-check expect string SSH-2.0-',
+          'default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions',
+        ]),
+      );
+    }
+    expect(section(cfg, 'defaults')).toEqual(
+      expect.arrayContaining(['mode tcp', 'timeout client 1h', 'timeout server 1h', 'timeout check 1s']),
+    );
+  });
+
+  it('limits the connection rate per source on every frontend', () => {
+    expect(section(cfg, 'backend wharf_src_rate')).toEqual([
+      'stick-table type ip size 100k expire 10s store conn_rate(10s)',
+    ]);
+    for (const name of Object.keys(t.haproxy.frontends)) {
+      expect(section(cfg, `frontend ${name}`)).toEqual(
+        expect.arrayContaining([
+          'tcp-request connection track-sc0 src table wharf_src_rate',
+          'tcp-request connection reject if { sc0_conn_rate(wharf_src_rate) gt 20 }',
+        ]),
+      );
+    }
+  });
+
+  it('adds a stats listener on mgmt only when a port is set', () => {
+    expect(cfg).not.toContain('listen stats');
+    const t2 = variant((d) => (d.haproxy.stats = { port: 8404 }));
+    const cfg2 = fileOf(renderNode(t2, labInventory(t2), 'haproxy'), '/etc/haproxy/haproxy.cfg').content;
+    expect(section(cfg2, 'listen stats')).toContain('bind 10.88.9.4:8404');
+  });
+
+  it('a maxconn change changes haproxy.cfg and nothing else', () => {
+    const t2 = variant((d) => (d.haproxy.maxconn = 3000));
+    const other = renderStack(t2, labInventory(t2));
+    const changed: string[] = [];
+    for (const [node, r] of Object.entries(other))
+      for (const f of r.files)
+        if (f.content !== fileOf(stack[node]!, f.path).content) changed.push(`${node}:${f.path}`);
+    expect(changed).toEqual(['haproxy:/etc/haproxy/haproxy.cfg']);
+  });
+});
+
+describe('sshd_config', () => {
+  const cfg = fileOf(stack['sftp-main']!, '/etc/ssh/sshd_config').content;
+
+  it('has the hardened Match Group block', () => {
+    const block = cfg
+      .split('Match Group sftp_users\n')[1]!
+      .trim()
+      .split('\n')
+      .map((l) => l.trim());
+    expect(block).toEqual([
+      'ChrootDirectory /srv/sftp/%u',
+      'ForceCommand internal-sftp',
+      'PasswordAuthentication yes',
+      'DisableForwarding yes',
+      'AllowTcpForwarding no',
+      'AllowAgentForwarding no',
+      'X11Forwarding no',
+      'PermitTunnel no',
+      'PermitTTY no',
+    ]);
+  });
+
+  it('listens on lan (mgmt comes from the drop-in), one shared host key set, password auth off globally', () => {
+    expect(cfg).toMatch(/^ListenAddress 10\.88\.3\.11$/m);
+    expect(cfg).toMatch(/^Include \/etc\/ssh\/sshd_config\.d\/\*\.conf$/m);
+    expect(cfg.search(/^Include /m)).toBeLessThan(cfg.search(/^ListenAddress /m));
+    expect(cfg).toMatch(/^PasswordAuthentication no$/m);
+    const keysOf = (n: string) =>
+      fileOf(stack[n]!, '/etc/ssh/sshd_config')
+        .content.split('\n')
+        .filter((l) => l.startsWith('HostKey '));
+    expect(keysOf('sftp-main')).toEqual([
+      'HostKey /etc/ssh/wharf/ssh_host_ed25519_key',
+      'HostKey /etc/ssh/wharf/ssh_host_rsa_key',
+      'HostKey /etc/ssh/wharf/ssh_host_ecdsa_key',
+    ]);
+    expect(keysOf('sftp-sub')).toEqual(keysOf('sftp-main'));
+    expect(keysOf('sftp-backup')).toEqual(keysOf('sftp-main'));
+  });
+
+  it('ClientAliveInterval follows the topology; password auth can be turned off', () => {
+    const t2 = variant(
+      (d) => (d.sftp = { ...d.sftp, clientAliveInterval: 30, passwordAuthentication: false }),
+    );
+    const c2 = fileOf(renderNode(t2, labInventory(t2), 'sftp-sub'), '/etc/ssh/sshd_config').content;
+    expect(c2).toMatch(/^ClientAliveInterval 30$/m);
+    expect(c2.split('Match Group')[1]).toContain('PasswordAuthentication no');
+  });
+
+  it('every node with a mgmt address gets the mgmt ListenAddress drop-in', () => {
+    for (const [node, r] of Object.entries(stack)) {
+      const mgmt = inv.hosts[node]!.addresses.mgmt;
+      const f = r.files.find((x) => x.path === '/etc/ssh/sshd_config.d/00-wharf-mgmt.conf');
+      if (mgmt)
+        expect(f?.content, node).toMatch(new RegExp(`^ListenAddress ${mgmt.replace(/\./g, '\\.')}$`, 'm'));
+      else expect(f, node).toBeUndefined();
+    }
+  });
+
+  it('sudoers lets the replication user run rsync only, mode 0440', () => {
+    const f = fileOf(stack['sftp-sub']!, '/etc/sudoers.d/wharf-sync');
+    expect(f.mode).toBe(0o440);
+    expect(f.content).toMatch(/^wharfsync ALL=\(root\) NOPASSWD: \/usr\/bin\/rsync$/m);
+    expect(f.content.match(/NOPASSWD/g)).toHaveLength(1);
+  });
+});
+
+describe('lsyncd', () => {
+  const conf = fileOf(stack['sftp-main']!, '/etc/lsyncd/lsyncd.conf.lua').content;
+
+  it('only on the replication source, towards the target lan address', () => {
+    expect(stack['sftp-sub']!.files.some((f) => f.path.includes('lsyncd'))).toBe(false);
+    expect(conf).toContain('host = "wharfsync@10.88.3.12",');
+    expect(conf).toContain('default.rsyncssh,');
+  });
+
+  it('never deletes on the target by default, insists, short delay, temp dir excluded', () => {
+    expect(conf).toContain('   delete = false,');
+    expect(conf).toContain('   insist = true,');
+    expect(conf).toContain('   delay = 1,');
+    expect(conf).toContain('temp_dir = "/srv/sftp/.wharf-partial"');
+    expect(conf).toContain('exclude = { "*.part", "*.tmp", ".~*", ".wharf-partial", ".wharf-partial/**" },');
+    expect(conf).toContain('rsync_path = "sudo /usr/bin/rsync"');
+    expect(conf).toContain('StrictHostKeyChecking = "yes"');
+  });
+
+  it('renders the other delete policies as lsyncd spells them', () => {
+    const c = (del: unknown) => {
+      const t2 = variant((d) => (d.replication.lsyncd.delete = del));
+      return fileOf(renderNode(t2, labInventory(t2), 'sftp-main'), '/etc/lsyncd/lsyncd.conf.lua').content;
+    };
+    expect(c('startup')).toContain('delete = "startup",');
+    expect(c(true)).toContain('delete = true,');
+  });
+
+  it('is supervised by a native unit that restarts it', () => {
+    const u = fileOf(stack['sftp-main']!, '/etc/systemd/system/lsyncd.service').content;
+    expect(u).toContain('ExecStart=/usr/bin/lsyncd -nodaemon /etc/lsyncd/lsyncd.conf.lua');
+    expect(u).toContain('Restart=always');
+    expect(stack['sftp-main']!.units).toContainEqual({ name: 'lsyncd', enable: true, apply: 'restart' });
+  });
+});
+
+describe('backup job', () => {
+  const r = stack['sftp-backup']!;
+
+  it('timer fires on the cron schedule as OnCalendar, persistent', () => {
+    const timer = fileOf(r, '/etc/systemd/system/wharf-backup.timer').content;
+    expect(timer).toMatch(/^OnCalendar=\*-\*-\* \*:00,15,30,45:00$/m);
+    expect(timer).toMatch(/^Persistent=true$/m);
+    expect(r.units).toContainEqual({ name: 'wharf-backup.timer', enable: true, apply: 'restart' });
+  });
+
+  it('pulls from the sub with link-dest snapshots, a guard, flock and retention', () => {
+    const s = fileOf(r, '/usr/local/lib/wharf/backup.sh');
+    expect(s.mode).toBe(0o755);
+    expect(s.content).toMatch(/^SRC_HOST=wharfsync@10\.88\.3\.12$/m);
+    expect(s.content).toContain('GUARD=/srv/sftp/.wharf-source');
+    expect(s.content).toContain('--link-dest=');
+    expect(s.content).toContain('flock -n 9');
+    expect(s.content).toMatch(/^RETENTION=96$/m);
+    expect(s.content).toMatch(/^NOTIFY=0$/m);
+  });
+
+  it('queues notices per snapshot and moves the notifier to the backup node when on: backup', () => {
+    const t2 = variant((d) => (d.notifications.on = 'backup'));
+    const s2 = renderStack(t2, labInventory(t2));
+    expect(fileOf(s2['sftp-backup']!, '/usr/local/lib/wharf/backup.sh').content).toMatch(/^NOTIFY=1$/m);
+    expect(fileOf(s2['sftp-backup']!, '/etc/wharf/notify.env').content).toContain('WATCH_DIR=""');
+    expect(s2['sftp-main']!.files.some((f) => f.path.includes('notify'))).toBe(false);
+  });
+});
+
+describe('notifier', () => {
+  const r = stack['sftp-main']!;
+  it('targets the sink on lan by default; not secret', () => {
+    const env = fileOf(r, '/etc/wharf/notify.env');
+    expect(env.content).toContain('WEBHOOK_URL="http://10.88.3.20:8080/hooks/upload"');
+    expect(env.content).toContain('SMTP_URL="smtp://10.88.3.20:2525"');
+    expect(env.content).toContain('WATCH_DIR="/srv/sftp"');
+    expect(env.secret).toBeFalsy();
+    expect(env.mode).toBe(0o600);
+  });
+  it('the inventory webhook URL is a secret', () => {
+    const prodT = t;
+    const prod = loadInventory('configs/production.example.inventory.yaml', prodT);
+    const env = fileOf(renderNode(prodT, prod, 'sftp-main'), '/etc/wharf/notify.env');
+    expect(env.secret).toBe(true);
+    expect(env.content).toContain('WEBHOOK_URL="https://hooks.slack.com/services/T000/B000/XXXXXXXX"');
+    expect(env.content).toContain('SMTP_URL="smtp://smtp.example.net:25"');
+  });
+  it('ignores temp names and the lsyncd temp dir, and restarts with systemd', () => {
+    const s = fileOf(r, '/usr/local/lib/wharf/notify.sh').content;
+    expect(s).toContain('-e close_write,moved_to');
+    expect(s).toContain('.* | *.part | *.tmp) continue');
+    expect(fileOf(r, '/etc/systemd/system/wharf-notify.service').content).toContain('Restart=always');
+  });
+});
+
+describe('nftables', () => {
+  const router = fileOf(stack['router']!, '/etc/nftables.conf').content;
+  const fw = fileOf(stack['firewall']!, '/etc/nftables.conf').content;
+
+  it('never flushes the ruleset; replaces only its own tables', () => {
+    for (const r of Object.values(stack))
+      for (const f of r.files) expect(f.content, f.path).not.toMatch(/flush\s+ruleset/);
+    for (const c of [router, fw]) {
+      expect(c).toContain('table inet wharf {}\ndelete table inet wharf\n');
+      expect(c).toContain('table ip wharf_nat {}\ndelete table ip wharf_nat\n');
+    }
+    expect(
+      fileOf(stack['router']!, '/etc/systemd/system/nftables.service.d/10-wharf.conf').content,
+    ).toContain('ExecStop=\n');
+  });
+
+  it('matches addresses, never interface names (except loopback)', () => {
+    for (const c of [router, fw]) {
+      expect(c.replace('iif "lo"', '')).not.toMatch(/\b(iif|oif|iifname|oifname)\b/);
+    }
+  });
+
+  it('router: DNAT of every frontend port from its wan address to the firewall, forwards nothing else', () => {
+    for (const p of [22, 2222, 2221])
+      expect(router).toMatch(
+        new RegExp(`ip daddr 10\\.88\\.0\\.2 tcp dport ${p} dnat to 10\\.88\\.1\\.3:${p}`),
+      );
+    expect(router).toContain('type filter hook forward priority filter; policy drop;');
+    expect(router).toContain('ct status dnat accept');
+    expect(router).not.toContain('masquerade');
+  });
+
+  it('firewall: DNAT to HAProxy dmz, rules in order, default deny, mgmt never forwarded', () => {
+    for (const p of [22, 2222, 2221]) {
+      expect(fw).toMatch(new RegExp(`ip daddr 10\\.88\\.1\\.3 tcp dport ${p} dnat to 10\\.88\\.2\\.4:${p}`));
+      expect(fw).toContain(
+        `ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip daddr 10.88.2.4 tcp dport ${p} accept`,
+      );
+    }
+    const fwd = fw.slice(fw.indexOf('chain forward'));
+    expect(fwd.indexOf('ip daddr 10.88.9.0/24 drop')).toBeLessThan(fwd.indexOf('ct state established'));
+    expect(fw).toContain('ip saddr 10.88.9.0/24 ip daddr 10.88.9.3 tcp dport 22 accept');
+  });
+
+  it('renders block/reject/icmp/any rules with OPNsense semantics', () => {
+    const t2 = variant(
+      (d) =>
+        (d.firewall = {
+          rules: [
+            {
+              interface: 'transit',
+              action: 'block',
+              protocol: 'tcp',
+              source: '198.51.100.0/24',
+              port: 22,
+              description: 'bad net',
+            },
+            {
+              interface: 'transit',
+              action: 'reject',
+              protocol: 'any',
+              destination: 'haproxy',
+              description: 'no reads "now"',
+            },
+            { interface: 'dmz', action: 'pass', protocol: 'icmp', description: 'ping out' },
+            {
+              interface: 'transit',
+              action: 'pass',
+              protocol: 'tcp',
+              destination: 'haproxy',
+              port: 22,
+              description: 'sftp',
+            },
+          ],
+        }),
+    );
+    const c = fileOf(renderNode(t2, labInventory(t2), 'firewall'), '/etc/nftables.conf').content;
+    const rules = c
+      .split('\n')
+      .filter((l) => l.includes('comment') && !l.includes('management ssh') && !l.includes('dnat'));
+    expect(rules.map((l) => l.trim())).toEqual([
+      'ip saddr 10.88.9.0/24 drop comment "the management network is never a path"',
+      'ip daddr 10.88.9.0/24 drop comment "the management network is never a path"',
+      'ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip saddr 198.51.100.0/24 tcp dport 22 drop comment "bad net"',
+      'ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip daddr 10.88.2.4 meta l4proto tcp reject with tcp reset comment "no reads \'now\'"',
+      'ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip daddr 10.88.2.4 reject with icmpx type admin-prohibited comment "no reads \'now\'"',
+      'ip saddr 10.88.2.0/24 meta l4proto icmp accept comment "ping out"',
+      'ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip daddr 10.88.2.4 tcp dport 22 accept comment "sftp"',
+    ]);
+  });
+});
+
+describe('routes, sysctls, units', () => {
+  it('replies to the WAN go back through firewall and router', () => {
+    expect(stack['haproxy']!.routes).toEqual([{ to: '10.88.0.0/24', via: '10.88.2.3' }]);
+    expect(stack['firewall']!.routes).toEqual([{ to: '10.88.0.0/24', via: '10.88.1.2' }]);
+    expect(stack['router']!.routes).toEqual([]);
+    expect(fileOf(stack['haproxy']!, '/etc/wharf/routes').content).toMatch(
+      /^10\.88\.0\.0\/24 10\.88\.2\.3$/m,
+    );
+  });
+  it('router and firewall forward; sftp nodes raise inotify limits', () => {
+    expect(stack['router']!.sysctls).toEqual({ 'net.ipv4.ip_forward': '1' });
+    expect(stack['firewall']!.sysctls).toEqual({ 'net.ipv4.ip_forward': '1' });
+    expect(Number(stack['sftp-sub']!.sysctls['fs.inotify.max_user_watches'])).toBeGreaterThan(8192);
+    expect(fileOf(stack['sftp-sub']!, '/etc/sysctl.d/60-wharf.conf').content).toContain(
+      'fs.inotify.max_queued_events = 65536',
+    );
+  });
+  it('every checked file has a host-independent check ({} only as a whole argument)', () => {
+    for (const r of Object.values(stack))
+      for (const f of r.files) {
+        if (!f.check) continue;
+        expect(
+          f.check.argv.filter((a) => a.includes('{}') && a !== '{}'),
+          f.path,
+        ).toEqual([]);
+        expect(checkArgv(f.check, '/x/y')).toContain('/x/y');
+      }
+  });
+});
+
+describe('inventories', () => {
+  it('production: real addresses, no lab-only nodes', () => {
+    const prod: Inventory = loadInventory('configs/production.example.inventory.yaml', t);
+    const s = renderStack(t, prod);
+    expect(Object.keys(s).sort()).toEqual([
+      'firewall',
+      'haproxy',
+      'router',
+      'sftp-backup',
+      'sftp-main',
+      'sftp-sub',
+    ]);
+    const cfg = fileOf(s['haproxy']!, '/etc/haproxy/haproxy.cfg').content;
+    expect(cfg).toContain('bind 192.168.102.4:22');
+    expect(cfg).toContain('server sftp-main 192.168.103.11:22 check');
+    expect(s['haproxy']!.routes).toEqual([{ to: '203.0.113.0/24', via: '192.168.102.3' }]);
+  });
+  it('an unknown node is an input error naming the nodes', () => {
+    expect(() => renderNode(t, inv, 'nope')).toThrow(InputError);
+    expect(() => renderNode(t, inv, 'nope')).toThrow(/unknown node nope \(nodes: wan-client, router/);
+  });
+});
