@@ -35,16 +35,21 @@ export const luaStr = (s: string): string =>
 /**
  * `systemd-analyze verify` needs the file under its unit name, so the check copies the candidate
  * (a temp name during an atomic write) into a private directory first. Units next to the candidate
- * (e.g. the service a timer starts) are found through SYSTEMD_UNIT_PATH.
+ * (e.g. the service a timer starts) are found through SYSTEMD_UNIT_PATH. verify exits 0 on unknown
+ * keys and unparsable values (it only warns "…, ignoring"): any warning about the file fails too.
  */
 export function unitCheck(unitName: string): CheckCommand {
   const script = [
     'd=$(mktemp -d) || exit 1',
-    `cp "$1" "$d/${unitName}" || { rm -rf "$d"; exit 1; }`,
-    `SYSTEMD_UNIT_PATH="$d:$(dirname "$1"):" systemd-analyze verify --man=no "$d/${unitName}"`,
+    `u="$d/${unitName}"`,
+    'cp "$1" "$u" || { rm -rf "$d"; exit 1; }',
+    'out=$(SYSTEMD_UNIT_PATH="$d:$(dirname "$1"):" systemd-analyze verify --man=no "$u" 2>&1)',
     'r=$?',
     'rm -rf "$d"',
-    'exit $r',
+    '[ -n "$out" ] && printf "%s\\n" "$out"',
+    '[ $r -eq 0 ] || exit $r',
+    'case "$out" in *"$u:"*) exit 1 ;; esac',
+    'exit 0',
   ].join('; ');
   return { name: 'systemd-analyze verify', argv: ['sh', '-c', script, 'sh', '{}'] };
 }
@@ -54,5 +59,5 @@ export const CHECKS = {
   sshd: { name: 'sshd -t', argv: ['sshd', '-t', '-f', '{}'] },
   nft: { name: 'nft -c', argv: ['nft', '-c', '-f', '{}'] },
   bash: { name: 'bash -n', argv: ['bash', '-n', '{}'] },
-  visudo: { name: 'visudo -c', argv: ['visudo', '-c', '-q', '-f', '{}'] },
+  visudo: { name: 'visudo -c', argv: ['visudo', '-c', '-f', '{}'] },
 } satisfies Record<string, CheckCommand>;
