@@ -268,6 +268,18 @@ describe('wharf render --out', () => {
   });
 });
 
+describe('wharf demo', () => {
+  it('validates, renders into --out and prints a Mermaid graph', async () => {
+    const out = tmp('demo');
+    const r = await wharf('demo', '--out', out);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('configs/stack.yaml: ok (stack "seed")');
+    expect(r.stdout).toContain(`── render → ${out}/`);
+    expect(r.stdout).toMatch(/\nflowchart LR\n/);
+    expect(existsSync(join(out, 'haproxy/etc/haproxy/haproxy.cfg'))).toBe(true);
+  });
+});
+
 describe('the real binary (node bin/wharf.mjs)', () => {
   const run = (cwd: string, ...argv: string[]) =>
     spawnSync(process.execPath, [BIN, ...argv], { cwd, encoding: 'utf8', timeout: 30_000 });

@@ -6,17 +6,22 @@ import { type Io, printLines } from '../io.ts';
 import { renderToDir } from './render.ts';
 import { summarize, summaryLines } from './validate.ts';
 import { manifestLines } from '../write-render.ts';
+import { renderGraph } from '../../graph.ts';
 
 export function registerDemo(program: Command, io: Io): void {
   const cmd = program
     .command('demo')
-    .description('validate the topology and render every node’s files into out/ (the README demo)')
+    .description(
+      'validate the topology, render every node’s files into out/, print the graph (the README demo)',
+    )
     .option('-o, --out <dir>', 'output folder', 'out');
   topologyOption(cmd);
   inventoryOption(cmd);
   cmd.action((opts: InputOptions & { out: string }) => {
     printLines(io, ['── validate', ...summaryLines(summarize(loadInputs(opts)))]);
     printLines(io, ['', `── render → ${opts.out}/`, ...manifestLines(renderToDir(opts))]);
-    printLines(io, ['', '── graph: npx wharf graph (Mermaid), npx wharf graph --format dot']);
+    const { topology } = loadInputs(opts);
+    printLines(io, ['', '── graph (Mermaid; paste into https://mermaid.live or a Markdown viewer)']);
+    io.out(renderGraph(topology, 'mermaid'));
   });
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 host for wharf's tests: installs (only when absent) the daemons whose own
+# checkers validate the rendered files, the lab's tools, and starts dockerd when it does not answer.
+# Run as root. Safe to repeat. Fails loudly, naming what is missing.
+set -euo pipefail
+export NEEDRESTART_SUSPEND=1 # no needrestart prompts or scans during apt-get in CI
+
+log() { printf 'setup-host: %s\n' "$*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# package → a file or command it provides (present = installed)
+declare -A PROVIDES=(
+  [haproxy]=haproxy
+  [openssh-server]=/usr/sbin/sshd
+  [openssh-client]=ssh
+  [nftables]=nft
+  [lsyncd]=lsyncd
+  [lua5.4]=lua5.4
+  [debootstrap]=debootstrap
+  [rsync]=rsync
+  [systemd]=systemd-analyze
+  [sudo]=visudo
+  [inotify-tools]=inotifywait
+  [iproute2]=ip
+  [curl]=curl
+  [docker.io]=dockerd
+)
+
+present() { [[ $1 == /* ]] && [[ -x $1 ]] || command -v "$1" >/dev/null 2>&1; }
+
+missing=()
+for pkg in "${!PROVIDES[@]}"; do
+  present "${PROVIDES[$pkg]}" || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+  [[ $(id -u) -eq 0 ]] || die "missing packages (${missing[*]}) and not root: run as root or install them"
+  command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get: this script targets Debian 12"
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  for pkg in "${missing[@]}"; do
+    present "${PROVIDES[$pkg]}" || die "$pkg installed but ${PROVIDES[$pkg]} is still missing"
+  done
+else
+  log "host packages: all present"
+fi
+
+# Node.js: Debian 12 ships 18, wharf needs >= 20.19 — not installed here, only checked.
+command -v node >/dev/null || die "node is missing: install Node.js >= 20.19 (e.g. from nodejs.org or NodeSource)"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+  die "node $(node --version) is too old: wharf needs >= 20.19"
+
+# Docker engine: the lab tests need one that answers.
+if docker info >/dev/null 2>&1; then
+  log "docker: answering"
+else
+  [[ $(id -u) -eq 0 ]] || die "docker does not answer and we are not root to start dockerd"
+  # A stale pid file from a killed daemon stops dockerd from starting.
+  for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+    if [[ -f $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then rm -f "$pidfile"; fi
+  done
+  log "docker: starting dockerd (log: /var/log/wharf-dockerd.log)"
+  nohup dockerd >>/var/log/wharf-dockerd.log 2>&1 </dev/null &
+  for _ in $(seq 1 120); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || {
+    tail -n 20 /var/log/wharf-dockerd.log >&2 || true
+    die "dockerd did not answer within 60 s"
+  }
+  log "docker: answering"
+fi
