@@ -124,11 +124,9 @@ const User = z.strictObject({
     .optional(),
   authorizedKeys: z
     .array(
-      z
-        .string()
-        .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, {
-          error: (i) => `expected an OpenSSH public key line, got ${show(String(i.input).slice(0, 40))}`,
-        }),
+      z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, {
+        error: (i) => `expected an OpenSSH public key line, got ${show(String(i.input).slice(0, 40))}`,
+      }),
     )
     .default([]),
   uid: intIn(1000, 60000).optional(),
