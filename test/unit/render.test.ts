@@ -281,7 +281,7 @@ describe('backup job', () => {
   it('pulls from the sub with link-dest snapshots, a guard, flock and retention', () => {
     const s = fileOf(r, '/usr/local/lib/wharf/backup.sh');
     expect(s.mode).toBe(0o755);
-    expect(s.content).toMatch(/^SRC_HOST=wharfsync@10\.88\.3\.12$/m);
+    expect(s.content).toMatch(/^SRC_HOST=\$\{WHARF_SRC_HOST:-wharfsync@10\.88\.3\.12\}$/m);
     expect(s.content).toContain('GUARD=/srv/sftp/.wharf-source');
     expect(s.content).toContain('--link-dest=');
     expect(s.content).toContain('flock -n 9');

@@ -3,14 +3,16 @@
 # Snapshot sftp-sub:/srv/sftp into /srv/backup/snapshots/<UTC time>, hard-linking unchanged files.
 set -euo pipefail
 
-SRC_HOST=wharfsync@10.88.3.12
+# WHARF_* variables override the rendered values (tests; a manual run against another source).
+SRC_HOST=${WHARF_SRC_HOST:-wharfsync@10.88.3.12}
 SRC_DIR=/srv/sftp
 GUARD=/srv/sftp/.wharf-source
 SNAP_DIR=/srv/backup/snapshots
 RETENTION=96
-SPOOL=/var/spool/wharf-notify
+SPOOL=${WHARF_SPOOL:-/var/spool/wharf-notify}
 NOTIFY=0
-SSH="ssh -i /etc/wharf/backup/id_ed25519 -p 22 -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/wharf/backup/known_hosts -o ConnectTimeout=10"
+SSH=${WHARF_SSH:-"ssh -i /etc/wharf/backup/id_ed25519 -p 22 -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/wharf/backup/known_hosts -o ConnectTimeout=10"}
+RSYNC_PATH=${WHARF_RSYNC_PATH:-"sudo /usr/bin/rsync"}
 
 log() { printf 'wharf-backup: %s\n' "$*" >&2; }
 
@@ -33,7 +35,7 @@ if [[ -d "$SNAP_DIR/latest/" ]]; then link=(--link-dest="$SNAP_DIR/latest/"); fi
 rm -rf "$partial"
 # sudo rsync on the source reads every user's files; rsync temp names are skipped.
 rsync -a --delete --numeric-ids "${link[@]}" --exclude=/.wharf-partial/ \
-  -e "$SSH" --rsync-path="sudo /usr/bin/rsync" \
+  -e "$SSH" --rsync-path="$RSYNC_PATH" \
   "$SRC_HOST:$SRC_DIR/" "$partial/"
 mv "$partial" "$new"
 ln -sfn "$stamp" "$SNAP_DIR/latest.tmp"

@@ -1,0 +1,191 @@
+// The rendered backup.sh runs for real: it pulls over ssh + rsync from a throwaway sshd on
+// 127.0.0.1 (the "source node") into dated --link-dest snapshots. Proves the empty-source guard,
+// hard-linked unchanged files, deletions kept in older snapshots, retention, the overlap lock and
+// one notice per new/changed file when notifications run on the backup node.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { topologyFromObject } from '../../src/topology/load.ts';
+import { labInventory } from '../../src/topology/inventory.ts';
+import { renderBackupScript } from '../../src/render/backup.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'wharf-backup-'));
+const src = join(root, 'src');
+const snaps = join(root, 'snapshots');
+const spool = join(root, 'spool');
+const script = join(root, 'backup.sh');
+let sshd: ChildProcess;
+let port = 0;
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+
+function run(): { code: number | null; err: string } {
+  const r = spawnSync('bash', [script], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: {
+      PATH: process.env.PATH,
+      WHARF_SRC_HOST: 'root@127.0.0.1',
+      WHARF_SSH: `ssh -i ${root}/id -p ${port} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${root}/known_hosts`,
+      WHARF_RSYNC_PATH: '/usr/bin/rsync',
+      WHARF_SPOOL: spool,
+    },
+  });
+  return { code: r.status, err: r.stderr };
+}
+const snapshots = () =>
+  readdirSync(snaps)
+    .filter((n) => /^\d{8}T\d{6}Z$/.test(n))
+    .sort();
+const notices = () =>
+  readdirSync(spool)
+    .filter((f) => f.endsWith('.notice'))
+    .map((f) => readFileSync(join(spool, f), 'utf8').split('\n')[1])
+    .sort();
+const nextSecond = () => new Promise((r) => setTimeout(r, 1100)); // snapshot names have 1 s resolution
+
+beforeAll(async () => {
+  for (const d of [src, snaps, spool]) mkdirSync(d, { recursive: true });
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(root, 'hostkey')]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(root, 'id')]);
+  writeFileSync(join(root, 'authorized_keys'), readFileSync(join(root, 'id.pub')));
+  port = await freePort();
+  writeFileSync(
+    join(root, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${root}/hostkey`,
+      `PidFile ${root}/sshd.pid`,
+      `AuthorizedKeysFile ${root}/authorized_keys`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(root, 'known_hosts'),
+    `[127.0.0.1]:${port} ${readFileSync(join(root, 'hostkey.pub'), 'utf8')}`,
+  );
+  mkdirSync('/run/sshd', { recursive: true });
+  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(root, 'sshd_config')], { stdio: 'ignore' });
+  // Wait until it answers.
+  for (let i = 0; ; i++) {
+    const r = spawnSync('ssh', [
+      '-i',
+      `${root}/id`,
+      '-p',
+      String(port),
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `UserKnownHostsFile=${root}/known_hosts`,
+      'root@127.0.0.1',
+      'true',
+    ]);
+    if (r.status === 0) break;
+    if (i > 50) throw new Error(`test sshd did not come up: ${r.stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const d = parse(readFileSync('configs/stack.yaml', 'utf8'));
+  d.sftp.chrootBase = src;
+  d.replication.backup = { ...d.replication.backup, snapshotDir: snaps, retention: 2 };
+  d.notifications.on = 'backup';
+  const t = topologyFromObject(d, 'backup-test.yaml');
+  writeFileSync(script, renderBackupScript(t, labInventory(t)).content, { mode: 0o755 });
+}, 30_000);
+
+afterAll(() => {
+  if (sshd?.pid) sshd.kill('SIGTERM');
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('backup.sh (rendered) against a real ssh source', () => {
+  it('refuses to run while the guard file is missing on the source', () => {
+    mkdirSync(join(src, 'demo/upload'), { recursive: true });
+    writeFileSync(join(src, 'demo/upload/a.txt'), 'alpha');
+    const r = run();
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/refusing to back up: guard file .*\.wharf-source is missing/);
+    expect(snapshots()).toEqual([]);
+  });
+
+  it('first snapshot: a full copy, latest points at it, a notice per file, temp dir skipped', () => {
+    writeFileSync(join(src, '.wharf-source'), '');
+    writeFileSync(join(src, 'demo/upload/b.txt'), 'bravo');
+    mkdirSync(join(src, '.wharf-partial'), { recursive: true });
+    writeFileSync(join(src, '.wharf-partial/half.bin'), 'half');
+    const r = run();
+    expect(r.code, r.err).toBe(0);
+    const [first] = snapshots();
+    expect(readlinkSync(join(snaps, 'latest'))).toBe(first);
+    expect(readFileSync(join(snaps, 'latest/demo/upload/b.txt'), 'utf8')).toBe('bravo');
+    expect(existsSync(join(snaps, 'latest/.wharf-partial'))).toBe(false);
+    expect(notices()).toEqual([join(src, 'demo/upload/a.txt'), join(src, 'demo/upload/b.txt')]);
+    for (const f of readdirSync(spool)) unlinkSync(join(spool, f));
+  });
+
+  it('second snapshot: unchanged files hard-linked, deletions kept in the older one, notices only for new', async () => {
+    await nextSecond();
+    unlinkSync(join(src, 'demo/upload/b.txt'));
+    writeFileSync(join(src, 'demo/upload/c.txt'), 'charlie');
+    const r = run();
+    expect(r.code, r.err).toBe(0);
+    const [first, second] = snapshots();
+    expect(readdirSync(join(snaps, second!, 'demo/upload')).sort()).toEqual(['a.txt', 'c.txt']);
+    expect(readFileSync(join(snaps, first!, 'demo/upload/b.txt'), 'utf8')).toBe('bravo');
+    const ino = (s: string) => statSync(join(snaps, s, 'demo/upload/a.txt')).ino;
+    expect(ino(second!)).toBe(ino(first!));
+    expect(notices()).toEqual([join(src, 'demo/upload/c.txt')]);
+  });
+
+  it('retention keeps the newest snapshots', async () => {
+    const before = snapshots();
+    await nextSecond();
+    expect(run().code).toBe(0);
+    const after = snapshots();
+    expect(after).toHaveLength(2);
+    expect(after).not.toContain(before[0]);
+    expect(readlinkSync(join(snaps, 'latest'))).toBe(after[1]);
+  });
+
+  it('a run while another holds the lock skips without a new snapshot', async () => {
+    const before = snapshots();
+    await nextSecond();
+    const holder = spawn('flock', [join(snaps, '.lock'), 'sleep', '5'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const r = run();
+      expect(r.code).toBe(0);
+      expect(r.err).toContain('another backup is still running; skipping');
+      expect(snapshots()).toEqual(before);
+    } finally {
+      holder.kill('SIGTERM');
+    }
+  });
+});
