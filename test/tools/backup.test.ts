@@ -177,7 +177,7 @@ describe('backup.sh (rendered) against a real ssh source', () => {
   it('a run while another holds the lock skips without a new snapshot', async () => {
     const before = snapshots();
     await nextSecond();
-    const holder = spawn('flock', [join(snaps, '.lock'), 'sleep', '5'], { stdio: 'ignore' });
+    const holder = spawn('flock', [join(snaps, '.lock'), 'sleep', '5'], { stdio: 'ignore', detached: true });
     try {
       await new Promise((r) => setTimeout(r, 300));
       const r = run();
@@ -185,7 +185,7 @@ describe('backup.sh (rendered) against a real ssh source', () => {
       expect(r.err).toContain('another backup is still running; skipping');
       expect(snapshots()).toEqual(before);
     } finally {
-      holder.kill('SIGTERM');
+      process.kill(-holder.pid!, 'SIGTERM'); // flock and its sleep: the group this test started
     }
   });
 });
