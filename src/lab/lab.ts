@@ -232,7 +232,7 @@ export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
   await ensureEngine(log);
 
   const prev = readState(stack);
-  let have = await existing(stack);
+  const have = await existing(stack);
 
   // Bad input first, before anything is created.
   const clashes = subnetClashes(plan, have.networks);

@@ -1,0 +1,78 @@
+// Shared by the lab tests: a topology like configs/stack.yaml under another name and subnets
+// (so a developer's running `seed` lab is left alone), and small probes run inside nodes.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { topologyFromObject } from '../../src/topology/load.ts';
+import type { Topology } from '../../src/topology/model.ts';
+import { run } from '../../src/lab/docker.ts';
+
+export const REPO = new URL('../../', import.meta.url).pathname;
+
+/** Write configs/stack.yaml with another name and a second octet for every subnet. */
+export function testTopology(name: string, octet: number): { file: string; t: Topology } {
+  const doc = parse(readFileSync(join(REPO, 'configs/stack.yaml'), 'utf8')) as Record<string, unknown>;
+  doc.name = name;
+  doc.networks = {
+    wan: { subnet: `10.${octet}.0.0/24` },
+    transit: { subnet: `10.${octet}.1.0/24` },
+    dmz: { subnet: `10.${octet}.2.0/24` },
+    lan: { subnet: `10.${octet}.3.0/24` },
+    mgmt: { subnet: `10.${octet}.9.0/24` },
+  };
+  const file = join(mkdtempSync(join(tmpdir(), 'wharf-labtest-')), `${name}.yaml`);
+  writeFileSync(file, stringify(doc));
+  return { file, t: topologyFromObject(doc, file) };
+}
+
+/** Run a command on a lab node through the generated ssh_config (strict host key checking). */
+export async function onNode(sshConfig: string, node: string, cmd: string, timeoutMs = 20_000) {
+  return run('ssh', ['-F', sshConfig, '-o', 'StrictHostKeyChecking=yes', node, cmd], {
+    nothrow: true,
+    timeoutMs,
+  });
+}
+
+/**
+ * TCP probe from inside a node with bash's /dev/tcp: 'open' (connected; banner = first bytes),
+ * 'refused' (a RST came back: something answered), 'timeout' (dropped on the way).
+ */
+export async function tcpProbe(
+  sshConfig: string,
+  from: string,
+  host: string,
+  port: number,
+  seconds = 3,
+): Promise<{ result: 'open' | 'refused' | 'timeout' | 'error'; banner: string; detail: string }> {
+  const script =
+    `timeout ${seconds} bash -c 'exec 3<>/dev/tcp/${host}/${port} || exit 7; echo CONNECTED; ` +
+    `timeout 2 head -c 8 <&3 || true'; echo "rc=$?"`;
+  const r = await onNode(sshConfig, from, script, (seconds + 15) * 1000);
+  const out = r.stdout + r.stderr;
+  const rc = /rc=(\d+)/.exec(out)?.[1];
+  const banner =
+    /CONNECTED\n?(.*)/s
+      .exec(r.stdout)?.[1]
+      ?.replace(/rc=\d+\s*$/, '')
+      .trim() ?? '';
+  if (out.includes('CONNECTED')) return { result: 'open', banner, detail: out };
+  if (rc === '124') return { result: 'timeout', banner: '', detail: out };
+  if (/Connection refused/.test(out)) return { result: 'refused', banner: '', detail: out };
+  return { result: 'error', banner: '', detail: out };
+}
+
+export async function labelled(
+  stack: string,
+): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
+  const sel = ['--filter', `label=wharf.lab=${stack}`];
+  const list = async (args: string[], field: string) =>
+    (await run('docker', [...args, ...sel, '--format', `{{${field}}}`], {})).stdout
+      .split('\n')
+      .filter(Boolean);
+  return {
+    containers: await list(['ps', '-a'], '.Names'),
+    networks: await list(['network', 'ls'], '.Name'),
+    volumes: await list(['volume', 'ls'], '.Name'),
+  };
+}

@@ -1,0 +1,135 @@
+// Lab lifecycle with real containers: bad input leaves nothing behind (colliding subnet, port
+// already taken, missing engine), `lab up` recovers after a `kill -9` of a previous `lab up`,
+// and `lab down` removes everything by label even when the state folder is gone.
+import { spawn } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../src/lab/docker.ts';
+import { ensureEngine } from '../../src/lab/engine.ts';
+import { labDown, labUp, labStatus } from '../../src/lab/lab.ts';
+import { stateDir } from '../../src/lab/state.ts';
+import { runCli } from '../../src/cli/program.ts';
+import { REPO, labelled, onNode, testTopology } from './helpers.ts';
+
+const cli = async (argv: string[], env?: NodeJS.ProcessEnv) => {
+  const r = await run('npx', ['tsx', 'src/cli/main.ts', ...argv], {
+    nothrow: true,
+    timeoutMs: 600_000,
+    env: { ...process.env, ...env },
+  });
+  return r;
+};
+
+const inProcess = async (argv: string[]) => {
+  let out = '';
+  let err = '';
+  const code = await runCli(argv, { out: (x) => (out += x), err: (x) => (err += x) });
+  return { code, out, err };
+};
+
+beforeAll(async () => {
+  await ensureEngine();
+}, 120_000);
+
+describe('bad input leaves nothing half-created', () => {
+  const { file, t } = testTopology('labbad', 92);
+  const squat = 'wharf-test-squatter';
+  let listener: Server;
+
+  beforeAll(async () => {
+    await run('docker', ['network', 'rm', squat], { nothrow: true });
+    // Someone else's network on the lab's lan subnet.
+    await run('docker', ['network', 'create', '--subnet', '10.92.3.128/25', squat]);
+  });
+  afterAll(async () => {
+    await run('docker', ['network', 'rm', squat], { nothrow: true });
+    listener?.close();
+  });
+
+  it('a subnet colliding with an existing docker network: exit 2, the network and subnet named', async () => {
+    const r = await inProcess(['lab', 'up', '-c', file]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(
+      'networks.lan.subnet: 10.92.3.0/24 collides with docker network "wharf-test-squatter" (10.92.3.128/25)',
+    );
+    expect(await labelled(t.name)).toEqual({ containers: [], networks: [], volumes: [] });
+  });
+
+  it('a port already taken on 127.0.0.1: exit 2 naming the port, nothing created', async () => {
+    await run('docker', ['network', 'rm', squat]);
+    listener = createServer();
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
+    const addr = listener.address();
+    const port = typeof addr === 'object' && addr ? addr.port : 0;
+    const r = await inProcess(['lab', 'up', '-c', file, '--ssh-port', String(port)]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`127.0.0.1:${port} (bastion ssh (--ssh-port)) is already in use`);
+    expect(await labelled(t.name)).toEqual({ containers: [], networks: [], volumes: [] });
+  });
+
+  it('no engine answering: exit 1 with a clear message, nothing created', async () => {
+    const r = await cli(['lab', 'up', '-c', file], { DOCKER_HOST: 'unix:///tmp/wharf-no-such-docker.sock' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'no Docker engine answers at DOCKER_HOST=unix:///tmp/wharf-no-such-docker.sock',
+    );
+    expect(await labelled(t.name)).toEqual({ containers: [], networks: [], volumes: [] });
+  });
+
+  it('lab status without a lab: exit 1 saying how to start it', async () => {
+    const r = await inProcess(['lab', 'status', '-c', file]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('is not up');
+    expect(r.err).toContain('wharf lab up');
+  });
+});
+
+describe('crash recovery and down', () => {
+  const { file, t } = testTopology('labkill', 91);
+  afterAll(async () => {
+    await labDown(t.name);
+  });
+
+  it('`lab up` after `kill -9` of a running `lab up` recovers', async () => {
+    await labDown(t.name);
+    const child = spawn('npx', ['tsx', 'src/cli/main.ts', 'lab', 'up', '-c', file], {
+      cwd: REPO,
+      detached: true,
+      stdio: 'ignore',
+    });
+    // Kill it mid-way: once some of its containers exist.
+    const deadline = Date.now() + 300_000;
+    while (Date.now() < deadline) {
+      const l = await labelled(t.name);
+      if (l.containers.length >= 3) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    process.kill(-child.pid!, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 500));
+    const half = await labelled(t.name);
+    expect(half.containers.length).toBeGreaterThan(0);
+
+    const r = await labUp(t, { topologyFile: file });
+    expect(r.state.stack).toBe('labkill');
+    const s = await labStatus(t);
+    expect(s.up).toBe(true);
+    for (const n of Object.keys(s.nodes)) {
+      const x = await onNode(s.sshConfig, n, 'true');
+      expect(x.code, `${n}: ${x.stderr}`).toBe(0);
+    }
+    expect((await labelled(t.name)).containers.length).toBe(9);
+  });
+
+  it('`lab down` removes containers, networks and volumes by label, even without the state folder', async () => {
+    const before = await labelled(t.name);
+    expect(before.networks.length).toBe(5);
+    expect(before.volumes.length).toBe(1);
+    rmSync(stateDir(t.name), { recursive: true, force: true });
+    const r = await inProcess(['lab', 'down', '-c', file]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('9 container(s), 5 network(s), 1 volume(s)');
+    expect(await labelled(t.name)).toEqual({ containers: [], networks: [], volumes: [] });
+    expect(existsSync(stateDir(t.name))).toBe(false);
+  });
+});
