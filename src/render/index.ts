@@ -64,7 +64,9 @@ export function renderNode(t: Topology, inv: Inventory, node: string): NodeRende
       b.sysctls = { ...INOTIFY_SYSCTLS };
       const r = t.replication;
       if (node === r.lsyncd.from)
-        b.add(renderLsyncdConf(t, inv), renderLsyncdUnit(t)).unit('lsyncd', 'restart').pkg('lsyncd');
+        b.add(renderLsyncdConf(t, inv), renderLsyncdUnit(t))
+          .unit('lsyncd', 'restart')
+          .pkg('lsyncd', 'lua5.4');
       if (node === r.backup.to) {
         b.add(renderBackupScript(t, inv), renderBackupService(t), renderBackupTimer(t));
         b.unit('wharf-backup.timer', 'restart').pkg('rsync', 'openssh-client', 'util-linux');

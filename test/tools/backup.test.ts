@@ -3,8 +3,7 @@
 // hard-linked unchanged files, deletions kept in older snapshots, retention, the overlap lock and
 // one notice per new/changed file when notifications run on the backup node.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -23,22 +22,14 @@ import { parse } from 'yaml';
 import { topologyFromObject } from '../../src/topology/load.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import { renderBackupScript } from '../../src/render/backup.ts';
+import { startLoopbackSshd, type LoopbackSshd } from './helpers/sshd.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'wharf-backup-'));
 const src = join(root, 'src');
 const snaps = join(root, 'snapshots');
 const spool = join(root, 'spool');
 const script = join(root, 'backup.sh');
-let sshd: ChildProcess;
-let port = 0;
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
+let sshd: LoopbackSshd;
 
 function run(): { code: number | null; err: string } {
   const r = spawnSync('bash', [script], {
@@ -47,7 +38,7 @@ function run(): { code: number | null; err: string } {
     env: {
       PATH: process.env.PATH,
       WHARF_SRC_HOST: 'root@127.0.0.1',
-      WHARF_SSH: `ssh -i ${root}/id -p ${port} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${root}/known_hosts`,
+      WHARF_SSH: sshd.ssh,
       WHARF_RSYNC_PATH: '/usr/bin/rsync',
       WHARF_SPOOL: spool,
     },
@@ -67,50 +58,7 @@ const nextSecond = () => new Promise((r) => setTimeout(r, 1100)); // snapshot na
 
 beforeAll(async () => {
   for (const d of [src, snaps, spool]) mkdirSync(d, { recursive: true });
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(root, 'hostkey')]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(root, 'id')]);
-  writeFileSync(join(root, 'authorized_keys'), readFileSync(join(root, 'id.pub')));
-  port = await freePort();
-  writeFileSync(
-    join(root, 'sshd_config'),
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${root}/hostkey`,
-      `PidFile ${root}/sshd.pid`,
-      `AuthorizedKeysFile ${root}/authorized_keys`,
-      'PermitRootLogin prohibit-password',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'StrictModes no',
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(
-    join(root, 'known_hosts'),
-    `[127.0.0.1]:${port} ${readFileSync(join(root, 'hostkey.pub'), 'utf8')}`,
-  );
-  mkdirSync('/run/sshd', { recursive: true });
-  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(root, 'sshd_config')], { stdio: 'ignore' });
-  // Wait until it answers.
-  for (let i = 0; ; i++) {
-    const r = spawnSync('ssh', [
-      '-i',
-      `${root}/id`,
-      '-p',
-      String(port),
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      `UserKnownHostsFile=${root}/known_hosts`,
-      'root@127.0.0.1',
-      'true',
-    ]);
-    if (r.status === 0) break;
-    if (i > 50) throw new Error(`test sshd did not come up: ${r.stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  sshd = await startLoopbackSshd(join(root, 'sshd'));
 
   const d = parse(readFileSync('configs/stack.yaml', 'utf8'));
   d.sftp.chrootBase = src;
@@ -121,7 +69,7 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(() => {
-  if (sshd?.pid) sshd.kill('SIGTERM');
+  sshd?.stop();
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -280,6 +280,13 @@ describe('the checkers bite: a broken file is refused', () => {
       /unknown option delet/,
     ],
     [
+      'lua: rsyncssh with parallel processes (lsyncd refuses it)',
+      'sftp-main',
+      '/etc/lsyncd/lsyncd.conf.lua',
+      (s) => s.replace('   maxProcesses = 1,', '   maxProcesses = 4,'),
+      /maxProcesses set to 1/,
+    ],
+    [
       'bash: backup script syntax',
       'sftp-backup',
       '/usr/local/lib/wharf/backup.sh',

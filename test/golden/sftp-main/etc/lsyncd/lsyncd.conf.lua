@@ -6,7 +6,6 @@ settings {
    statusInterval = 10,
    -- keep retrying when the target is down at startup (pitfall 4)
    insist = true,
-   maxProcesses = 4,
 }
 
 sync {
@@ -15,6 +14,8 @@ sync {
    host = "wharfsync@10.88.3.12",
    targetdir = "/srv/sftp",
    delay = 1,
+   -- rsyncssh refuses anything else (moves and deletes run in order over ssh)
+   maxProcesses = 1,
    -- false: never delete target-only files (a failback must not wipe uploads made on the sub)
    delete = false,
    exclude = { "*.part", "*.tmp", ".~*", ".wharf-partial", ".wharf-partial/**" },
