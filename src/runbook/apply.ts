@@ -12,6 +12,7 @@ import type { Journal } from './journal.ts';
 import { changeSummary, type Change, type Plan } from './plan.ts';
 import type { Reporter } from './progress.ts';
 import type { UnitResource } from './resources.ts';
+import { DEFAULT_STATE_DIR, pendingMarker } from './observe.ts';
 
 /** Extra health probe after a unit was reloaded/restarted: throw (or return a reason) if unhealthy. */
 export type HealthHook = (
@@ -30,6 +31,8 @@ export interface ApplyOptions {
   /** apt-get timeout. Default 15 min. */
   packageTimeoutMs?: number;
   secrets?: readonly string[];
+  /** Host directory for wharf's state (pending-reload markers). Default /var/lib/wharf. */
+  stateDir?: string;
 }
 
 export interface HostResult {
@@ -281,6 +284,7 @@ export async function applyHost(
       const what = u.apply === 'restart' ? 'restart' : 'reload';
       try {
         await sh(t, unitCommand(u, what), `${what} ${u.name}`);
+        await clearMarkers([u.name]);
         did.push(`unit ${u.name} ${what}ed with the restored files`);
       } catch (e) {
         did.push(`unit ${u.name} ${what} after restore FAILED: ${(e as Error).message}`);
@@ -294,6 +298,30 @@ export async function applyHost(
     const did = written.length || touched.length ? await rollback() : [];
     o.reporter?.done(host, false, `${id}: ${clean.split('\n')[0]}`);
     throw new ApplyError(host, id, clean, did);
+  };
+
+  // Record the reloads this run owes before touching any file: if the run is killed after a file
+  // was replaced but before its unit was reloaded, the next run sees the marker and reloads.
+  const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+  const owed = changes.filter(
+    (c) => c.resource.kind === 'unit' && (c.kind === 'reload' || c.kind === 'restart'),
+  );
+  const markers = owed.map((c) => pendingMarker(stateDir, (c.resource as UnitResource).name));
+  if (markers.length) {
+    try {
+      await sh(
+        t,
+        `mkdir -p -- ${shQuote(`${stateDir}/pending`)} && touch -- ${markers.map(shQuote).join(' ')}`,
+        'recording pending reloads',
+      );
+    } catch (e) {
+      o.reporter?.done(host, false, (e as Error).message);
+      throw new ApplyError(host, `state ${stateDir}`, (e as Error).message);
+    }
+  }
+  const clearMarkers = async (names: string[]) => {
+    if (!names.length) return;
+    await t.exec(['rm', '-f', '--', ...names.map((n) => pendingMarker(stateDir, n))]);
   };
 
   for (const c of changes) {
@@ -335,6 +363,7 @@ export async function applyHost(
     });
     if (bad) await fail(`unit ${u.name}`, bad);
   }
+  await clearMarkers(owed.map((c) => (c.resource as UnitResource).name));
   o.reporter?.done(
     host,
     true,

@@ -1,6 +1,13 @@
 // The runbook engine: resources → observe → plan → apply, with preflight, lock, journal, progress.
 export * from './resources.ts';
-export { observeHost, observeSnippet, parseObservation, type Observation } from './observe.ts';
+export {
+  observeHost,
+  observeSnippet,
+  parseObservation,
+  pendingMarker,
+  DEFAULT_STATE_DIR,
+  type Observation,
+} from './observe.ts';
 export { unifiedDiff, diffLines, splitLines } from './diff.ts';
 export {
   plan,
@@ -41,4 +48,4 @@ export {
   isInteractive,
   type Reporter,
 } from './progress.ts';
-export { runRunbook, secretsOf, type RunOptions, type RunSummary } from './run.ts';
+export { runRunbook, secretsOf, jsonSummary, type RunOptions, type RunSummary } from './run.ts';

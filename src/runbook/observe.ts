@@ -20,14 +20,30 @@ export type Observation =
     }
   | { kind: 'directory'; stat: FileStat | null }
   | { kind: 'file'; stat: FileStat | null; content: Buffer | null }
-  | { kind: 'unit'; enabled?: boolean; active?: boolean; enabledState?: string; activeState?: string }
+  | {
+      kind: 'unit';
+      enabled?: boolean;
+      active?: boolean;
+      enabledState?: string;
+      activeState?: string;
+      /** A reload/restart was left pending by an interrupted run. */
+      pending?: boolean;
+    }
   | { kind: 'sysctl'; value: string | null }
   | { kind: 'route'; via: string | null };
 
 const MISSING = '@@missing';
 
 /** The shell snippet printing a resource's state. Pure. */
-export function observeSnippet(r: Resource): string {
+/** Where a host keeps wharf's own state (pending reloads of interrupted runs). */
+export const DEFAULT_STATE_DIR = '/var/lib/wharf';
+
+/** Marker file: a reload/restart of `unit` is owed (written before the files, removed after health). */
+export function pendingMarker(stateDir: string, unit: string): string {
+  return `${stateDir}/pending/${unit.replace(/[^A-Za-z0-9@._-]/g, '_')}`;
+}
+
+export function observeSnippet(r: Resource, stateDir = DEFAULT_STATE_DIR): string {
   switch (r.kind) {
     case 'package':
       return `dpkg-query -W -f='\${db:Status-Status} \${Version}\\n' ${shQuote(r.name)} 2>/dev/null || echo ${MISSING}`;
@@ -44,9 +60,10 @@ export function observeSnippet(r: Resource): string {
       return `if [ -e ${p} ]; then stat -c ${shQuote(STAT_FORMAT)} -- ${p}; if [ -f ${p} ]; then base64 -w0 -- ${p}; fi; echo; else echo ${MISSING}; fi`;
     }
     case 'unit': {
-      if (r.systemd === false || (r.enabled === undefined && r.active === undefined)) return 'true';
+      const pending = `if [ -e ${shQuote(pendingMarker(stateDir, r.name))} ]; then echo pending=yes; fi`;
+      if (r.systemd === false || (r.enabled === undefined && r.active === undefined)) return pending;
       const n = shQuote(r.name);
-      return `echo "enabled=$(systemctl is-enabled ${n} 2>/dev/null)"; echo "active=$(systemctl is-active ${n} 2>/dev/null)"`;
+      return `echo "enabled=$(systemctl is-enabled ${n} 2>/dev/null)"; echo "active=$(systemctl is-active ${n} 2>/dev/null)"; ${pending}`;
     }
     case 'sysctl':
       return `sysctl -n ${shQuote(r.key)} 2>/dev/null || echo ${MISSING}`;
@@ -100,6 +117,7 @@ export function parseObservation(r: Resource, text: string): Observation {
       const activeState = get('active');
       return {
         kind: 'unit',
+        ...(get('pending') === 'yes' ? { pending: true } : {}),
         ...(enabledState !== undefined
           ? {
               enabledState,
@@ -121,11 +139,15 @@ export function parseObservation(r: Resource, text: string): Observation {
 }
 
 /** Observe all of a host's resources with one command. Result is index-aligned with `resources`. */
-export async function observeHost(t: Transport, resources: Resource[]): Promise<Observation[]> {
+export async function observeHost(
+  t: Transport,
+  resources: Resource[],
+  stateDir = DEFAULT_STATE_DIR,
+): Promise<Observation[]> {
   if (resources.length === 0) return [];
   const tag = `@@wharf-${randomBytes(6).toString('hex')}`;
   const script = resources
-    .map((r, i) => `echo '${tag} ${i}'\n{ ${observeSnippet(r)}; } </dev/null`)
+    .map((r, i) => `echo '${tag} ${i}'\n{ ${observeSnippet(r, stateDir)}; } </dev/null`)
     .join('\n');
   const res = await t.exec(script, { timeoutMs: 120_000 });
   if (res.code !== 0)

@@ -176,6 +176,12 @@ function unitChanges(
       });
     } else if (by) {
       out.push({ ...base, kind: r.apply ?? 'reload', why: `notified by ${by.join(', ')}` });
+    } else if (u?.pending) {
+      out.push({
+        ...base,
+        kind: r.apply ?? 'reload',
+        why: 'owed by an interrupted run (files changed, not yet applied)',
+      });
     }
   }
   return out;

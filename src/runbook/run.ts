@@ -29,6 +29,8 @@ export interface RunOptions {
   preflight?: PreflightOptions | false;
   health?: HealthHook;
   healthTimeoutMs?: number;
+  /** Host directory for wharf's own state (pending-reload markers). Default /var/lib/wharf. */
+  stateDir?: string;
   /** Values never shown anywhere (passwords, keys). Secret files' contents are added. */
   secrets?: string[];
   /** Progress and plan output (default: live on a TTY, plain lines otherwise, on stderr). */
@@ -76,6 +78,22 @@ export async function runRunbook(o: RunOptions): Promise<RunSummary & { plan?: P
     journal: journal.path,
     exitCode: 1,
   };
+  // Ctrl-C / SIGTERM mid-run: journal it and free the lock; the next run re-plans from what is
+  // on the hosts (every write is atomic), so it converges. kill -9 leaves a stale lock that the
+  // next run takes over (pid gone).
+  const onSignal = (sig: NodeJS.Signals) => {
+    journal.write({
+      host: '*',
+      step: 'run',
+      result: 'failed',
+      durationMs: Date.now() - t0,
+      error: `interrupted by ${sig}`,
+    });
+    lock.release();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const finish = (err?: unknown) => {
     summary.durationMs = Date.now() - t0;
     if (err) {
@@ -142,7 +160,7 @@ export async function runRunbook(o: RunOptions): Promise<RunSummary & { plan?: P
       hosts.map(async (h) => {
         reporter.step(h, 'observe');
         const ts = Date.now();
-        observed[h] = await observeHost(o.transports.get(h)!, o.desired[h]!);
+        observed[h] = await observeHost(o.transports.get(h)!, o.desired[h]!, o.stateDir);
         journal.write({ host: h, step: 'observe', result: 'ok', durationMs: Date.now() - ts });
       }),
     );
@@ -169,6 +187,7 @@ export async function runRunbook(o: RunOptions): Promise<RunSummary & { plan?: P
       reporter,
       journal,
       secrets,
+      ...(o.stateDir ? { stateDir: o.stateDir } : {}),
       ...(o.health ? { health: o.health } : {}),
       ...(o.healthTimeoutMs !== undefined ? { healthTimeoutMs: o.healthTimeoutMs } : {}),
     });
@@ -189,7 +208,32 @@ export async function runRunbook(o: RunOptions): Promise<RunSummary & { plan?: P
     reporter.line(`error: ${mask((e as Error).message, secrets)}`);
     return finish(e);
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     reporter.close();
     lock.release();
   }
+}
+
+/** The `--json` summary object (no plan, no file contents). */
+export function jsonSummary(s: RunSummary): {
+  runbook: string;
+  ok: boolean;
+  check: boolean;
+  changes: number;
+  hosts: RunSummary['hosts'];
+  durationMs: number;
+  journal: string;
+  error?: string;
+} {
+  return {
+    runbook: s.runbook,
+    ok: s.ok,
+    check: s.check,
+    changes: s.changes,
+    hosts: s.hosts,
+    durationMs: s.durationMs,
+    journal: s.journal,
+    ...(s.error ? { error: s.error } : {}),
+  };
 }
