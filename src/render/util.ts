@@ -55,7 +55,7 @@ export function unitCheck(unitName: string): CheckCommand {
 }
 
 export const CHECKS = {
-  haproxy: { name: 'haproxy -c', argv: ['haproxy', '-c', '-f', '{}'] },
+  haproxy: { name: 'haproxy -c', argv: ['haproxy', '-dW', '-c', '-f', '{}'] },
   sshd: { name: 'sshd -t', argv: ['sshd', '-t', '-f', '{}'] },
   nft: { name: 'nft -c', argv: ['nft', '-c', '-f', '{}'] },
   bash: { name: 'bash -n', argv: ['bash', '-n', '{}'] },

@@ -231,6 +231,13 @@ describe('the checkers bite: a broken file is refused', () => {
       /timeout|soon/i,
     ],
     [
+      'haproxy: a warning fails too (zero-warning mode)',
+      'haproxy',
+      '/etc/haproxy/haproxy.cfg',
+      (s) => s.replace('    timeout client 1h\n', ''),
+      /timeout|warning/i,
+    ],
+    [
       'sshd: unknown option',
       'sftp-main',
       '/etc/ssh/sshd_config',
