@@ -1,7 +1,7 @@
 // A real OpenSSH server on 127.0.0.1 for integration tests of the transport and the engine:
 // temp host key, temp client key, known_hosts and ssh_config; strict host-key checking stays on.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { SshTargetT } from '../topology/inventory.ts';
@@ -50,7 +50,10 @@ export async function startTestSshd(): Promise<TestSshd> {
   const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
   keygen(join(dir, 'host_ed25519'));
   keygen(join(dir, 'id_ed25519'));
-  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'id_ed25519.pub')));
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'id_ed25519.pub')), { mode: 0o644 });
+  // sshd reads AuthorizedKeysFile as the logging-in user: let non-root test users traverse the dir
+  // (the private keys in it stay 0600).
+  chmodSync(dir, 0o755);
   const port = await freePort();
   const hostPub = readFileSync(join(dir, 'host_ed25519.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
   writeFileSync(join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostPub}\n`);
