@@ -173,3 +173,8 @@ export function sshTransports(
   }
   return out;
 }
+
+/** Stop the multiplexing masters (ssh -O exit): call when a run or the lab is done with its hosts. */
+export async function closeAll(transports: Iterable<{ close(): Promise<void> }>): Promise<void> {
+  await Promise.all([...transports].map((t) => t.close().catch(() => undefined)));
+}
