@@ -21,6 +21,7 @@ export interface RunOptions {
 
 /** Run a program, collect its output; throws a RunError with the program's own stderr on failure. */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const started = Date.now();
   if (process.env.WHARF_DEBUG) process.stderr.write(`+ ${cmd} ${args.join(' ')}\n`);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
@@ -60,6 +61,11 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
       if (timer) clearTimeout(timer);
       if (partial && opts.onLine) opts.onLine(partial);
       const res = { code: code ?? (signal ? 128 : 1), stdout, stderr };
+      if (process.env.WHARF_DEBUG) {
+        process.stderr.write(
+          `  (${Date.now() - started} ms, exit ${res.code}) ${cmd} ${args.slice(0, 3).join(' ')}\n`,
+        );
+      }
       if (res.code !== 0 && !opts.nothrow) {
         const shown = [cmd, ...args.slice(0, 6)].join(' ');
         reject(

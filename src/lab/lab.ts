@@ -198,30 +198,24 @@ function publishArgs(node: LabNode, plan: LabPlan, ports: LabPorts): string[] {
 const exec = (container: string, cmd: string[], timeoutMs = 10_000) =>
   dockerNothrow(['exec', container, ...cmd], { timeoutMs });
 
-async function waitBooted(container: string, deadline: number): Promise<string> {
+/**
+ * Wait until `ssh -F <ssh_config> NODE` works (strict host keys) and the node's systemd has
+ * finished booting; returns its state (running, or degraded with failed units).
+ */
+export async function waitReady(sshConfig: string, node: string, deadline: number): Promise<string> {
   let last = '';
   while (Date.now() < deadline) {
-    const r = await exec(container, ['systemctl', 'is-system-running']);
-    last = r.stdout.trim() || r.stderr.trim();
-    if (last === 'running' || last === 'degraded') return last;
-    await new Promise((res) => setTimeout(res, 250));
+    const r = await run(
+      'ssh',
+      ['-F', sshConfig, '-o', 'StrictHostKeyChecking=yes', node, 'systemctl is-system-running --wait'],
+      { nothrow: true, timeoutMs: 60_000 },
+    );
+    const state = r.stdout.trim().split('\n').pop() ?? '';
+    if (state === 'running' || state === 'degraded') return state;
+    last = r.stderr.trim() || state;
+    await new Promise((res) => setTimeout(res, 200));
   }
-  throw new RunError(`${container}: systemd did not finish booting (last state: ${last || 'unknown'})`);
-}
-
-/** ssh -F <ssh_config> NODE true, retried until the deadline. */
-export async function waitSsh(sshConfig: string, node: string, deadline: number): Promise<void> {
-  let last = '';
-  while (Date.now() < deadline) {
-    const r = await run('ssh', ['-F', sshConfig, '-o', 'StrictHostKeyChecking=yes', node, 'true'], {
-      nothrow: true,
-      timeoutMs: 15_000,
-    });
-    if (r.code === 0) return;
-    last = r.stderr.trim();
-    await new Promise((res) => setTimeout(res, 300));
-  }
-  throw new RunError(`ssh ${node} did not answer: ${last}`);
+  throw new RunError(`lab node ${node} did not become ready (ssh + systemd boot): ${last}`);
 }
 
 export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
@@ -245,12 +239,14 @@ export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
   );
   const ports = await choosePorts(plan, opts, prev, ours);
 
+  const demoName = t.sftp.users[0]?.name ?? 'demo';
+  const keysP = ensureKeys(stack, plan.nodes, demoName);
+  keysP.catch(() => {});
   const tags = await ensureImages(
     plan.nodes.map((n) => n.kind),
     log,
   );
-  const demoName = t.sftp.users[0]?.name ?? 'demo';
-  const keys = await ensureKeys(stack, plan.nodes, demoName);
+  const keys = await keysP;
   const names = sshNames(stack);
 
   // Each node's spec: a container whose label differs (or that is not running) is recreated.
@@ -381,18 +377,18 @@ export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
       }),
     );
 
-    // Ready: systemd booted everywhere, then sshd answers through the bastion.
+    // Ready: sshd answers through the bastion and systemd finished booting (asked over that same
+    // ssh: `is-system-running --wait` blocks on the node until boot is over).
     const deadline = Date.now() + 120_000;
-    const states = await Promise.all(plan.nodes.map((n) => waitBooted(n.container, deadline)));
-    const degraded = plan.nodes.filter((_, i) => states[i] === 'degraded');
-    for (const n of degraded) {
+    await waitReady(names.sshConfig, BASTION, deadline);
+    const states = await Promise.all(plan.nodes.map((n) => waitReady(names.sshConfig, n.name, deadline)));
+    for (const [i, n] of plan.nodes.entries()) {
+      if (states[i] === 'running') continue;
       const failed = (
         await exec(n.container, ['systemctl', '--failed', '--no-legend', '--plain'])
       ).stdout.trim();
-      log(`warning: ${n.name}: systemd degraded: ${failed.replace(/\s+/g, ' ')}`);
+      log(`warning: ${n.name}: systemd ${states[i]}: ${failed.replace(/\s+/g, ' ')}`);
     }
-    await waitSsh(names.sshConfig, BASTION, deadline);
-    await Promise.all(plan.nodes.map((n) => waitSsh(names.sshConfig, n.name, deadline)));
 
     const state: LabState = {
       stack,

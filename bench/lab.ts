@@ -1,0 +1,65 @@
+// Lab timings (not a timed test): cold `lab up` from no images at all, warm `lab down && lab up`
+// with cached images, and a repeated `lab up` on a running lab. Targets: cold ≤ 180 s, warm ≤ 10 s.
+//   npx tsx bench/lab.ts [--warm-only] [--runs N] [--json]
+// Uses its own stack ("labbench", subnets 10.93.x) so a running `seed` lab is left alone; the cold
+// run removes the lab images (docker rmi of every image labelled wharf.image).
+import { ensureEngine } from '../src/lab/engine.ts';
+import { labDown, labUp } from '../src/lab/lab.ts';
+import { IMAGE_LABEL } from '../src/lab/images.ts';
+import { docker, dockerNothrow, lines } from '../src/lab/docker.ts';
+import { testTopology } from '../test/lab/helpers.ts';
+
+const args = process.argv.slice(2);
+const warmOnly = args.includes('--warm-only');
+const runs = Number(args[args.indexOf('--runs') + 1] ?? 3) || 3;
+const json = args.includes('--json');
+const say = (s: string) => {
+  if (!json) console.log(s);
+};
+
+const { file, t } = testTopology('labbench', 93);
+const secs = (ms: number) => Math.round(ms / 100) / 10;
+
+await ensureEngine();
+const result: Record<string, number | number[]> = {};
+
+if (!warmOnly) {
+  await labDown(t.name);
+  const images = lines(await docker(['images', '-q', '--filter', `label=${IMAGE_LABEL}`]));
+  if (images.length) {
+    const r = await dockerNothrow(['rmi', '-f', ...new Set(images)]);
+    if (r.code !== 0) say(`warning: some images are in use and were not removed: ${r.stderr.trim()}`);
+  }
+  say('cold: lab up from no images …');
+  const t0 = Date.now();
+  await labUp(t, { topologyFile: file, log: (l) => say(`  ${l.slice(0, 140)}`) });
+  result.coldUpSeconds = secs(Date.now() - t0);
+  say(`cold lab up: ${result.coldUpSeconds} s`);
+}
+
+const warm: number[] = [];
+const downs: number[] = [];
+for (let i = 0; i < runs; i++) {
+  const d0 = Date.now();
+  await labDown(t.name);
+  downs.push(secs(Date.now() - d0));
+  const t0 = Date.now();
+  await labUp(t, { topologyFile: file });
+  warm.push(secs(Date.now() - t0));
+  say(`warm run ${i + 1}: lab down ${downs[i]} s, lab up ${warm[i]} s`);
+}
+result.warmUpSeconds = warm;
+result.downSeconds = downs;
+const r0 = Date.now();
+const again = await labUp(t, { topologyFile: file });
+result.repeatUpSeconds = secs(Date.now() - r0);
+say(`lab up on a running lab: ${result.repeatUpSeconds} s (${again.created.length} created)`);
+await labDown(t.name);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+result.warmUpMedianSeconds = median(warm);
+if (json) console.log(JSON.stringify(result, null, 2));
+else
+  console.log(
+    `\nlab bench: cold up ${result.coldUpSeconds ?? 'skipped'} s (target ≤ 180), warm up median ${result.warmUpMedianSeconds} s of ${warm.join(', ')} (target ≤ 10), repeat up ${result.repeatUpSeconds} s`,
+  );
