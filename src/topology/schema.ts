@@ -236,7 +236,6 @@ export const TopologySchema = z.strictObject({
           from: name('node').default('sftp-main'),
           to: name('node').default('sftp-sub'),
           delay: intIn(0, 3600).default(1),
-          maxProcesses: intIn(1, 64).default(4),
           excludes: z.array(z.string()).default(['*.part', '*.tmp', '.~*']),
           /** rsync writes into this directory (relative to the target) and renames when whole. */
           tempDir: z
