@@ -52,6 +52,8 @@ export class ApplyError extends RunError {
     readonly resourceId: string,
     readonly reason: string,
     readonly rollback: string[] = [],
+    /** Changes made before the failure and kept (packages, users, directories…). */
+    readonly applied = 0,
   ) {
     super(
       `${host}: ${resourceId}: ${reason}${rollback.length ? `\n  rollback: ${rollback.join('; ')}` : ''}`,
@@ -103,6 +105,7 @@ export async function applyHost(
   const written: Change[] = []; // files replaced on this host, for rollback
   const touched: UnitResource[] = []; // units reloaded/restarted/started
   let applied = 0;
+  let kept = 0;
   let packagesDone = false;
   const journal = (c: Change, step: string, result: 'ok' | 'failed', t0: number, error?: string) =>
     o.journal?.write({
@@ -133,7 +136,7 @@ export async function applyHost(
           await sh(t, `${aptEnv} apt-get update -qq`, 'apt-get update', { timeoutMs });
           await sh(
             t,
-            `${aptEnv} apt-get install -y -qq --no-install-recommends ${install.map(shQuote).join(' ')}`,
+            `${aptEnv} apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${install.map(shQuote).join(' ')}`,
             'apt-get install',
             { timeoutMs },
           );
@@ -297,7 +300,7 @@ export async function applyHost(
     const clean = mask(reason, secretContent ? [...secrets, secretContent] : secrets);
     const did = written.length || touched.length ? await rollback() : [];
     o.reporter?.done(host, false, `${id}: ${clean.split('\n')[0]}`);
-    throw new ApplyError(host, id, clean, did);
+    throw new ApplyError(host, id, clean, did, did.length ? kept : applied);
   };
 
   // Record the reloads this run owes before touching any file: if the run is killed after a file
@@ -330,6 +333,8 @@ export async function applyHost(
     try {
       await doChange(c);
       applied++;
+      // Not undone by a rollback: everything but file writes and reloads/restarts.
+      if (c.resource.kind !== 'file' && !(c.resource.kind === 'unit' && c.kind !== 'update')) kept++;
       journal(c, 'apply', 'ok', t0);
     } catch (e) {
       const msg =
@@ -382,7 +387,7 @@ export async function applyPlan(plan: Plan, o: ApplyOptions): Promise<HostResult
         return { host, ok: true, applied: await applyHost(host, changes, t, o) };
       } catch (e) {
         if (e instanceof ApplyError)
-          return { host, ok: false, applied: 0, error: e.message, rollback: e.rollback };
+          return { host, ok: false, applied: Math.max(0, e.applied), error: e.message, rollback: e.rollback };
         const msg = mask((e as Error).message, o.secrets ?? []);
         o.reporter?.done(host, false, msg);
         return { host, ok: false, applied: 0, error: msg.startsWith(`${host}:`) ? msg : `${host}: ${msg}` };

@@ -34,6 +34,9 @@ export type Observation =
 
 const MISSING = '@@missing';
 
+/** `systemctl is-enabled` answers that need no `enable` (static/generated units cannot be enabled). */
+const ENABLED_STATES = ['enabled', 'static', 'alias', 'indirect', 'generated'];
+
 /** The shell snippet printing a resource's state. Pure. */
 /** Where a host keeps wharf's own state (pending reloads of interrupted runs). */
 export const DEFAULT_STATE_DIR = '/var/lib/wharf';
@@ -121,7 +124,7 @@ export function parseObservation(r: Resource, text: string): Observation {
         ...(enabledState !== undefined
           ? {
               enabledState,
-              enabled: enabledState === 'enabled' || enabledState === 'static' || enabledState === 'alias',
+              enabled: ENABLED_STATES.includes(enabledState),
             }
           : {}),
         ...(activeState !== undefined
