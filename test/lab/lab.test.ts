@@ -280,6 +280,39 @@ describe('segmentation', () => {
   });
 });
 
+describe('notify sink', () => {
+  it('receives a real webhook POST and a real SMTP mail from a lan node; `lab notices --json` lists them', async () => {
+    const sink = a('notify-sink', 'lan');
+    const hook = t.notifications.webhook;
+    const body = '{"text":"upload demo/a.txt"}';
+    const post =
+      `exec 3<>/dev/tcp/${sink}/${hook.port}; printf 'POST ${hook.path} HTTP/1.0\\r\\nContent-Type: application/json\\r\\n` +
+      `Content-Length: ${body.length}\\r\\n\\r\\n%s' '${body}' >&3; head -1 <&3`;
+    const r1 = await onNode(cfg, 'sftp-main', post);
+    expect(r1.stdout, r1.stderr).toMatch(/^HTTP\/1\.[01] 2\d\d/);
+    // An SMTP dialogue spoken by bash: each command after the server's reply.
+    const smtp =
+      `exec 3<>/dev/tcp/${sink}/${t.notifications.smtp.port}; r() { IFS= read -r l <&3; echo "$l"; }; r; ` +
+      `for c in 'HELO sftp-main' 'MAIL FROM:<wharf@example.org>' 'RCPT TO:<ops@example.org>' 'DATA'; ` +
+      `do printf '%s\\r\\n' "$c" >&3; r; done; ` +
+      `printf 'Subject: upload demo/a.txt\\r\\n\\r\\nfile a.txt arrived\\r\\n.\\r\\n' >&3; r; printf 'QUIT\\r\\n' >&3; r`;
+    const r2 = await onNode(cfg, 'sftp-main', smtp);
+    expect(r2.stdout, r2.stderr).toMatch(/^250 /m);
+    let out = '';
+    const code = await runCli(['lab', 'notices', '--json', '-c', file], {
+      out: (x) => (out += x),
+      err: () => {},
+    });
+    expect(code).toBe(0);
+    const notices = JSON.parse(out) as { kind: string; subject?: string; body: unknown; path?: string }[];
+    expect(notices.find((n) => n.kind === 'webhook')).toMatchObject({
+      path: hook.path,
+      body: { text: 'upload demo/a.txt' },
+    });
+    expect(notices.find((n) => n.kind === 'smtp')).toMatchObject({ subject: 'upload demo/a.txt' });
+  });
+});
+
 describe('idempotence', () => {
   it('a second `lab up` reuses every container and is fast', async () => {
     const r = await labUp(t, { topologyFile: file });
