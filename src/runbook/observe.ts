@@ -152,7 +152,8 @@ export async function observeHost(
   const script = resources
     .map((r, i) => `echo '${tag} ${i}'\n{ ${observeSnippet(r, stateDir)}; } </dev/null`)
     .join('\n');
-  const res = await t.exec(script, { timeoutMs: 120_000 });
+  // The script goes through stdin: no argument-length limit however many resources a host has.
+  const res = await t.exec('sh -s', { input: script, timeoutMs: 120_000 });
   if (res.code !== 0)
     throw new TransportError(
       t.host,

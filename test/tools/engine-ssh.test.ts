@@ -8,6 +8,8 @@ import type { JournalEntry } from '../../src/runbook/journal.ts';
 import { MemoryReporter } from '../../src/runbook/progress.ts';
 import type { Resource } from '../../src/runbook/resources.ts';
 import { runRunbook, type RunOptions } from '../../src/runbook/run.ts';
+import { observeHost } from '../../src/runbook/observe.ts';
+import { plan, planChangeCount } from '../../src/runbook/plan.ts';
 import { MASK } from '../../src/transport/mask.ts';
 import { SshTransport } from '../../src/transport/ssh.ts';
 import { freePort, startTestSshd, type TestSshd } from '../../src/transport/testing.ts';
@@ -303,5 +305,29 @@ describe('engine over SSH (real sshd)', () => {
     expect(json).toContain(MASK);
     expect(readFileSync(s.journal, 'utf8')).not.toContain(SECRET);
     expect(o.reporter.events.join('\n')).not.toContain(SECRET);
+  });
+
+  it('observes 400 resources of a host in one round trip', async () => {
+    const files: Resource[] = [];
+    for (let i = 0; i < 400; i++) {
+      const path = join(root, `f${i}.conf`);
+      writeFileSync(path, `value ${i}\n`, { mode: 0o644 });
+      files.push({ kind: 'file', path, content: `value ${i}\n`, mode: 0o644, owner: 'root', group: 'root' });
+    }
+    let calls = 0;
+    const counting = {
+      host: 'alpha',
+      exec: (...a: Parameters<SshTransport['exec']>) => (calls++, alpha.exec(...a)),
+    };
+    const t0 = Date.now();
+    const observed = await observeHost(counting as unknown as Transport, files, join(root, 'state'));
+    console.log(`observe 400 files: ${Date.now() - t0} ms`);
+    expect(calls).toBe(1);
+    expect(planChangeCount(plan({ alpha: files }, { alpha: observed }))).toBe(0);
+    writeFileSync(join(root, 'f123.conf'), 'changed\n');
+    const again = plan({ alpha: files }, { alpha: await observeHost(alpha, files, join(root, 'state')) });
+    expect(again.hosts.alpha!.map((c) => `${c.kind} ${c.id}`)).toEqual([
+      `update file ${join(root, 'f123.conf')}`,
+    ]);
   });
 });
