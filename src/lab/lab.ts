@@ -356,7 +356,7 @@ export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
           '-v',
           '/sys/fs/cgroup:/sys/fs/cgroup:ro',
           '-v',
-          `${plan.volume}:/var/cache/apt/archives`,
+          `${plan.volume}:/var/cache/wharf-apt-pool`,
           ...Object.entries(n.sysctls).flatMap(([k, v]) => ['--sysctl', `${k}=${v}`]),
           '--network',
           netOf(first!).docker,
