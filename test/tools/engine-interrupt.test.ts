@@ -1,7 +1,7 @@
 // A run interrupted mid-apply (Ctrl-C to the process group, and kill -9): the next run takes the
 // lock, sees the reload the interrupted run still owed, applies it and converges.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryReporter } from '../../src/runbook/progress.ts';
@@ -112,6 +112,7 @@ describe('interrupted runs converge (real sshd)', () => {
     expect(readFileSync(join(root, 'reload.log'), 'utf8')).toBe('reloaded\n');
     expect(existsSync(join(stateDir, 'pending/app'))).toBe(false);
     expect(after).toMatchObject({ ok: true, changes: 0 });
+    rmSync(root, { recursive: true, force: true });
   });
 
   it('kill -9: the stale lock is taken over with a warning, and the run converges', async () => {
@@ -123,6 +124,7 @@ describe('interrupted runs converge (real sshd)', () => {
     expect(next).toMatchObject({ ok: true, changes: 1 });
     expect(readFileSync(join(root, 'reload.log'), 'utf8')).toBe('reloaded\n');
     expect(after).toMatchObject({ ok: true, changes: 0 });
+    rmSync(root, { recursive: true, force: true });
   });
 });
 

@@ -1,9 +1,9 @@
 // The runbook engine end to end through the SSH transport against a REAL sshd on 127.0.0.1:
 // resources under a temp root on this host; units are plain commands (no systemd here).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { JournalEntry } from '../../src/runbook/journal.ts';
 import { MemoryReporter } from '../../src/runbook/progress.ts';
 import type { Resource } from '../../src/runbook/resources.ts';
@@ -32,6 +32,7 @@ afterAll(async () => {
   await alpha?.close();
   await sshd?.stop();
 });
+afterEach(() => rmSync(root, { recursive: true, force: true }));
 beforeEach(() => {
   root = mkdtempSync('/tmp/wharf-eng-');
   runsDir = join(root, 'runs');

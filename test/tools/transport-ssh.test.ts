@@ -1,5 +1,5 @@
 // The SSH transport against a REAL OpenSSH server started for the test on 127.0.0.1.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MASK } from '../../src/transport/mask.ts';
@@ -16,9 +16,17 @@ beforeAll(async () => {
   t = new SshTransport('test-host', sshd.target, sshd.options);
   dir = mkdtempSync('/tmp/wharf-tr-');
 });
+const tempDirs: string[] = [];
+/** A short temp dir (control sockets need short paths), removed after the tests. */
+const shortTmp = (prefix: string) => {
+  const d = mkdtempSync(prefix);
+  tempDirs.push(d);
+  return d;
+};
 afterAll(async () => {
   await t?.close();
   await sshd?.stop();
+  for (const d of [dir, ...tempDirs]) if (d) rmSync(d, { recursive: true, force: true });
 });
 
 describe('SshTransport (real sshd)', () => {
@@ -54,7 +62,7 @@ describe('SshTransport (real sshd)', () => {
   it('multiplexes: a control master runs and later commands are faster than the first connection', async () => {
     const fresh = new SshTransport('fresh', sshd.target, {
       ...sshd.options,
-      controlDir: mkdtempSync('/tmp/wm-'),
+      controlDir: shortTmp('/tmp/wm-'),
     });
     const t0 = Date.now();
     await fresh.exec('true');
@@ -91,7 +99,7 @@ describe('SshTransport (real sshd)', () => {
     const strict = new SshTransport('strict', sshd.target, {
       ...sshd.options,
       knownHosts: empty,
-      controlDir: mkdtempSync('/tmp/ws-'),
+      controlDir: shortTmp('/tmp/ws-'),
     });
     const err = await strict.exec('true').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransportError);
@@ -106,7 +114,7 @@ describe('SshTransport (real sshd)', () => {
     const down = new SshTransport(
       'down',
       { ...sshd.target, port },
-      { ...sshd.options, controlDir: mkdtempSync('/tmp/wd-') },
+      { ...sshd.options, controlDir: shortTmp('/tmp/wd-') },
     );
     const err = await down.exec('true').catch((e: unknown) => e);
     expect((err as Error).message).toMatch(

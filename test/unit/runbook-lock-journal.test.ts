@@ -1,8 +1,8 @@
 import { spawnSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { RunError } from '../../src/core/errors.ts';
 import { Journal, whoAmI, type JournalEntry } from '../../src/runbook/journal.ts';
 import { acquireLock } from '../../src/runbook/lock.ts';
@@ -10,7 +10,13 @@ import { parseDf, parseOsRelease } from '../../src/runbook/preflight.ts';
 import { MemoryReporter, PlainReporter, TtyReporter } from '../../src/runbook/progress.ts';
 import { MASK } from '../../src/transport/mask.ts';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'wharf-unit-'));
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'wharf-unit-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 /** A pid that certainly belonged to a process that has exited. */
 function deadPid(): number {

@@ -1,9 +1,17 @@
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { LocalTransport } from '../../src/transport/local.ts';
 import { CheckFailed, TransportError } from '../../src/transport/types.ts';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'wharf-lt-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 describe('LocalTransport (same file scripts as SSH, on this machine)', () => {
   const t = new LocalTransport('here');
@@ -15,7 +23,7 @@ describe('LocalTransport (same file scripts as SSH, on this machine)', () => {
     });
   });
   it('kills the whole process group on timeout', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wharf-lt-'));
+    const dir = tmp();
     const err = await t
       .exec(`(sleep 1.5; touch ${dir}/late) & wait`, { timeoutMs: 300 })
       .catch((e: unknown) => e);
@@ -24,7 +32,7 @@ describe('LocalTransport (same file scripts as SSH, on this machine)', () => {
     expect(existsSync(join(dir, 'late'))).toBe(false);
   });
   it('atomic write: passing and failing check, stat and readFile', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wharf-lt-'));
+    const dir = tmp();
     const p = join(dir, 'x.json');
     const check = {
       argv: ['node', '-e', 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))', '{}'],
