@@ -313,6 +313,26 @@ describe('notify sink', () => {
   });
 });
 
+describe('shared apt pool', () => {
+  it('two nodes install at the same time, a third installs from the pool without downloading', async () => {
+    const install = (n: string) =>
+      onNode(
+        cfg,
+        n,
+        'apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsync 2>&1',
+        180_000,
+      );
+    const [m, sub] = await Promise.all([install('sftp-main'), install('sftp-sub')]);
+    expect(m.code, m.stdout + m.stderr).toBe(0);
+    expect(sub.code, sub.stdout + sub.stderr).toBe(0);
+    const pool = await onNode(cfg, 'sftp-backup', 'ls /var/cache/wharf-apt-pool');
+    expect(pool.stdout).toMatch(/^rsync_.*\.deb$/m);
+    const b = await install('sftp-backup');
+    expect(b.code, b.stdout).toBe(0);
+    expect(b.stdout).toMatch(/Need to get 0 B\//);
+  });
+});
+
 describe('idempotence', () => {
   it('a second `lab up` reuses every container and is fast', async () => {
     const r = await labUp(t, { topologyFile: file });
