@@ -1,6 +1,6 @@
 // The one place where errors become exit codes: 0 ok, 1 failure, 2 bad input.
 import { CommanderError } from 'commander';
-import { InputError, RunError } from '../core/errors.ts';
+import { InputError, ReportedFailure, RunError } from '../core/errors.ts';
 
 export const EXIT = { ok: 0, failure: 1, badInput: 2 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -25,6 +25,7 @@ export function reportOf(err: unknown): ErrorReport {
     // "error: …" already; the exit code says "bad input".
     return { exitCode: EXIT.badInput, problems: [] };
   }
+  if (err instanceof ReportedFailure) return { exitCode: EXIT.failure, problems: [] };
   if (err instanceof InputError) return { exitCode: EXIT.badInput, problems: err.problems };
   if (err instanceof RunError) {
     const cause = err.cause instanceof Error ? [`  caused by: ${err.cause.message}`] : [];

@@ -6,6 +6,7 @@ import { registerDemo } from './commands/demo.ts';
 import { registerGraph } from './commands/graph.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerRender } from './commands/render.ts';
+import { registerRun } from './commands/run.ts';
 import { registerSchema } from './commands/schema.ts';
 import { registerValidate } from './commands/validate.ts';
 
@@ -23,6 +24,7 @@ export function buildProgram(io: Io = processIo): Command {
   registerGraph(program, io);
   registerSchema(program, io);
   registerLabCommands(program, io);
+  registerRun(program, io);
   registerDemo(program, io);
   // Every command, including ones added with addCommand(), reports to io and never calls
   // process.exit itself: runCli maps what it throws to an exit code.

@@ -25,3 +25,12 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof InputError) return 2;
   return 1;
 }
+
+/** A failure the command has already reported (e.g. a runbook's summary): exit 1, nothing more printed. */
+export class ReportedFailure extends Error {
+  readonly exitCode = 1;
+  constructor(message = 'failed (already reported)') {
+    super(message);
+    this.name = 'ReportedFailure';
+  }
+}

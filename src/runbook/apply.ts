@@ -173,6 +173,9 @@ export async function applyHost(
             ? ['useradd', ...(r.system ? ['-r'] : []), '-M', ...a, ...groups, r.name]
             : ['usermod', ...a, ...(groups.length ? ['-a', ...groups] : []), r.name];
         await sh(t, cmd, `${c.kind} user`);
+        if (r.passwordHash !== undefined) {
+          await sh(t, ['usermod', '-p', r.passwordHash, r.name], 'set password hash', { secret: true });
+        }
         return;
       }
       case 'directory': {

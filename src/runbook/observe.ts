@@ -17,6 +17,7 @@ export type Observation =
       groups?: string[];
       home?: string;
       shell?: string;
+      passwordHash?: string;
     }
   | { kind: 'directory'; stat: FileStat | null }
   | { kind: 'file'; stat: FileStat | null; content: Buffer | null }
@@ -54,7 +55,7 @@ export function observeSnippet(r: Resource, stateDir = DEFAULT_STATE_DIR): strin
       return `getent group ${shQuote(r.name)} || echo ${MISSING}`;
     case 'user': {
       const n = shQuote(r.name);
-      return `if getent passwd ${n}; then id -gn ${n}; id -Gn ${n}; else echo ${MISSING}; fi`;
+      return `if getent passwd ${n}; then id -gn ${n}; id -Gn ${n}; getent shadow ${n} | cut -d: -f2; else echo ${MISSING}; fi`;
     }
     case 'directory':
       return `stat -c ${shQuote(STAT_FORMAT)} -- ${shQuote(r.path)} 2>/dev/null || echo ${MISSING}`;
@@ -101,6 +102,7 @@ export function parseObservation(r: Resource, text: string): Observation {
         shell: f[6] ?? '',
         group: (lines[1] ?? '').trim(),
         groups: (lines[2] ?? '').trim().split(/\s+/).filter(Boolean),
+        passwordHash: (lines[3] ?? '').trim(),
       };
     }
     case 'directory':

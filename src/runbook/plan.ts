@@ -121,6 +121,8 @@ function simpleChange(host: string, r: Resource, o: Observation): Change | null 
       if (r.shell !== undefined && r.shell !== o.shell) why.push(`shell ${o.shell} → ${r.shell}`);
       const missing = (r.groups ?? []).filter((g) => !(o.groups ?? []).includes(g));
       if (missing.length) why.push(`not in group${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
+      if (r.passwordHash !== undefined && r.passwordHash !== o.passwordHash)
+        why.push('password hash differs');
       return why.length ? { ...base, kind: 'update', why: why.join(', ') } : null;
     }
     case 'directory': {

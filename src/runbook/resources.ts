@@ -27,6 +27,8 @@ export interface UserResource {
   home?: string;
   shell?: string;
   system?: boolean;
+  /** crypt(3) hash for /etc/shadow (secret: compared and set, never shown). */
+  passwordHash?: string;
 }
 
 export interface DirectoryResource {

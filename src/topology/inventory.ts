@@ -37,6 +37,27 @@ export const InventorySchema = z.strictObject({
       addresses: Addresses.default({}),
     }),
   ),
+  /** Where the stack's shared secrets live on the operator's machine (default .wharf/secrets/<stack>). */
+  secretsDir: z.string().optional(),
+  /** The SFTP entry point as clients see it (verify's probe upload goes through it). */
+  entrypoint: z.strictObject({ host: z.string().min(1), port: port() }).optional(),
+  /** Credentials of SFTP users (secrets stay out of the topology): merged over topology users. */
+  users: z
+    .record(
+      z.string(),
+      z.strictObject({
+        passwordHash: z
+          .string()
+          .regex(/^\$6\$/, { error: 'expected a SHA-512 crypt hash starting with $6$' })
+          .optional(),
+        /** Clear-text password, only for verify's probe (never sent to a host). */
+        password: z.string().optional(),
+        /** Private key file for verify's probe. */
+        privateKey: z.string().optional(),
+        authorizedKeys: z.array(z.string()).optional(),
+      }),
+    )
+    .optional(),
   notifications: z
     .strictObject({
       webhookUrl: z.string().url().optional(),
@@ -96,6 +117,13 @@ export function checkInventory(t: Topology, inv: Inventory): string[] {
       if (!inSubnet(addr, subnet)) {
         problems.push(`hosts.${node.name}.addresses.${net}: ${addr} is not in the ${net} subnet ${subnet}`);
       }
+    }
+  }
+  for (const name of Object.keys(inv.users ?? {})) {
+    if (!t.sftp.users.some((u) => u.name === name)) {
+      problems.push(
+        `users.${name}: not an SFTP user of the topology (${t.sftp.users.map((u) => u.name).join(', ')})`,
+      );
     }
   }
   for (const name of Object.keys(inv.hosts)) {

@@ -1,0 +1,8 @@
+// The runbooks `wharf run <name>` knows. Each is a small program over the engine in src/runbook.
+import { install } from './install.ts';
+import { configure } from './configure.ts';
+import { verify } from './verify.ts';
+import type { Runbook } from './runbook.ts';
+
+export const RUNBOOKS: Record<string, Runbook> = { install, configure, verify };
+export type { Runbook, RunbookContext, RunbookResult } from './runbook.ts';
