@@ -4,11 +4,9 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { InputError, ReportedFailure } from '../../core/errors.ts';
 import { loadInventory, loadTopology } from '../../topology/load.ts';
-import { sshTransports, closeAll } from '../../transport/index.ts';
 import { stateDir } from '../../lab/state.ts';
 import { RUNBOOKS } from '../../../scripts/index.ts';
-import type { RunbookResult } from '../../../scripts/runbook.ts';
-import type { Transport } from '../../transport/types.ts';
+import { runRunbookByName } from '../../stack/runbooks.ts';
 import type { Inventory } from '../../topology/inventory.ts';
 import type { Topology } from '../../topology/model.ts';
 import { topologyOption } from '../inputs.ts';
@@ -48,39 +46,6 @@ export function parseOnly(t: Topology, only?: string): string[] | undefined {
       throw new InputError(`--only: node "${n}" does not exist (nodes: ${Object.keys(t.nodes).join(', ')})`);
   }
   return names;
-}
-
-export async function runRunbookByName(
-  name: string,
-  o: {
-    topology: Topology;
-    inventory: Inventory;
-    only?: string[];
-    check?: boolean;
-    diff?: boolean;
-    log?: (l: string) => void;
-    options?: Record<string, string | boolean | undefined>;
-    transports?: Map<string, Transport>;
-  },
-): Promise<RunbookResult> {
-  const rb = RUNBOOKS[name];
-  if (!rb) throw new InputError(`unknown runbook "${name}" (runbooks: ${Object.keys(RUNBOOKS).join(', ')})`);
-  const own = !o.transports;
-  const transports = o.transports ?? (sshTransports(o.inventory, undefined) as Map<string, Transport>);
-  try {
-    return await rb.run({
-      topology: o.topology,
-      inventory: o.inventory,
-      ...(o.only ? { only: o.only } : {}),
-      check: Boolean(o.check),
-      diff: Boolean(o.diff),
-      transports,
-      log: o.log ?? ((l) => process.stderr.write(l + '\n')),
-      options: o.options ?? {},
-    });
-  } finally {
-    if (own) await closeAll(transports.values());
-  }
 }
 
 export function registerRun(program: Command, io: Io): void {
@@ -128,3 +93,5 @@ health check restores the old file. Journal: .wharf/runs/<stack>/. Exit: 0 ok, 1
     }
   });
 }
+
+export { runRunbookByName };
