@@ -26,9 +26,19 @@ const result: Record<string, number | number[]> = {};
 if (!warmOnly) {
   await labDown(t.name);
   const images = lines(await docker(['images', '-q', '--filter', `label=${IMAGE_LABEL}`]));
+  const users = lines(await docker(['ps', '-a', '--filter', 'label=wharf.lab', '--format', '{{.Names}}']));
+  if (users.length) {
+    console.error(
+      `a cold run needs the lab images unused; these containers use them (run \`wharf lab down\`): ${users.join(' ')}`,
+    );
+    process.exit(1);
+  }
   if (images.length) {
     const r = await dockerNothrow(['rmi', '-f', ...new Set(images)]);
-    if (r.code !== 0) say(`warning: some images are in use and were not removed: ${r.stderr.trim()}`);
+    if (r.code !== 0) {
+      console.error(`could not remove the lab images: ${r.stderr.trim()}`);
+      process.exit(1);
+    }
   }
   say('cold: lab up from no images …');
   const t0 = Date.now();

@@ -131,7 +131,8 @@ export function subnetClashes(plan: LabPlan, nets: Existing['networks']): string
   const problems: string[] = [];
   for (const want of plan.networks) {
     for (const n of nets) {
-      if (n.lab === plan.stack && n.name === want.docker) continue;
+      // This lab's own networks are reused or replaced by `up`: never a clash.
+      if (n.lab === plan.stack) continue;
       for (const s of n.subnets) {
         if (s.includes(':')) continue;
         if (subnetsOverlap(s, want.subnet)) {
