@@ -27,6 +27,7 @@ import {
 } from './plan.ts';
 import {
   ensureKeys,
+  secretsDir,
   readState,
   removeState,
   sshNames,
@@ -329,7 +330,22 @@ export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
     mkdirSync(names.stateDir, { recursive: true });
     writeFileMode(names.sshConfig, sshConfigText(plan, ports, names), 0o644);
     writeFileMode(names.knownHosts, knownHostsText(plan, ports, keys.hostKeys), 0o644);
-    writeFileMode(`${names.stateDir}/inventory.yaml`, inventoryYaml(plan, ports, names), 0o644);
+    const d = keys.demoUser;
+    writeFileMode(
+      `${names.stateDir}/inventory.yaml`,
+      inventoryYaml(plan, ports, names, {
+        secretsDir: secretsDir(stack),
+        users: {
+          [d.name]: {
+            passwordHash: d.passwordHash,
+            password: d.password,
+            privateKey: d.privateKey,
+            authorizedKeys: [d.publicKey],
+          },
+        },
+      }),
+      0o600,
+    );
 
     const todo = plan.nodes.filter((n) => !keep.has(n.container));
     if (todo.length) log(`creating ${todo.length} node(s): ${todo.map((n) => n.name).join(' ')}`);

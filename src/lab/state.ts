@@ -14,6 +14,9 @@ export function stateDir(stack: string): string {
   return join(base, stack);
 }
 
+/** The stack's secrets folder for the lab (the shared SFTP host keys live here from the start). */
+export const secretsDir = (stack: string) => join(stateDir(stack), 'secrets');
+
 export function sshNames(stack: string): SshNames {
   const dir = stateDir(stack);
   return {
@@ -27,6 +30,8 @@ export function sshNames(stack: string): SshNames {
 export interface DemoUser {
   name: string;
   password: string;
+  /** SHA-512 crypt of the password (what the configure runbook puts in /etc/shadow). */
+  passwordHash: string;
   privateKey: string;
   publicKey: string;
 }
@@ -92,9 +97,9 @@ export interface LabKeys {
 
 /**
  * Keys are reused while the state folder exists (a warm `up` keeps known_hosts valid). The SFTP
- * nodes share one host key set (`sftp-hostkeys/`): clients behind HAProxy must see the same keys
- * on every node, and the management known_hosts stays valid when the configure runbook installs
- * that set into the topology's hostKeyDir.
+ * nodes share one host key set (`secrets/`, the lab inventory's secretsDir): clients behind HAProxy
+ * must see the same keys on every node, and the management known_hosts stays valid when the
+ * configure runbook installs that same set into the topology's hostKeyDir.
  */
 export async function ensureKeys(
   stack: string,
@@ -105,7 +110,8 @@ export async function ensureKeys(
   mkdirSync(f.stateDir, { recursive: true, mode: 0o700 });
   const jobs: Promise<void>[] = [keygen(f.identity, 'ed25519', `wharf-lab-${stack}`)];
   const hostKeyDirs: Record<string, string> = {};
-  const shared = join(f.stateDir, 'sftp-hostkeys');
+  // Same names as src/stack/secrets.ts uses: the lab inventory's secretsDir points here.
+  const shared = secretsDir(stack);
   mkdirSync(shared, { recursive: true });
   for (const t of ['ed25519', 'ecdsa', 'rsa'] as const) {
     jobs.push(keygen(join(shared, `ssh_host_${t}_key`), t, `wharf-${stack}-sftp`));
@@ -129,8 +135,13 @@ export async function ensureKeys(
     hostKeys[n.name] = readFileSync(join(hostKeyDirs[n.name]!, 'ssh_host_ed25519_key.pub'), 'utf8').trim();
   }
   const pwFile = join(f.stateDir, `${demoName}.password`);
-  if (!existsSync(pwFile))
-    writeFileSync(pwFile, randomBytes(12).toString('base64url') + '\n', { mode: 0o600 });
+  const hashFile = join(f.stateDir, `${demoName}.password-hash`);
+  if (!existsSync(pwFile) || !existsSync(hashFile)) {
+    const pw = randomBytes(12).toString('base64url');
+    const hash = (await run('openssl', ['passwd', '-6', '-stdin'], { input: pw + '\n' })).stdout.trim();
+    writeFileSync(pwFile, pw + '\n', { mode: 0o600 });
+    writeFileSync(hashFile, hash + '\n', { mode: 0o600 });
+  }
   return {
     identity: f.identity,
     identityPub: readFileSync(`${f.identity}.pub`, 'utf8').trim(),
@@ -139,6 +150,7 @@ export async function ensureKeys(
     demoUser: {
       name: demoName,
       password: readFileSync(pwFile, 'utf8').trim(),
+      passwordHash: readFileSync(hashFile, 'utf8').trim(),
       privateKey: demoKey,
       publicKey: readFileSync(`${demoKey}.pub`, 'utf8').trim(),
     },

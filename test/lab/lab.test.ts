@@ -119,11 +119,26 @@ describe('management access', () => {
     expect(r.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
   });
 
-  it('the inventory loads with loadInventory and points at the generated ssh_config', () => {
+  it('the inventory loads with loadInventory and points at the generated ssh_config', async () => {
     const inv = loadInventory(s.inventory, t);
     expect(inv.sshConfig).toBe(cfg);
     expect(inv.knownHosts).toBe(s.knownHosts);
     expect(inv.hosts['sftp-main']!.ssh.host).toBe('sftp-main');
+    expect(inv.entrypoint).toEqual({ host: '127.0.0.1', port: s.entrypoint.port });
+    expect(inv.users?.demo).toMatchObject({
+      password: s.demoUser.password,
+      privateKey: s.demoUser.privateKey,
+    });
+    expect(inv.users?.demo?.passwordHash).toMatch(/^\$6\$/);
+    expect(inv.users?.demo?.authorizedKeys?.[0]).toBe(
+      readFileSync(`${s.demoUser.privateKey}.pub`, 'utf8').trim(),
+    );
+    // The SFTP nodes present the stack's shared host key (secretsDir) from the first boot on.
+    const shared = readFileSync(`${inv.secretsDir}/ssh_host_ed25519_key.pub`, 'utf8').split(' ')[1];
+    for (const n of ['sftp-main', 'sftp-sub', 'sftp-backup']) {
+      const r = await onNode(cfg, n, 'cat /etc/ssh/ssh_host_ed25519_key.pub');
+      expect(r.stdout.split(' ')[1]).toBe(shared);
+    }
     expect(inv.hosts['haproxy']!.addresses).toEqual({
       dmz: `10.${OCTET}.2.4`,
       lan: `10.${OCTET}.3.4`,
