@@ -157,13 +157,21 @@ function importDir(dir: string, tag: string): Promise<void> {
   });
 }
 
-async function buildVariant(variant: Variant, base: string, tag: string, log: Log): Promise<void> {
-  const pkgs = VARIANTS[variant].join(' ');
+/** `docker build` of lab/images/node FROM the base with extra packages; fails with the build's text. */
+export async function buildNodeImage(
+  variant: string,
+  packages: readonly string[],
+  base: string,
+  tag: string,
+  log: Log,
+): Promise<void> {
+  const pkgs = packages.join(' ');
   log(`image ${tag}: docker build FROM ${base}${pkgs ? ` + ${pkgs}` : ''}`);
   const r = await run(
     'docker',
     [
       'build',
+      '--force-rm',
       '--label',
       `${IMAGE_LABEL}=node`,
       '--build-arg',
@@ -202,6 +210,6 @@ export async function ensureImages(kinds: LabKind[], log: Log = () => {}): Promi
   if (missing.length === 0) return tags;
   if (!(await imageExists(base))) await buildBase(base, log);
   // Builds are mostly waiting on the mirror: run them side by side.
-  await Promise.all(missing.map((v) => buildVariant(v, base, tags[v], log)));
+  await Promise.all(missing.map((v) => buildNodeImage(v, VARIANTS[v], base, tags[v], log)));
   return tags;
 }

@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/lab/docker.ts';
 import { ensureEngine } from '../../src/lab/engine.ts';
+import { baseTag, buildNodeImage, ensureImages } from '../../src/lab/images.ts';
 import { labDown, labUp, labStatus } from '../../src/lab/lab.ts';
 import { stateDir } from '../../src/lab/state.ts';
 import { runCli } from '../../src/cli/program.ts';
@@ -82,6 +83,23 @@ describe('bad input leaves nothing half-created', () => {
     expect(r.code).toBe(1);
     expect(r.err).toContain('is not up');
     expect(r.err).toContain('wharf lab up');
+  });
+});
+
+describe('image builds', () => {
+  it("show progress lines and fail with the build's own error text", async () => {
+    const base = baseTag();
+    await ensureImages(['haproxy']); // the base exists after this
+    const seen: string[] = [];
+    const tag = 'wharf-node:test-broken';
+    const err = await buildNodeImage('broken', ['wharf-no-such-package'], base, tag, (l) =>
+      seen.push(l),
+    ).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain(`building ${tag} failed`);
+    expect((err as Error).message).toContain('Unable to locate package wharf-no-such-package');
+    expect(seen.some((l) => /Step \d+\/\d+ : RUN/.test(l))).toBe(true);
+    expect((await run('docker', ['image', 'inspect', tag], { nothrow: true })).code).not.toBe(0);
   });
 });
 
