@@ -71,5 +71,5 @@ result.warmUpMedianSeconds = median(warm);
 if (json) console.log(JSON.stringify(result, null, 2));
 else
   console.log(
-    `\nlab bench: cold up ${result.coldUpSeconds ?? 'skipped'} s (target ≤ 180), warm up median ${result.warmUpMedianSeconds} s of ${warm.join(', ')} (target ≤ 10), repeat up ${result.repeatUpSeconds} s`,
+    `\nlab bench: cold up ${result.coldUpSeconds !== undefined ? `${String(result.coldUpSeconds)} s` : 'skipped'} (target ≤ 180), warm up median ${result.warmUpMedianSeconds} s of ${warm.join(', ')} (target ≤ 10), repeat up ${result.repeatUpSeconds} s`,
   );
