@@ -27,6 +27,7 @@ import {
 } from './plan.ts';
 import {
   ensureKeys,
+  lockLab,
   secretsDir,
   readState,
   removeState,
@@ -221,6 +222,15 @@ export async function waitReady(sshConfig: string, node: string, deadline: numbe
 }
 
 export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
+  const unlock = lockLab(t.name);
+  try {
+    return await up(t, opts);
+  } finally {
+    unlock();
+  }
+}
+
+async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
   const t0 = Date.now();
   const log = opts.log ?? (() => {});
   const plan = labPlan(t);
@@ -440,6 +450,15 @@ export interface DownResult {
 
 /** Remove everything labelled wharf.lab=<stack> (works without a state folder) and the state. */
 export async function labDown(stack: string, log: Log = () => {}): Promise<DownResult> {
+  const unlock = lockLab(stack);
+  try {
+    return await down(stack, log);
+  } finally {
+    unlock();
+  }
+}
+
+async function down(stack: string, log: Log): Promise<DownResult> {
   await ensureEngine(log);
   const sel = ['--filter', `label=${LABEL}=${stack}`];
   const containers = lines(await docker(['ps', '-aq', ...sel]));

@@ -2,7 +2,8 @@
 // pair, pre-generated host keys (so known_hosts is written before any node boots), the demo user's
 // credentials, ssh_config, known_hosts, inventory.yaml and state.json.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { RunError } from '../core/errors.ts';
 import { randomBytes } from 'node:crypto';
 import { run } from './docker.ts';
 import type { LabPorts, SshNames } from './plan.ts';
@@ -47,6 +48,46 @@ export interface LabState {
 }
 
 export const statePath = (stack: string) => join(stateDir(stack), 'state.json');
+
+/** Is the process alive? A zombie (killed, not yet reaped) counts as dead. */
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
+};
+
+/**
+ * One `lab up`/`lab down` per stack at a time: an exclusive lock file next to the state folder
+ * (it survives `down`). A lock whose process is dead (e.g. `kill -9`) is taken over.
+ */
+export function lockLab(stack: string): () => void {
+  const file = `${stateDir(stack)}.lock`;
+  mkdirSync(dirname(file), { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return () => rmSync(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+        throw new RunError(
+          `another wharf lab command (pid ${pid}) is working on the lab "${stack}"; wait for it`,
+        );
+      }
+      rmSync(file, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new RunError(`cannot take the lab lock ${file}`);
+}
 
 export function readState(stack: string): LabState | null {
   try {

@@ -2,7 +2,8 @@
 // already taken, missing engine), `lab up` recovers after a `kill -9` of a previous `lab up`,
 // and `lab down` removes everything by label even when the state folder is gone.
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/lab/docker.ts';
@@ -76,6 +77,21 @@ describe('bad input leaves nothing half-created', () => {
       'no Docker engine answers at DOCKER_HOST=unix:///tmp/wharf-no-such-docker.sock',
     );
     expect(await labelled(t.name)).toEqual({ containers: [], networks: [], volumes: [] });
+  });
+
+  it('a second lab command while one runs is refused (lock held by a live process), nothing created', async () => {
+    mkdirSync(dirname(stateDir(t.name)), { recursive: true });
+    writeFileSync(`${stateDir(t.name)}.lock`, `${process.ppid}\n`);
+    try {
+      const r = await inProcess(['lab', 'up', '-c', file]);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(
+        `another wharf lab command (pid ${process.ppid}) is working on the lab "labbad"`,
+      );
+      expect(await labelled(t.name)).toEqual({ containers: [], networks: [], volumes: [] });
+    } finally {
+      rmSync(`${stateDir(t.name)}.lock`, { force: true });
+    }
   });
 
   it('lab status without a lab: exit 1 saying how to start it', async () => {
