@@ -10,7 +10,7 @@ import { expandHome } from '../src/transport/ssh.ts';
 import { connectSftp } from '../src/workload/generator.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import { managedNodes } from '../src/stack/desired.ts';
-import { nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
+import { durationMs, nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
 import type { Inventory } from '../src/topology/inventory.ts';
 import type { Runbook, RunbookContext } from './runbook.ts';
 
@@ -76,8 +76,17 @@ export async function verifyStack(ctx: RunbookContext): Promise<VerifyCheck[]> {
   // HAProxy: every server of every backend UP, through the runtime API
   const hap = nodeOfKind(t, 'haproxy').name;
   if (managed.has(hap)) {
-    const r = await sh(tr(hap), `echo 'show stat' | socat stdio ${shQuote(t.haproxy.stats.socket)}`);
-    const rows = parseShowStat(r.stdout);
+    // right after a reload the checks are still settling (rise/fall): wait until every server is UP
+    const settle =
+      (t.haproxy.check.rise + t.haproxy.check.fall + 2) * durationMs(t.haproxy.check.inter) + 5000;
+    let r = await sh(tr(hap), `echo 'show stat' | socat stdio ${shQuote(t.haproxy.stats.socket)}`);
+    let rows = parseShowStat(r.stdout);
+    const end = Date.now() + settle;
+    while (rows.some((x) => x.status !== 'UP') && Date.now() < end) {
+      await sleep(250);
+      r = await sh(tr(hap), `echo 'show stat' | socat stdio ${shQuote(t.haproxy.stats.socket)}`);
+      rows = parseShowStat(r.stdout);
+    }
     for (const [name, b] of Object.entries(t.haproxy.backends)) {
       for (const s of b.servers) {
         const row = rows.find((x) => x.proxy === name && x.server === s.node);

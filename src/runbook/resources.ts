@@ -164,7 +164,8 @@ export function resourcesFromRender(r: NodeRender): Resource[] {
     });
   }
   const keys = Object.keys(r.sysctls);
-  if (keys.length) {
+  // the persistent sysctl.d file, unless the renderer already ships its own
+  if (keys.length && !r.files.some((f) => f.path.startsWith('/etc/sysctl.d/'))) {
     out.push({
       kind: 'file',
       path: SYSCTL_FILE,
@@ -173,8 +174,8 @@ export function resourcesFromRender(r: NodeRender): Resource[] {
       owner: 'root',
       group: 'root',
     });
-    for (const k of keys) out.push({ kind: 'sysctl', key: k, value: r.sysctls[k]! });
   }
+  for (const k of keys) out.push({ kind: 'sysctl', key: k, value: r.sysctls[k]! });
   for (const rt of r.routes) out.push({ kind: 'route', to: rt.to, via: rt.via });
   const declared = new Set(r.units.map((u) => u.name));
   for (const u of r.units)

@@ -2,6 +2,7 @@
 import { InputError } from '../core/errors.ts';
 import { sshTransports, closeAll } from '../transport/index.ts';
 import type { Transport } from '../transport/types.ts';
+import type { Reporter } from '../runbook/progress.ts';
 import type { Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
 import { RUNBOOKS } from '../../scripts/index.ts';
@@ -18,6 +19,7 @@ export async function runRunbookByName(
     log?: (l: string) => void;
     options?: Record<string, string | boolean | undefined>;
     transports?: Map<string, Transport>;
+    reporter?: Reporter;
   },
 ): Promise<RunbookResult> {
   const rb = RUNBOOKS[name];
@@ -32,6 +34,7 @@ export async function runRunbookByName(
       check: Boolean(o.check),
       diff: Boolean(o.diff),
       transports,
+      ...(o.reporter ? { reporter: o.reporter } : {}),
       log: o.log ?? ((l) => process.stderr.write(l + '\n')),
       options: o.options ?? {},
     });

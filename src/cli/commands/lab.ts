@@ -4,6 +4,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { InputError, RunError } from '../../core/errors.ts';
 import { loadTopology } from '../../topology/load.ts';
 import { endpointLines, labDown, labStatus, labUp } from '../../lab/lab.ts';
+import { provisionLab } from '../../lab/provision.ts';
 import { labGraph, labPlan } from '../../lab/plan.ts';
 import { readState, sshNames } from '../../lab/state.ts';
 import { run } from '../../lab/docker.ts';
@@ -26,24 +27,50 @@ export function registerLabCommands(program: Command, io: Io = processIo): void 
       .description('build images (offline), create networks and nodes, wait until every node answers ssh')
       .option('--ssh-port <port>', 'bastion ssh port on 127.0.0.1 (wan-client gets the next one)', portArg)
       .option('--entry-port <port>', 'first WAN entry port on 127.0.0.1 (one per HAProxy frontend)', portArg)
+      .option('--no-provision', 'stop at bare nodes (skip install → configure → verify)')
       .option('--json', 'print the status as JSON'),
-  ).action(async (o: { config: string; sshPort?: number; entryPort?: number; json?: boolean }) => {
-    const t = loadTopology(o.config);
-    const r = await labUp(t, {
-      topologyFile: o.config,
-      ...(o.sshPort !== undefined ? { sshPort: o.sshPort } : {}),
-      ...(o.entryPort !== undefined ? { entryPort: o.entryPort } : {}),
-      log,
-    });
-    const s = await labStatus(t);
-    if (o.json) printJson(io, { ...s, created: r.created, durationMs: r.durationMs });
-    else {
-      io.out(`${endpointLines(s).join('\n')}\n`);
-      io.out(
-        `lab up in ${(r.durationMs / 1000).toFixed(1)} s (${r.created.length ? `${r.created.length} node(s) created` : 'all nodes reused'})\n`,
-      );
-    }
-  });
+  ).action(
+    async (o: {
+      config: string;
+      sshPort?: number;
+      entryPort?: number;
+      json?: boolean;
+      provision: boolean;
+    }) => {
+      const t = loadTopology(o.config);
+      const r = await labUp(t, {
+        topologyFile: o.config,
+        ...(o.sshPort !== undefined ? { sshPort: o.sshPort } : {}),
+        ...(o.entryPort !== undefined ? { entryPort: o.entryPort } : {}),
+        log,
+      });
+      const p = o.provision ? await provisionLab(t, log) : undefined;
+      const s = await labStatus(t);
+      const provision = p && {
+        durationMs: p.durationMs,
+        runbooks: Object.fromEntries(
+          p.results.map((x) => [x.runbook, { ok: x.ok, changes: x.changes, durationMs: x.durationMs }]),
+        ),
+      };
+      if (o.json)
+        printJson(io, {
+          ...s,
+          created: r.created,
+          durationMs: r.durationMs,
+          ...(provision ? { provision } : {}),
+        });
+      else {
+        io.out(`${endpointLines(s).join('\n')}\n`);
+        io.out(
+          `lab up in ${(r.durationMs / 1000).toFixed(1)} s (${r.created.length ? `${r.created.length} node(s) created` : 'all nodes reused'})\n`,
+        );
+        if (p)
+          io.out(
+            `stack provisioned (install → configure → verify) in ${(p.durationMs / 1000).toFixed(1)} s\n`,
+          );
+      }
+    },
+  );
 
   topologyOption(
     lab

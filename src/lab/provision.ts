@@ -1,0 +1,69 @@
+// The lab's last step: install → configure → verify against the lab's generated inventory,
+// through exactly the code path an operator uses on production hosts (`wharf run`).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { renderNode } from '../render/index.ts';
+import type { Inventory } from '../topology/inventory.ts';
+import { RunError } from '../core/errors.ts';
+import { loadInventory } from '../topology/load.ts';
+import type { Topology } from '../topology/model.ts';
+import { runRunbookByName } from '../stack/runbooks.ts';
+import type { RunbookResult } from '../../scripts/runbook.ts';
+import { stateDir } from './state.ts';
+
+export interface ProvisionResult {
+  results: RunbookResult[];
+  durationMs: number;
+}
+
+export const PROVISION_RUNBOOKS = ['install', 'configure', 'verify'] as const;
+
+/**
+ * Kernel settings that are not namespaced (fs.inotify.*) are read-only inside containers: the lab's
+ * nodes share this host's kernel, so the lab raises them here (never lowers), like a VM's kernel.
+ */
+export function raiseHostSysctls(t: Topology, inv: Inventory, log: (line: string) => void): void {
+  const want = new Map<string, number>();
+  for (const node of Object.keys(inv.hosts)) {
+    if (!t.nodes[node] || t.nodes[node].labOnly) continue;
+    for (const [k, v] of Object.entries(renderNode(t, inv, node).sysctls)) {
+      if (k.startsWith('fs.') && /^\d+$/.test(v)) want.set(k, Math.max(Number(v), want.get(k) ?? 0));
+    }
+  }
+  for (const [k, v] of want) {
+    const file = `/proc/sys/${k.replace(/\./g, '/')}`;
+    const now = Number(readFileSync(file, 'utf8').trim());
+    if (now >= v) continue;
+    try {
+      writeFileSync(file, String(v));
+      log(`host kernel: ${k} ${now} → ${v} (shared by the lab's nodes)`);
+    } catch (e) {
+      throw new RunError(
+        `cannot raise ${k} to ${v} on this host (the lab's nodes share its kernel): ${(e as Error).message}`,
+      );
+    }
+  }
+}
+
+export async function provisionLab(
+  t: Topology,
+  log: (line: string) => void = () => {},
+): Promise<ProvisionResult> {
+  const t0 = Date.now();
+  const inventory = loadInventory(join(stateDir(t.name), 'inventory.yaml'), t);
+  raiseHostSysctls(t, inventory, log);
+  const results: RunbookResult[] = [];
+  for (const name of PROVISION_RUNBOOKS) {
+    log(`provision: ${name}`);
+    const r = await runRunbookByName(name, { topology: t, inventory, log });
+    results.push(r);
+    log(
+      `provision: ${name} ${r.ok ? 'ok' : 'FAILED'}: ${r.changes} change(s) in ${(r.durationMs / 1000).toFixed(1)} s`,
+    );
+    if (!r.ok)
+      throw new RunError(
+        `lab provisioning: ${name} failed: ${r.error ?? 'see the journal ' + (r.journal ?? '')}`,
+      );
+  }
+  return { results, durationMs: Date.now() - t0 };
+}
