@@ -26,6 +26,7 @@ declare -A PROVIDES=(
   [inotify-tools]=inotifywait
   [iproute2]=ip
   [curl]=curl
+  [openssl]=openssl
   [docker.io]=dockerd
 )
 

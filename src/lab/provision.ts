@@ -9,7 +9,8 @@ import { loadInventory } from '../topology/load.ts';
 import type { Topology } from '../topology/model.ts';
 import { runRunbookByName } from '../stack/runbooks.ts';
 import type { RunbookResult } from '../../scripts/runbook.ts';
-import { stateDir } from './state.ts';
+import { readState, stateDir } from './state.ts';
+import { ensureStackSecrets, sftpKnownHosts } from '../stack/secrets.ts';
 
 export interface ProvisionResult {
   results: RunbookResult[];
@@ -45,6 +46,17 @@ export function raiseHostSysctls(t: Topology, inv: Inventory, log: (line: string
   }
 }
 
+/** known_hosts for SFTP clients of the lab: the stack's shared host keys at every entry port. */
+export const sftpKnownHostsFile = (stack: string): string => join(stateDir(stack), 'known_hosts.sftp');
+
+export function writeSftpKnownHosts(t: Topology, inv: Inventory): string {
+  const state = readState(t.name);
+  const names = state ? Object.values(state.ports.entry).map((p) => `[127.0.0.1]:${p}`) : [];
+  const file = sftpKnownHostsFile(t.name);
+  writeFileSync(file, sftpKnownHosts(ensureStackSecrets(t, inv), names));
+  return file;
+}
+
 export async function provisionLab(
   t: Topology,
   log: (line: string) => void = () => {},
@@ -65,5 +77,6 @@ export async function provisionLab(
         `lab provisioning: ${name} failed: ${r.error ?? 'see the journal ' + (r.journal ?? '')}`,
       );
   }
+  writeSftpKnownHosts(t, inventory);
   return { results, durationMs: Date.now() - t0 };
 }

@@ -271,7 +271,7 @@ describe('wharf render --out', () => {
 describe('wharf demo', () => {
   it('validates, renders into --out and prints a Mermaid graph', async () => {
     const out = tmp('demo');
-    const r = await wharf('demo', '--out', out);
+    const r = await wharf('demo', '--no-lab', '--out', out);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('configs/stack.yaml: ok (stack "seed")');
     expect(r.stdout).toContain(`── render → ${out}/`);
