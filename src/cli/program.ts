@@ -5,9 +5,11 @@ import { type Io, printJson, processIo } from './io.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerGraph } from './commands/graph.ts';
 import { registerLabCommands } from './commands/lab.ts';
+import { registerLoad } from './commands/load.ts';
 import { registerRender } from './commands/render.ts';
 import { registerRun } from './commands/run.ts';
 import { registerSchema } from './commands/schema.ts';
+import { registerScenario } from './commands/scenario.ts';
 import { registerValidate } from './commands/validate.ts';
 
 const EXIT_CODES_HELP = `
@@ -26,6 +28,8 @@ export function buildProgram(io: Io = processIo): Command {
   registerLabCommands(program, io);
   registerRun(program, io);
   registerDemo(program, io);
+  registerLoad(program, io);
+  registerScenario(program, io);
   // Every command, including ones added with addCommand(), reports to io and never calls
   // process.exit itself: runCli maps what it throws to an exit code.
   const configure = (cmd: Command) => {

@@ -1,0 +1,64 @@
+// wharf scenario list | run NAME…: scenarios against the scenario lab, as flat TAP (stdout or
+// --tap FILE) and JUnit (--junit FILE, made by tap-junit). Checks carry their measured numbers.
+import type { Command } from 'commander';
+import { InputError, ReportedFailure } from '../../core/errors.ts';
+import { runScenarios, writeJunit, writeTap } from '../../scenario/runner.ts';
+import { toTap } from '../../scenario/tap.ts';
+import { SCENARIOS, pickScenarios } from '../../../scenarios/index.ts';
+import { type Io, printJson } from '../io.ts';
+
+interface RunOptions {
+  tap?: string;
+  junit?: string;
+  json?: boolean;
+}
+
+export function registerScenario(program: Command, io: Io): void {
+  const sc = program
+    .command('scenario')
+    .description('scenarios: known state → act → check invariants → metrics (TAP / JUnit)');
+
+  sc.command('list')
+    .description('the scenarios and what each proves')
+    .option('--json', 'JSON output')
+    .action((o: { json?: boolean }) => {
+      const all = Object.values(SCENARIOS).map((s) => ({ name: s.name, description: s.description }));
+      if (o.json) printJson(io, all);
+      else {
+        const w = Math.max(...all.map((s) => s.name.length));
+        io.out(all.map((s) => `${s.name.padEnd(w)}  ${s.description}`).join('\n') + '\n');
+      }
+    });
+
+  sc.command('run')
+    .description('run scenarios in the order given ("all": every scenario)')
+    .argument('<names...>', `scenario names: ${Object.keys(SCENARIOS).join(', ')}, or all`)
+    .option('--tap <file>', 'write flat TAP here (default: TAP on stdout)')
+    .option('--junit <file>', 'write JUnit XML here (made by tap-junit; one testcase per check)')
+    .option('--json', 'print one JSON document (results and metrics) instead of TAP on stdout')
+    .addHelpText(
+      'after',
+      `
+Progress goes to stderr. Exit: 0 every check passed, 1 a check failed, 2 unknown scenario name.`,
+    )
+    .action(async (names: string[], o: RunOptions) => {
+      const wanted = names.includes('all') ? Object.keys(SCENARIOS) : names;
+      const { picked, unknown } = pickScenarios(wanted);
+      if (unknown.length) {
+        throw new InputError(
+          `unknown scenario${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')} (scenarios: ${Object.keys(SCENARIOS).join(', ')})`,
+        );
+      }
+      const run = await runScenarios(picked, { log: (l) => io.err(`${l}\n`) });
+      if (o.tap) writeTap(run, o.tap);
+      if (o.junit) writeJunit(run, o.junit);
+      if (o.json)
+        printJson(io, { ok: run.ok, durationMs: run.durationMs, results: run.results, metrics: run.metrics });
+      else if (!o.tap) io.out(toTap(run.results, run.metrics));
+      const failed = run.results.filter((r) => !r.ok).length;
+      io.err(
+        `scenarios: ${picked.map((s) => s.name).join(', ')}: ${run.results.length - failed}/${run.results.length} checks ok in ${(run.durationMs / 1000).toFixed(1)} s${o.junit ? ` (JUnit ${o.junit})` : ''}\n`,
+      );
+      if (!run.ok) throw new ReportedFailure(`${failed} check(s) failed`);
+    });
+}
