@@ -2,7 +2,9 @@
 import { install } from './install.ts';
 import { configure } from './configure.ts';
 import { verify } from './verify.ts';
+import { failover } from './failover.ts';
+import { failback } from './failback.ts';
 import type { Runbook } from './runbook.ts';
 
-export const RUNBOOKS: Record<string, Runbook> = { install, configure, verify };
+export const RUNBOOKS: Record<string, Runbook> = { install, configure, verify, failover, failback };
 export type { Runbook, RunbookContext, RunbookResult } from './runbook.ts';

@@ -1,0 +1,205 @@
+// A provisioned lab for scenarios, brought to a known state fast.
+// The topology comes from WHARF_SCENARIO_TOPOLOGY, else configs/stack.yaml renamed `scen` on
+// 10.96.x (so a developer's `seed` lab and the test labs are left alone). The first call brings the
+// lab up (labUp + provisionLab: install → configure → verify); later calls only reset it:
+//   every node running · no failover in progress (failback when there is one) · main ready in
+//   every HAProxy backend · lsyncd's rendered config in place and running · upload folders and
+//   backup snapshots emptied of previous scenarios' files.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { labStatus, labUp, waitReady, type LabStatus } from '../src/lab/index.ts';
+import { REPO_ROOT, stateDir } from '../src/lab/state.ts';
+import { provisionLab } from '../src/lab/provision.ts';
+import { loadInventory, topologyFromObject } from '../src/topology/load.ts';
+import { nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
+import type { Inventory } from '../src/topology/inventory.ts';
+import { sshTransports, shQuote, closeAll } from '../src/transport/index.ts';
+import type { Transport } from '../src/transport/types.ts';
+import { docker } from '../src/lab/docker.ts';
+import { renderLsyncdConf, LSYNCD_CONF } from '../src/render/lsyncd.ts';
+import { runRunbookByName } from '../src/stack/runbooks.ts';
+import { ensureStackSecrets } from '../src/stack/secrets.ts';
+import { readFailoverState, serverStateCommands, runtimeApi } from '../src/failover/index.ts';
+import type { SftpEndpoint } from '../src/workload/generator.ts';
+
+export interface ScenarioLab {
+  t: Topology;
+  status: LabStatus;
+  inventory: Inventory;
+  transports: Map<string, Transport>;
+  sshConfig: string;
+  /** The demo user through the lab's WAN entry point, with the shared host key pinned. */
+  endpoint: SftpEndpoint;
+  /** The shared ed25519 host key line (`ssh-ed25519 AAAA… comment`). */
+  hostKey: string;
+  log: (line: string) => void;
+  /** Run a command on a node (sudo, 60 s default). */
+  sh(
+    node: string,
+    cmd: string,
+    timeoutMs?: number,
+  ): Promise<{ stdout: string; stderr: string; code: number }>;
+  close(): Promise<void>;
+}
+
+/** The scenario topology file: WHARF_SCENARIO_TOPOLOGY, else a generated `scen` stack on 10.96.x. */
+export function scenarioTopology(): { file: string; t: Topology } {
+  const given = process.env.WHARF_SCENARIO_TOPOLOGY;
+  if (given) {
+    const doc = parse(readFileSync(given, 'utf8')) as unknown;
+    return { file: given, t: topologyFromObject(doc, given) };
+  }
+  const doc = parse(readFileSync(join(REPO_ROOT, 'configs/stack.yaml'), 'utf8')) as Record<string, unknown>;
+  const octet = 96;
+  doc.name = 'scen';
+  doc.networks = {
+    wan: { subnet: `10.${octet}.0.0/24` },
+    transit: { subnet: `10.${octet}.1.0/24` },
+    dmz: { subnet: `10.${octet}.2.0/24` },
+    lan: { subnet: `10.${octet}.3.0/24` },
+    mgmt: { subnet: `10.${octet}.9.0/24` },
+  };
+  const dir = join(REPO_ROOT, '.wharf', 'scenarios');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'scen.yaml');
+  const text = stringify(doc);
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
+  return { file, t: topologyFromObject(doc, file) };
+}
+
+const provisionedMarker = (t: Topology) => join(stateDir(t.name), 'scenario-provisioned');
+const topoKey = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+/** Bring the scenario lab up (idempotent) and reset it to the known state. */
+export async function ensureScenarioLab(
+  log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+): Promise<ScenarioLab> {
+  const { file, t } = scenarioTopology();
+  let status: LabStatus | undefined;
+  try {
+    status = await labStatus(t);
+  } catch {
+    status = undefined;
+  }
+  const marker = provisionedMarker(t);
+  const provisioned = existsSync(marker) && readFileSync(marker, 'utf8') === topoKey(file);
+  if (!status || !provisioned) {
+    log(`scenario lab ${t.name}: lab up + provision (first run; slow)`);
+    await labUp(t, { topologyFile: file, log });
+    await provisionLab(t, log);
+    writeFileSync(marker, topoKey(file));
+    status = await labStatus(t);
+  }
+  const inventory = loadInventory(status.inventory, t);
+  const transports = sshTransports(inventory, undefined) as Map<string, Transport>;
+  const secrets = ensureStackSecrets(t, inventory);
+  const hostKey = secrets.hostKeys.ed25519.public;
+  const s = status;
+  const lab: ScenarioLab = {
+    t,
+    status: s,
+    inventory,
+    transports,
+    sshConfig: s.sshConfig,
+    hostKey,
+    endpoint: {
+      host: s.entrypoint.host,
+      port: s.entrypoint.port,
+      username: s.demoUser.name,
+      privateKey: readFileSync(s.demoUser.privateKey),
+      hostKey,
+      readyTimeoutMs: 5000,
+    },
+    log,
+    async sh(node, cmd, timeoutMs = 60_000) {
+      const tr = transports.get(node);
+      if (!tr) throw new Error(`${node}: not in the scenario lab's inventory`);
+      return tr.exec(cmd, { timeoutMs });
+    },
+    close: () => closeAll(transports.values()),
+  };
+  await resetScenarioLab(lab);
+  return lab;
+}
+
+/** Start a stopped/killed node container and wait for ssh + systemd. */
+export async function startNode(lab: ScenarioLab, node: string): Promise<void> {
+  const c = lab.status.nodes[node]?.container;
+  if (!c) throw new Error(`${node}: no container in lab ${lab.t.name}`);
+  const running = (await docker(['inspect', '-f', '{{.State.Running}}', c])).trim() === 'true';
+  if (!running) await docker(['start', c]);
+  await waitReady(lab.sshConfig, node, Date.now() + 90_000);
+}
+
+/** Reset to the known state (see the file header). Fast when nothing is out of place. */
+export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
+  const { t } = lab;
+  const t0 = Date.now();
+  for (const [name, n] of Object.entries(lab.status.nodes)) {
+    const running = (await docker(['inspect', '-f', '{{.State.Running}}', n.container])).trim() === 'true';
+    if (!running) {
+      lab.log(`reset: starting ${name}`);
+      await startNode(lab, name);
+    }
+  }
+  const main = sftpNode(t, 'main').name;
+  const hap = nodeOfKind(t, 'haproxy').name;
+  const quiet = { ...lab, log: () => {} };
+  // a failover left behind (a failed scenario): fail back the proper way
+  const fo = await readFailoverState(lab.transports.get(hap)!);
+  if (fo) {
+    lab.log(`reset: the stack is failed over (since ${fo.at}); running failback`);
+    const r = await runRunbookByName('failback', {
+      topology: t,
+      inventory: lab.inventory,
+      transports: lab.transports,
+      log: lab.log,
+    });
+    if (!r.ok) throw new Error(`reset: failback failed: ${r.error}`);
+  }
+  // lsyncd on main: the rendered config (a scenario may have changed it), enabled and running
+  const want = renderLsyncdConf(t, lab.inventory).content;
+  const have = (await lab.transports.get(main)!.readFile(LSYNCD_CONF))?.toString('utf8');
+  const active = (await quiet.sh(main, 'systemctl is-active lsyncd')).stdout.trim();
+  const enabled = (await quiet.sh(main, 'systemctl is-enabled lsyncd')).stdout.trim();
+  if (have !== want || active !== 'active' || enabled !== 'enabled') {
+    lab.log(
+      `reset: lsyncd on ${main} out of place (config ${have === want ? 'ok' : 'changed'}, ${active}, ${enabled}): configure`,
+    );
+    const r = await runRunbookByName('configure', {
+      topology: t,
+      inventory: lab.inventory,
+      transports: lab.transports,
+      log: () => {},
+    });
+    if (!r.ok) throw new Error(`reset: configure failed: ${r.error}`);
+    await quiet.sh(main, 'systemctl enable --now lsyncd && systemctl restart lsyncd');
+  }
+  // main in rotation everywhere (maint left by an interrupted scenario)
+  await runtimeApi(lab.transports.get(hap)!, t, serverStateCommands(t, main, 'ready'));
+  // empty the upload folders and the backup snapshots
+  const base = t.sftp.chrootBase;
+  const uploads = t.sftp.users.map((u) => shQuote(`${base}/${u.name}/${t.sftp.uploadDir}`)).join(' ');
+  for (const n of Object.values(t.nodes)) {
+    if (n.kind !== 'sftp') continue;
+    await quiet.sh(n.name, `find ${uploads} -mindepth 1 -delete 2>/dev/null; true`);
+  }
+  const snap = t.replication.backup.snapshotDir;
+  await quiet.sh(
+    t.replication.backup.to,
+    `find ${shQuote(snap)} -mindepth 1 -maxdepth 1 -exec rm -rf {} +; true`,
+  );
+  lab.log(`reset: known state in ${Date.now() - t0} ms`);
+}
+
+/** Every file under the users' upload folders on a node, as `sha256sum` output (chroot-relative via parseSha256sum(out, `${base}/${user}`)). */
+export async function sha256Uploads(lab: ScenarioLab, node: string, root: string): Promise<string> {
+  const r = await lab.sh(
+    node,
+    `cd ${shQuote(root)} 2>/dev/null && find . -type f -print0 | xargs -0 -r sha256sum | sed 's#  \\./#  ${root.replace(/#/g, '')}/#'`,
+    120_000,
+  );
+  return r.stdout;
+}

@@ -1,0 +1,197 @@
+// failback: bring sftp-main back after a failover without losing a file (pitfall 1).
+// With main reachable again and still out of rotation (maint): stop and disable lsyncd on main →
+// lift the fence → list both trees (path, size, mtime, sha256) and plan: sub's new files → main,
+// files only main has (written before the crash, never replicated) → kept and copied to sub,
+// different versions → the newer wins and the other is kept under /var/lib/wharf/failback-conflicts
+// (nothing is deleted, nothing overwritten blindly) → copy (rsync --files-from on main, lsyncd's key,
+// never --delete) → both sides compared by sha256 (must match, else main stays out) → lsyncd main →
+// sub enabled and started (delete=false as configured) → main ready in HAProxy, UP → probe lands on
+// main. Re-runnable after an interruption: the plan is recomputed from what both sides hold.
+import { Journal } from '../src/runbook/journal.ts';
+import { acquireLock } from '../src/runbook/lock.ts';
+import { fileStamp } from '../src/runbook/journal.ts';
+import { addressOf } from '../src/topology/inventory.ts';
+import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import {
+  CONFLICTS_DIR,
+  backendsOf,
+  cleanupProbe,
+  clearFailoverState,
+  listTree,
+  mismatches,
+  must,
+  planFailback,
+  probeUpload,
+  reachable,
+  readFailoverState,
+  rpoMeasured,
+  rsyncOnMain,
+  runtimeApi,
+  saveConflictsCommand,
+  serverStateCommands,
+  setFence,
+  showStat,
+  sleep,
+  statusOf,
+  type FailbackPlan,
+} from '../src/failover/index.ts';
+import { result, stepper } from './failover.ts';
+import type { Runbook } from './runbook.ts';
+
+export const failback: Runbook = {
+  name: 'failback',
+  description:
+    "bring sftp-main back after a failover: sub's new files to main (never delete), verify by checksum, restore lsyncd, main in rotation",
+  async run(ctx) {
+    const t0 = Date.now();
+    const { topology: t, inventory: inv } = ctx;
+    const runsDir = ctx.runsDir ?? '.wharf/runs';
+    const journal = new Journal(runsDir, t.name, 'failback', []);
+    const { steps, step } = stepper(ctx, journal);
+    const main = sftpNode(t, 'main').name;
+    const sub = t.replication.lsyncd.to;
+    const hapName = nodeOfKind(t, 'haproxy').name;
+    const base = t.sftp.chrootBase;
+    const tr = (n: string) => {
+      const x = ctx.transports.get(n);
+      if (!x) throw new Error(`${n}: not in the inventory`);
+      return x;
+    };
+    const details: Record<string, unknown> = { main, sub };
+    let lock: ReturnType<typeof acquireLock> | undefined;
+    let error: string | undefined;
+    try {
+      lock = acquireLock(runsDir, t.name, 'failback');
+      if (lock.tookOver) ctx.log(`warning: ${lock.tookOver}`);
+      await step('*', 'preflight', async () => {
+        for (const n of [hapName, sub, main])
+          if (!(await reachable(ctx.transports.get(n))))
+            throw new Error(`${n} is unreachable${n === main ? ' (still down? start it first)' : ''}`);
+      });
+      const hap = tr(hapName);
+      const m = tr(main);
+      const s = tr(sub);
+      const state = await readFailoverState(hap);
+      details.failedOverAt = state?.at;
+      if (!state && !ctx.options.force) {
+        const st = statusOf(await showStat(hap, t), t, main);
+        const lsy = (await m.exec('systemctl is-active lsyncd')).stdout.trim();
+        if (Object.values(st).every((x) => x.startsWith('UP')) && lsy === 'active') {
+          ctx.log(
+            `not failed over (no ${'/var/lib/wharf/failover.json'} on ${hapName}, ${main} UP, lsyncd active): nothing to do`,
+          );
+          details.nothingToDo = true;
+          return result('failback', ctx, t0, journal, steps, undefined, details);
+        }
+        ctx.log(`no failover record, but ${main} is ${JSON.stringify(st)} and lsyncd ${lsy}: failing back`);
+      }
+      if (ctx.check) {
+        ctx.log(
+          `plan: keep ${main} in maint, stop lsyncd, copy ${sub} ↔ ${main} (no delete), compare sha256, start lsyncd, ${main} → ready, probe`,
+        );
+        return result('failback', ctx, t0, journal, steps, undefined, details);
+      }
+      await step(hapName, `${main} stays out of rotation (maint)`, () =>
+        runtimeApi(hap, t, serverStateCommands(t, main, 'maint')),
+      );
+      await step(main, 'stop and disable lsyncd', () => must(m, 'systemctl disable --now lsyncd 2>&1'));
+      await step(
+        sub,
+        `lift the fence on ${main}`,
+        () => setFence(s, addressOf(inv, main, 'lan'), false),
+        (c) => (c ? 'lifted' : 'was not fenced'),
+      );
+      const [lm, ls] = await step(
+        '*',
+        'list both trees (sha256)',
+        () => Promise.all([listTree(m, t), listTree(s, t)]),
+        ([a, b]) => `${main} ${a.size} files, ${sub} ${b.size} files`,
+      );
+      const plan: FailbackPlan = planFailback(lm, ls);
+      details.plan = {
+        toMain: plan.toMain.length,
+        toSub: plan.toSub.length,
+        onlyMain: plan.onlyMain,
+        conflicts: plan.conflicts,
+        same: plan.same,
+      };
+      ctx.log(
+        `plan: ${plan.toMain.length} file(s) ${sub} → ${main}, ${plan.toSub.length} ${main} → ${sub}, ${plan.conflicts.length} conflict(s), ${plan.same} same`,
+      );
+      if (plan.onlyMain.length)
+        ctx.log(
+          `files only ${main} had (never reached ${sub}; kept): ${plan.onlyMain.slice(0, 20).join(', ')}${plan.onlyMain.length > 20 ? ', …' : ''}`,
+        );
+      if (state?.at) details.rpo = rpoMeasured(plan.onlyMain, lm, Date.parse(state.at));
+      if (plan.conflicts.length) {
+        const dest = `${CONFLICTS_DIR}/${fileStamp(new Date())}`;
+        const lose = (w: 'main' | 'sub') => plan.conflicts.filter((c) => c.winner !== w).map((c) => c.path);
+        await step(main, `keep ${lose('sub').length} losing version(s) in ${dest}`, () =>
+          must(m, saveConflictsCommand(base, `${dest}/${main}`, lose('sub'))),
+        );
+        await step(sub, `keep ${lose('main').length} losing version(s) in ${dest}`, () =>
+          must(s, saveConflictsCommand(base, `${dest}/${sub}`, lose('main'))),
+        );
+      }
+      if (plan.toMain.length)
+        await step(main, `copy ${plan.toMain.length} file(s) from ${sub} (rsync, no delete)`, () =>
+          must(m, rsyncOnMain(t, inv, 'pull', { files: true }), 1_800_000, plan.toMain.join('\n') + '\n'),
+        );
+      if (plan.toSub.length)
+        await step(main, `copy ${plan.toSub.length} file(s) to ${sub} (rsync, no delete)`, () =>
+          must(m, rsyncOnMain(t, inv, 'push', { files: true }), 1_800_000, plan.toSub.join('\n') + '\n'),
+        );
+      const diff = await step(
+        '*',
+        'both sides equal by sha256',
+        async () => {
+          const [a, b] = await Promise.all([listTree(m, t), listTree(s, t)]);
+          const bad = mismatches(a, b);
+          if (bad.length) throw new Error(`${bad.length} file(s) differ: ${bad.slice(0, 10).join(', ')}`);
+          return a.size;
+        },
+        (n) => `${n} files identical`,
+      );
+      details.files = diff;
+      await step(main, 'enable and start lsyncd (main → sub, delete=false)', async () => {
+        await must(m, 'systemctl enable --now lsyncd 2>&1');
+        await sleep(1000);
+        const r = await m.exec('systemctl is-active lsyncd');
+        if (r.stdout.trim() !== 'active') throw new Error(`lsyncd is ${r.stdout.trim()}`);
+      });
+      await step(
+        hapName,
+        `${main} → ready, UP`,
+        async () => {
+          await runtimeApi(hap, t, serverStateCommands(t, main, 'ready'));
+          const end = Date.now() + (t.haproxy.check.rise + 2) * durationMs(t.haproxy.check.inter) + 10_000;
+          for (;;) {
+            const st = statusOf(await showStat(hap, t), t, main);
+            if (backendsOf(t, main).every((b) => st[b]?.startsWith('UP'))) return st;
+            if (Date.now() > end) throw new Error(`${main} is not UP: ${JSON.stringify(st)}`);
+            await sleep(200);
+          }
+        },
+        (st) => JSON.stringify(st),
+      );
+      const probe = await step(
+        'entrypoint',
+        'probe upload lands on main',
+        async () => {
+          const p = await probeUpload(t, inv, m);
+          if (!p.ok) throw new Error(p.detail);
+          return p;
+        },
+        (p) => p.detail,
+      );
+      await cleanupProbe(probe, s, [m, s], (t.replication.lsyncd.delay + 10) * 1000);
+      await step(hapName, 'failover record closed', () => clearFailoverState(hap));
+    } catch (e) {
+      error = (e as Error).message;
+    } finally {
+      lock?.release();
+    }
+    return result('failback', ctx, t0, journal, steps, error, details);
+  },
+};
+export default failback;

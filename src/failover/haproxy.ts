@@ -1,0 +1,61 @@
+// HAProxy runtime API (stats socket, level admin): the commands failover and failback send, and a
+// parser for `show stat`. Pure.
+import type { Topology } from '../topology/model.ts';
+
+export type ServerAdminState = 'ready' | 'drain' | 'maint';
+
+/** Backends that have `node` as a server. */
+export function backendsOf(t: Topology, node: string): string[] {
+  return Object.entries(t.haproxy.backends)
+    .filter(([, b]) => b.servers.some((s) => s.node === node))
+    .map(([name]) => name);
+}
+
+/** `set server <backend>/<node> state <state>` for every backend containing node. */
+export function serverStateCommands(t: Topology, node: string, state: ServerAdminState): string[] {
+  return backendsOf(t, node).map((b) => `set server ${b}/${node} state ${state}`);
+}
+
+/** Cut every session still open to node (after a bounded wait for them to end). */
+export function shutdownSessionsCommands(t: Topology, node: string): string[] {
+  return backendsOf(t, node).map((b) => `shutdown sessions server ${b}/${node}`);
+}
+
+export interface StatRow {
+  proxy: string;
+  server: string;
+  /** Current sessions. */
+  scur: number;
+  /** UP, DOWN, MAINT, DRAIN, `UP 1/2`, `no check`… */
+  status: string;
+}
+
+/** `show stat` CSV → server rows (FRONTEND/BACKEND aggregate rows left out). */
+export function parseStat(csv: string): StatRow[] {
+  return csv
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(','))
+    .filter((f) => f.length > 17 && f[1] !== 'FRONTEND' && f[1] !== 'BACKEND')
+    .map((f) => ({ proxy: f[0]!, server: f[1]!, scur: Number(f[4]) || 0, status: f[17] ?? '' }));
+}
+
+/** Sessions still open to node, over all its backends. */
+export function sessionsOf(rows: StatRow[], t: Topology, node: string): number {
+  const bs = new Set(backendsOf(t, node));
+  return rows.filter((r) => r.server === node && bs.has(r.proxy)).reduce((n, r) => n + r.scur, 0);
+}
+
+/** Status of node in every backend containing it ({backend: status}). */
+export function statusOf(rows: StatRow[], t: Topology, node: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const b of backendsOf(t, node))
+    out[b] = rows.find((r) => r.proxy === b && r.server === node)?.status ?? 'absent';
+  return out;
+}
+
+/** The shell line that sends commands to the socket in one connection (`;`-separated). */
+export function socatLine(socket: string, commands: string[]): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return `echo ${q(commands.join('; '))} | socat -t 5 stdio ${q(socket)}`;
+}

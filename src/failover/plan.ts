@@ -1,0 +1,141 @@
+// Failback plan: compare what main and sub hold (path, size, mtime, sha256) and decide, file by
+// file, what to copy where. Pure. Rules:
+// - a file only on sub (uploaded during the outage) → copy to main;
+// - a file only on main (written before the crash, never replicated: the RPO window) → keep it and
+//   copy it to sub, so both sides match; it is listed, because no client may have been told OK;
+// - a file on both with different content → the newer mtime wins (the later upload; a crash-cut
+//   half-written file on main is older than the complete retry on sub); the losing version is
+//   never thrown away: it is moved to a conflicts folder outside the chroot first. Equal mtimes:
+//   sub wins (it is what clients were acknowledged against most recently).
+// - nothing is ever deleted, and no file is overwritten just because it differs.
+
+export interface FileInfo {
+  size: number;
+  /** Seconds since the epoch (fractional), as find -printf %T@. */
+  mtime: number;
+  sha256: string;
+}
+
+export type Listing = Map<string, FileInfo>;
+
+export interface Conflict {
+  path: string;
+  winner: 'main' | 'sub';
+  main: FileInfo;
+  sub: FileInfo;
+}
+
+export interface FailbackPlan {
+  /** Copy sub → main (only on sub, or sub's version won). */
+  toMain: string[];
+  /** Copy main → sub (only on main, or main's version won). */
+  toSub: string[];
+  onlyMain: string[];
+  onlySub: string[];
+  conflicts: Conflict[];
+  same: number;
+}
+
+/**
+ * Shell that lists every file under base (relative paths), except the excluded top-level folders:
+ * `L<TAB>mtime<TAB>size<TAB>path` lines, then sha256sum lines.
+ */
+export function listingCommand(base: string, excludeDirs: string[], excludeNames: string[] = []): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const prune = [
+    ...excludeDirs.map((d) => `-path ${q(`./${d}`)} -prune -o`),
+    ...excludeNames.map((n) => `-name ${q(n)} -prune -o`),
+  ].join(' ');
+  return (
+    `cd ${q(base)} && find . ${prune} -type f -printf 'L\\t%T@\\t%s\\t%P\\n' && ` +
+    `find . ${prune} -type f -print0 | xargs -0 -r sha256sum`
+  );
+}
+
+export function parseListing(out: string): Listing {
+  const meta = new Map<string, { size: number; mtime: number }>();
+  const sums = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    if (line.startsWith('L\t')) {
+      const [, mtime, size, ...rest] = line.split('\t');
+      meta.set(rest.join('\t'), { mtime: Number(mtime), size: Number(size) });
+      continue;
+    }
+    const m = /^([0-9a-f]{64}) [ *]\.\/(.+)$/.exec(line);
+    if (m) sums.set(m[2]!, m[1]!);
+  }
+  const out2: Listing = new Map();
+  for (const [p, m] of meta) {
+    const sha = sums.get(p);
+    if (sha) out2.set(p, { ...m, sha256: sha });
+  }
+  return out2;
+}
+
+export function planFailback(main: Listing, sub: Listing): FailbackPlan {
+  const plan: FailbackPlan = { toMain: [], toSub: [], onlyMain: [], onlySub: [], conflicts: [], same: 0 };
+  for (const [p, m] of main) {
+    const s = sub.get(p);
+    if (!s) {
+      plan.onlyMain.push(p);
+      plan.toSub.push(p);
+    } else if (s.sha256 === m.sha256) plan.same++;
+    else {
+      const winner = m.mtime > s.mtime ? 'main' : 'sub';
+      plan.conflicts.push({ path: p, winner, main: m, sub: s });
+      (winner === 'main' ? plan.toSub : plan.toMain).push(p);
+    }
+  }
+  for (const p of sub.keys()) {
+    if (!main.has(p)) {
+      plan.onlySub.push(p);
+      plan.toMain.push(p);
+    }
+  }
+  for (const k of ['toMain', 'toSub', 'onlyMain', 'onlySub'] as const) plan[k].sort();
+  return plan;
+}
+
+/** Paths whose content differs between the two listings, or that one side lacks. */
+export function mismatches(a: Listing, b: Listing): string[] {
+  const out = new Set<string>();
+  for (const [p, x] of a) if (b.get(p)?.sha256 !== x.sha256) out.add(p);
+  for (const p of b.keys()) if (!a.has(p)) out.add(p);
+  return [...out].sort();
+}
+
+/**
+ * The RPO window of an unplanned failover, as far as it can be known while main is unreachable:
+ * writes newer than the last one that reached sub may be missing, bounded by lsyncd's delay plus
+ * the transfer in flight. `newestOnSub` is the mtime (preserved by rsync) of the newest replicated
+ * file. After main returns, failback measures it: files only on main and their age at the failure.
+ */
+export function rpoEstimate(o: { failedAt: number; delaySec: number; newestOnSub?: number }): {
+  boundSec: number;
+  newestOnSub?: string;
+  sinceNewestSec?: number;
+} {
+  return {
+    boundSec: o.delaySec + 1,
+    ...(o.newestOnSub !== undefined
+      ? {
+          newestOnSub: new Date(o.newestOnSub * 1000).toISOString(),
+          sinceNewestSec: Math.round((o.failedAt / 1000 - o.newestOnSub) * 10) / 10,
+        }
+      : {}),
+  };
+}
+
+/** Measured RPO after failback: for each file only main had, its age when the failover happened. */
+export function rpoMeasured(
+  onlyMain: string[],
+  main: Listing,
+  failedAtMs: number,
+): { files: number; windowSec: number } {
+  let w = 0;
+  for (const p of onlyMain) {
+    const f = main.get(p);
+    if (f) w = Math.max(w, failedAtMs / 1000 - f.mtime);
+  }
+  return { files: onlyMain.length, windowSec: Math.round(w * 100) / 100 };
+}

@@ -1,0 +1,161 @@
+// The failover/failback steps that talk to hosts (through the runbook transports).
+import { shQuote } from '../transport/quote.ts';
+import type { Transport } from '../transport/types.ts';
+import { addressOf, type Inventory } from '../topology/inventory.ts';
+import type { Topology } from '../topology/model.ts';
+import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS } from '../render/lsyncd.ts';
+import { SYNC_HOME } from '../stack/desired.ts';
+import { parseStat, socatLine, type StatRow } from './haproxy.ts';
+import { fenceAuthorizedKeys, isFenced, unfenceAuthorizedKeys } from './fence.ts';
+import { listingCommand, parseListing, type Listing } from './plan.ts';
+
+/** Where the haproxy node records that the stack is failed over (failback and verify read it). */
+export const FAILOVER_STATE = '/var/lib/wharf/failover.json';
+export const CONFLICTS_DIR = '/var/lib/wharf/failback-conflicts';
+
+export interface FailoverState {
+  /** When the failover started (ISO); kept across re-runs. */
+  at: string;
+  mode: 'planned' | 'unplanned';
+  main: string;
+  sub: string;
+  /** started → done. */
+  phase: 'started' | 'done';
+  rpo?: unknown;
+}
+
+export async function must(t: Transport, cmd: string, timeoutMs = 60_000, input?: string) {
+  const r = await t.exec(cmd, { timeoutMs, ...(input !== undefined ? { input } : {}) });
+  if (r.code !== 0)
+    throw new Error(
+      `${t.host}: ${cmd.split('\n')[0]!.slice(0, 120)}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 400)}`,
+    );
+  return r;
+}
+
+export async function runtimeApi(hap: Transport, t: Topology, commands: string[]): Promise<string> {
+  if (!commands.length) return '';
+  const r = await must(hap, socatLine(t.haproxy.stats.socket, commands), 15_000);
+  const out = r.stdout.trim();
+  // the runtime API answers errors as text (e.g. "No such server.")
+  if (/no such|unknown command|denied|require/i.test(out))
+    throw new Error(`${hap.host}: HAProxy runtime API: ${out}`);
+  return out;
+}
+
+export async function showStat(hap: Transport, t: Topology): Promise<StatRow[]> {
+  return parseStat((await must(hap, socatLine(t.haproxy.stats.socket, ['show stat']), 15_000)).stdout);
+}
+
+export async function readFailoverState(hap: Transport): Promise<FailoverState | null> {
+  const b = await hap.readFile(FAILOVER_STATE);
+  if (!b) return null;
+  try {
+    return JSON.parse(b.toString('utf8')) as FailoverState;
+  } catch {
+    return null;
+  }
+}
+
+export async function writeFailoverState(hap: Transport, s: FailoverState): Promise<void> {
+  await must(hap, 'mkdir -p /var/lib/wharf');
+  await hap.writeFileAtomic(FAILOVER_STATE, JSON.stringify(s, null, 2) + '\n', {
+    mode: 0o644,
+    owner: 'root',
+    group: 'root',
+  });
+}
+
+/** Failback done: keep the record as failover.last.json. */
+export async function clearFailoverState(hap: Transport): Promise<void> {
+  await must(
+    hap,
+    `if [ -f ${FAILOVER_STATE} ]; then mv -f ${FAILOVER_STATE} /var/lib/wharf/failover.last.json; fi`,
+  );
+}
+
+const syncKeys = `${SYNC_HOME}/.ssh/authorized_keys`;
+
+/** Fence (or unfence) main out of sub's replication account; returns whether it changed. */
+export async function setFence(sub: Transport, mainAddr: string, on: boolean): Promise<boolean> {
+  const b = await sub.readFile(syncKeys);
+  if (!b) throw new Error(`${sub.host}: ${syncKeys} is missing (run configure)`);
+  const text = b.toString('utf8');
+  const next = on ? fenceAuthorizedKeys(text, mainAddr) : unfenceAuthorizedKeys(text, mainAddr);
+  if (next === text) return false;
+  await sub.writeFileAtomic(syncKeys, next, { mode: 0o644, owner: 'root', group: 'root' });
+  return true;
+}
+
+export async function fenced(sub: Transport, mainAddr: string): Promise<boolean> {
+  const b = await sub.readFile(syncKeys);
+  return b ? isFenced(b.toString('utf8'), mainAddr) : false;
+}
+
+/** Top-level folders under the chroot base that are not data (rsync's temp dir, excludes). */
+export const excludedDirs = (t: Topology): string[] => [
+  t.replication.lsyncd.tempDir.replace(/^\/+|\/+$/g, ''),
+];
+
+export async function listTree(tr: Transport, t: Topology): Promise<Listing> {
+  const r = await must(
+    tr,
+    listingCommand(t.sftp.chrootBase, excludedDirs(t), t.replication.lsyncd.excludes),
+    300_000,
+  );
+  return parseListing(r.stdout);
+}
+
+/**
+ * rsync run ON MAIN with lsyncd's key, to or from sub, exactly the path lsyncd uses (sync user,
+ * sudo rsync on the far side, rsync's temp dir so a file appears whole). Never --delete.
+ * files: an explicit list (--files-from, transferred even when size+mtime look equal), or all.
+ */
+export function rsyncOnMain(
+  t: Topology,
+  inv: Inventory,
+  dir: 'push' | 'pull',
+  o: { files?: boolean; update?: boolean } = {},
+): string {
+  const l = t.replication.lsyncd;
+  const base = t.sftp.chrootBase;
+  const sub = addressOf(inv, l.to, 'lan');
+  const ssh = `ssh -i ${LSYNCD_KEY} -p ${t.sftp.port} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${LSYNCD_KNOWN_HOSTS} -o ConnectTimeout=10`;
+  const excl = [`/${l.tempDir}/`, ...l.excludes].map((e) => `--exclude=${shQuote(e)}`);
+  const args = [
+    'rsync',
+    '-a',
+    '-s',
+    ...(o.files ? ['--files-from=-', '-I'] : excl),
+    ...(o.update ? ['--update'] : []),
+    '-e',
+    shQuote(ssh),
+    `--rsync-path=${shQuote('sudo /usr/bin/rsync')}`,
+  ];
+  const remote = `${l.user}@${sub}:${base}/`;
+  if (dir === 'push') args.push(`--temp-dir=${shQuote(`${base}/${l.tempDir}`)}`, `${base}/`, remote);
+  else args.push(remote, `${base}/`);
+  return args.join(' ');
+}
+
+/** Keep a copy of files about to be overwritten (failback conflicts) outside the chroot. */
+export function saveConflictsCommand(base: string, dest: string, paths: string[]): string {
+  return [
+    `mkdir -p ${shQuote(dest)}`,
+    ...paths.map(
+      (p) =>
+        `if [ -f ${shQuote(`${base}/${p}`)} ]; then mkdir -p ${shQuote(`${dest}/${p.replace(/\/[^/]*$/, '')}`)} && cp -a ${shQuote(`${base}/${p}`)} ${shQuote(`${dest}/${p}`)}; fi`,
+    ),
+  ].join(' && ');
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function reachable(tr: Transport | undefined): Promise<boolean> {
+  if (!tr) return false;
+  try {
+    return (await tr.exec('true', { timeoutMs: 8_000 })).code === 0;
+  } catch {
+    return false;
+  }
+}
