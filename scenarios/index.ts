@@ -6,11 +6,14 @@ import { largeFile } from './large-file.ts';
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([largeFile].map((s) => [s.name, s]));
 
 /** Scenarios by name, in the order given; unknown names are returned separately. */
-export function pickScenarios(names: string[]): { picked: Scenario[]; unknown: string[] } {
+export function pickScenarios(
+  names: string[],
+  registry: Record<string, Scenario> = SCENARIOS,
+): { picked: Scenario[]; unknown: string[] } {
   const picked: Scenario[] = [];
   const unknown: string[] = [];
   for (const n of names) {
-    const s = SCENARIOS[n];
+    const s = registry[n];
     if (s) picked.push(s);
     else unknown.push(n);
   }

@@ -5,6 +5,7 @@ import { InputError, ReportedFailure } from '../../core/errors.ts';
 import { runScenarios, writeJunit, writeTap } from '../../scenario/runner.ts';
 import { toTap } from '../../scenario/tap.ts';
 import { SCENARIOS, pickScenarios } from '../../../scenarios/index.ts';
+import type { Scenario } from '../../scenario/types.ts';
 import { type Io, printJson } from '../io.ts';
 
 interface RunOptions {
@@ -13,7 +14,12 @@ interface RunOptions {
   json?: boolean;
 }
 
-export function registerScenario(program: Command, io: Io): void {
+/** `registry` is the scenario set (tests pass their own). */
+export function registerScenario(
+  program: Command,
+  io: Io,
+  registry: Record<string, Scenario> = SCENARIOS,
+): void {
   const sc = program
     .command('scenario')
     .description('scenarios: known state → act → check invariants → metrics (TAP / JUnit)');
@@ -22,7 +28,7 @@ export function registerScenario(program: Command, io: Io): void {
     .description('the scenarios and what each proves')
     .option('--json', 'JSON output')
     .action((o: { json?: boolean }) => {
-      const all = Object.values(SCENARIOS).map((s) => ({ name: s.name, description: s.description }));
+      const all = Object.values(registry).map((s) => ({ name: s.name, description: s.description }));
       if (o.json) printJson(io, all);
       else {
         const w = Math.max(...all.map((s) => s.name.length));
@@ -32,7 +38,7 @@ export function registerScenario(program: Command, io: Io): void {
 
   sc.command('run')
     .description('run scenarios in the order given ("all": every scenario)')
-    .argument('<names...>', `scenario names: ${Object.keys(SCENARIOS).join(', ')}, or all`)
+    .argument('<names...>', `scenario names: ${Object.keys(registry).join(', ')}, or all`)
     .option('--tap <file>', 'write flat TAP here (default: TAP on stdout)')
     .option('--junit <file>', 'write JUnit XML here (made by tap-junit; one testcase per check)')
     .option('--json', 'print one JSON document (results and metrics) instead of TAP on stdout')
@@ -42,11 +48,11 @@ export function registerScenario(program: Command, io: Io): void {
 Progress goes to stderr. Exit: 0 every check passed, 1 a check failed, 2 unknown scenario name.`,
     )
     .action(async (names: string[], o: RunOptions) => {
-      const wanted = names.includes('all') ? Object.keys(SCENARIOS) : names;
-      const { picked, unknown } = pickScenarios(wanted);
+      const wanted = names.includes('all') ? Object.keys(registry) : names;
+      const { picked, unknown } = pickScenarios(wanted, registry);
       if (unknown.length) {
         throw new InputError(
-          `unknown scenario${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')} (scenarios: ${Object.keys(SCENARIOS).join(', ')})`,
+          `unknown scenario${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')} (scenarios: ${Object.keys(registry).join(', ')})`,
         );
       }
       const run = await runScenarios(picked, { log: (l) => io.err(`${l}\n`) });
