@@ -34,6 +34,7 @@ import {
   sleep,
   statusOf,
   type FailbackPlan,
+  type Listing,
 } from '../src/failover/index.ts';
 import { result, stepper } from './failover.ts';
 import type { Runbook } from './runbook.ts';
@@ -58,6 +59,76 @@ export const failback: Runbook = {
       return x;
     };
     const details: Record<string, unknown> = { main, sub };
+
+    /**
+     * One copy pass: list both trees, plan, keep the losing versions of conflicts, copy (never
+     * delete), then check that every file of the listings is identical on both sides (`both`), or
+     * that sub's files are on main (`toMain`: the catch-up after main is back in rotation, when
+     * lsyncd carries main's new files to sub).
+     */
+    const syncPass = async (label: string, dir: 'both' | 'toMain') => {
+      const m = tr(main);
+      const s = tr(sub);
+      const [lm, ls] = await step(
+        '*',
+        `${label}: list both trees (sha256)`,
+        () => Promise.all([listTree(m, t), listTree(s, t)]),
+        ([a, b]) => `${main} ${a.size} files, ${sub} ${b.size} files`,
+      );
+      const plan: FailbackPlan = planFailback(lm, ls);
+      const conflicts = dir === 'both' ? plan.conflicts : plan.conflicts.filter((c) => c.winner === 'sub');
+      ctx.log(
+        `${label}: ${plan.toMain.length} file(s) ${sub} → ${main}` +
+          (dir === 'both' ? `, ${plan.toSub.length} ${main} → ${sub}` : ` (${main}'s new files: lsyncd)`) +
+          `, ${conflicts.length} conflict(s), ${plan.same} same`,
+      );
+      if (dir === 'both' && plan.onlyMain.length)
+        ctx.log(
+          `files only ${main} had (never reached ${sub}; kept): ${plan.onlyMain.slice(0, 20).join(', ')}${plan.onlyMain.length > 20 ? ', …' : ''}`,
+        );
+      if (conflicts.length) {
+        const dest = `${CONFLICTS_DIR}/${fileStamp(new Date())}`;
+        const lose = (w: 'main' | 'sub') => conflicts.filter((c) => c.winner !== w).map((c) => c.path);
+        if (lose('sub').length)
+          await step(main, `${label}: keep ${lose('sub').length} losing version(s) in ${dest}`, () =>
+            must(m, saveConflictsCommand(base, `${dest}/${main}`, lose('sub'))),
+          );
+        if (lose('main').length)
+          await step(sub, `${label}: keep ${lose('main').length} losing version(s) in ${dest}`, () =>
+            must(s, saveConflictsCommand(base, `${dest}/${sub}`, lose('main'))),
+          );
+      }
+      if (plan.toMain.length)
+        await step(main, `${label}: copy ${plan.toMain.length} file(s) from ${sub} (rsync, no delete)`, () =>
+          must(m, rsyncOnMain(t, inv, 'pull', { files: true }), 1_800_000, plan.toMain.join('\n') + '\n'),
+        );
+      if (dir === 'both' && plan.toSub.length)
+        await step(main, `${label}: copy ${plan.toSub.length} file(s) to ${sub} (rsync, no delete)`, () =>
+          must(m, rsyncOnMain(t, inv, 'push', { files: true }), 1_800_000, plan.toSub.join('\n') + '\n'),
+        );
+      const checked = await step(
+        '*',
+        dir === 'both'
+          ? `${label}: both sides equal by sha256`
+          : `${label}: every file of ${sub} on ${main}, same sha256`,
+        async () => {
+          const [a, b] = await Promise.all([listTree(m, t), listTree(s, t)]);
+          // files that arrived after the listing are the next pass's (or lsyncd's) business
+          const known = (l: Listing) => new Map([...l].filter(([p]) => lm.has(p) || ls.has(p)));
+          const bad =
+            dir === 'both'
+              ? mismatches(known(a), known(b))
+              : [...known(b)]
+                  // a newer version on main (a retry after the cut) goes to sub with lsyncd
+                  .filter(([p, f]) => a.get(p)?.sha256 !== f.sha256 && !((a.get(p)?.mtime ?? 0) > f.mtime))
+                  .map(([p]) => p);
+          if (bad.length) throw new Error(`${bad.length} file(s) differ: ${bad.slice(0, 10).join(', ')}`);
+          return known(dir === 'both' ? a : b).size;
+        },
+        (k) => `${k} files checked`,
+      );
+      return { plan, main: lm, sub: ls, checked };
+    };
     let lock: ReturnType<typeof acquireLock> | undefined;
     let error: string | undefined;
     try {
@@ -101,58 +172,16 @@ export const failback: Runbook = {
         () => setFence(s, addressOf(inv, main, 'lan'), false),
         (c) => (c ? 'lifted' : 'was not fenced'),
       );
-      const [lm, ls] = await step(
-        '*',
-        'list both trees (sha256)',
-        () => Promise.all([listTree(m, t), listTree(s, t)]),
-        ([a, b]) => `${main} ${a.size} files, ${sub} ${b.size} files`,
-      );
-      const plan: FailbackPlan = planFailback(lm, ls);
+      // Pass 1 (main out of rotation): the whole difference, both ways.
+      const first = await syncPass('sync', 'both');
+      if (state?.at) details.rpo = rpoMeasured(first.plan.onlyMain, first.main, Date.parse(state.at));
       details.plan = {
-        toMain: plan.toMain.length,
-        toSub: plan.toSub.length,
-        onlyMain: plan.onlyMain,
-        conflicts: plan.conflicts,
-        same: plan.same,
+        toMain: first.plan.toMain.length,
+        toSub: first.plan.toSub.length,
+        onlyMain: first.plan.onlyMain,
+        conflicts: first.plan.conflicts,
+        same: first.plan.same,
       };
-      ctx.log(
-        `plan: ${plan.toMain.length} file(s) ${sub} → ${main}, ${plan.toSub.length} ${main} → ${sub}, ${plan.conflicts.length} conflict(s), ${plan.same} same`,
-      );
-      if (plan.onlyMain.length)
-        ctx.log(
-          `files only ${main} had (never reached ${sub}; kept): ${plan.onlyMain.slice(0, 20).join(', ')}${plan.onlyMain.length > 20 ? ', …' : ''}`,
-        );
-      if (state?.at) details.rpo = rpoMeasured(plan.onlyMain, lm, Date.parse(state.at));
-      if (plan.conflicts.length) {
-        const dest = `${CONFLICTS_DIR}/${fileStamp(new Date())}`;
-        const lose = (w: 'main' | 'sub') => plan.conflicts.filter((c) => c.winner !== w).map((c) => c.path);
-        await step(main, `keep ${lose('sub').length} losing version(s) in ${dest}`, () =>
-          must(m, saveConflictsCommand(base, `${dest}/${main}`, lose('sub'))),
-        );
-        await step(sub, `keep ${lose('main').length} losing version(s) in ${dest}`, () =>
-          must(s, saveConflictsCommand(base, `${dest}/${sub}`, lose('main'))),
-        );
-      }
-      if (plan.toMain.length)
-        await step(main, `copy ${plan.toMain.length} file(s) from ${sub} (rsync, no delete)`, () =>
-          must(m, rsyncOnMain(t, inv, 'pull', { files: true }), 1_800_000, plan.toMain.join('\n') + '\n'),
-        );
-      if (plan.toSub.length)
-        await step(main, `copy ${plan.toSub.length} file(s) to ${sub} (rsync, no delete)`, () =>
-          must(m, rsyncOnMain(t, inv, 'push', { files: true }), 1_800_000, plan.toSub.join('\n') + '\n'),
-        );
-      const diff = await step(
-        '*',
-        'both sides equal by sha256',
-        async () => {
-          const [a, b] = await Promise.all([listTree(m, t), listTree(s, t)]);
-          const bad = mismatches(a, b);
-          if (bad.length) throw new Error(`${bad.length} file(s) differ: ${bad.slice(0, 10).join(', ')}`);
-          return a.size;
-        },
-        (n) => `${n} files identical`,
-      );
-      details.files = diff;
       await step(main, 'enable and start lsyncd (main → sub, delete=false)', async () => {
         await must(m, 'systemctl enable --now lsyncd 2>&1');
         await sleep(1000);
@@ -173,6 +202,36 @@ export const failback: Runbook = {
           }
         },
         (st) => JSON.stringify(st),
+      );
+      // Sessions still open to sub (its clients keep writing there) are cut: they reconnect to
+      // main. Then a catch-up pass brings what they wrote meanwhile to main.
+      const shared = backendsOf(t, main).filter((b) => backendsOf(t, sub).includes(b));
+      await step(hapName, `cut ${sub}'s sessions in ${shared.join(', ')}`, () =>
+        runtimeApi(
+          hap,
+          t,
+          shared.map((b) => `shutdown sessions server ${b}/${sub}`),
+        ),
+      );
+      const last = await syncPass('catch-up', 'toMain');
+      details.catchUp = last.plan.toMain.length;
+      // lsyncd carries main's files to sub: wait until everything main held at this point is there
+      await step(
+        sub,
+        `lsyncd replicates ${main} → ${sub}`,
+        async () => {
+          const want = await listTree(m, t);
+          const end = Date.now() + (t.replication.lsyncd.delay + 60) * 1000;
+          for (;;) {
+            const have = await listTree(s, t);
+            const missing = [...want].filter(([p, f]) => have.get(p)?.sha256 !== f.sha256).map(([p]) => p);
+            if (!missing.length) return want.size;
+            if (Date.now() > end)
+              throw new Error(`${missing.length} file(s) not replicated: ${missing.slice(0, 5).join(', ')}`);
+            await sleep(500);
+          }
+        },
+        (n) => `${n} files of ${main} on ${sub}`,
       );
       const probe = await step(
         'entrypoint',
