@@ -286,6 +286,9 @@ export async function applyHost(
         });
       }
     }
+    if (written.some(isUnitFile)) {
+      await t.exec(['systemctl', 'daemon-reload']).catch(() => undefined);
+    }
     for (const u of touched) {
       const what = u.apply === 'restart' ? 'restart' : 'reload';
       try {
@@ -330,11 +333,22 @@ export async function applyHost(
     await t.exec(['rm', '-f', '--', ...names.map((n) => pendingMarker(stateDir, n))]);
   };
 
+  // systemd reads unit files at daemon-reload: after writing one, reload systemd before any unit step
+  const isUnitFile = (c: Change) =>
+    c.resource.kind === 'file' && /^\/(etc|lib|usr\/lib)\/systemd\/system\//.test(c.resource.path);
+  let systemdStale = false;
+  const daemonReload = async () => {
+    if (!systemdStale) return;
+    await sh(t, ['systemctl', 'daemon-reload'], 'systemctl daemon-reload');
+    systemdStale = false;
+  };
   for (const c of changes) {
     const t0 = Date.now();
     o.reporter?.step(host, `${c.kind} ${c.id}`);
     try {
+      if (c.resource.kind === 'unit') await daemonReload();
       await doChange(c);
+      if (isUnitFile(c)) systemdStale = true;
       applied++;
       // Not undone by a rollback: everything but file writes and reloads/restarts.
       if (c.resource.kind !== 'file' && !(c.resource.kind === 'unit' && c.kind !== 'update')) kept++;
@@ -350,6 +364,11 @@ export async function applyHost(
     }
   }
 
+  try {
+    await daemonReload();
+  } catch (e) {
+    await fail('systemd', (e as Error).message);
+  }
   // Health: every unit reloaded/restarted/started must be healthy within the timeout.
   for (const u of touched) {
     const t0 = Date.now();

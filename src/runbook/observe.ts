@@ -1,6 +1,6 @@
 // Observation: the current state of each desired resource on a host, read in ONE round trip
 // (a generated shell script prints a marked section per resource; file contents as base64).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { shQuote } from '../transport/quote.ts';
 import { parseStat, STAT_FORMAT } from '../transport/shell.ts';
 import { TransportError, type FileStat, type Transport } from '../transport/types.ts';
@@ -34,6 +34,10 @@ export type Observation =
   | { kind: 'route'; via: string | null };
 
 const MISSING = '@@missing';
+
+/** A one-way fingerprint of a crypt(3) hash, so the hash itself is never kept in a plan. */
+export const hashFingerprint = (h: string): string =>
+  h ? 'sha256:' + createHash('sha256').update(h).digest('hex').slice(0, 16) : '';
 
 /** `systemctl is-enabled` answers that need no `enable` (static/generated units cannot be enabled). */
 const ENABLED_STATES = ['enabled', 'static', 'alias', 'indirect', 'generated'];
@@ -102,7 +106,8 @@ export function parseObservation(r: Resource, text: string): Observation {
         shell: f[6] ?? '',
         group: (lines[1] ?? '').trim(),
         groups: (lines[2] ?? '').trim().split(/\s+/).filter(Boolean),
-        passwordHash: (lines[3] ?? '').trim(),
+        // only a fingerprint of the shadow hash is kept: plans and journals never hold the hash
+        ...(lines[3] !== undefined ? { passwordHash: hashFingerprint(lines[3].trim()) } : {}),
       };
     }
     case 'directory':

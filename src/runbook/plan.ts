@@ -1,5 +1,6 @@
 // plan(desired, observed) → Plan: pure. A Plan is data: per host, the ordered changes, each with
 // the reason it is needed ("mode 0644 → 0600") and, for files, a unified diff.
+import { hashFingerprint } from './observe.ts';
 import { mask } from '../transport/mask.ts';
 import { octal } from '../transport/shell.ts';
 import { diffLines, diffStats, splitLines, unifiedDiff } from './diff.ts';
@@ -121,7 +122,7 @@ function simpleChange(host: string, r: Resource, o: Observation): Change | null 
       if (r.shell !== undefined && r.shell !== o.shell) why.push(`shell ${o.shell} → ${r.shell}`);
       const missing = (r.groups ?? []).filter((g) => !(o.groups ?? []).includes(g));
       if (missing.length) why.push(`not in group${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
-      if (r.passwordHash !== undefined && r.passwordHash !== o.passwordHash)
+      if (r.passwordHash !== undefined && hashFingerprint(r.passwordHash) !== o.passwordHash)
         why.push('password hash differs');
       return why.length ? { ...base, kind: 'update', why: why.join(', ') } : null;
     }

@@ -268,3 +268,23 @@ describe('resourcesFromRender', () => {
     expect(rs[4]).toEqual({ kind: 'unit', name: 'nftables', apply: 'reload' });
   });
 });
+
+describe('user password hashes', () => {
+  it('reads the shadow hash and plans an update (never showing it) when it differs', () => {
+    const hash = '$6$salt$abc';
+    const o = parseObservation(
+      { kind: 'user', name: 'demo' },
+      'demo:x:2001:2000::/srv/sftp/demo:/usr/sbin/nologin\nsftp_users\nsftp_users\n$6$old$zzz\n',
+    );
+    expect(o).toMatchObject({ kind: 'user', exists: true });
+    expect(JSON.stringify(o)).not.toContain('zzz');
+    const p = plan({ h: [{ kind: 'user', name: 'demo', passwordHash: hash }] }, { h: [o] });
+    expect(p.hosts.h).toHaveLength(1);
+    expect(p.hosts.h![0]!.why).toBe('password hash differs');
+    expect(JSON.stringify(p)).not.toContain('zzz');
+    const same = parseObservation({ kind: 'user', name: 'demo' }, `demo:x:1:1::/:/bin/sh\ng\ng\n${hash}\n`);
+    expect(plan({ h: [{ kind: 'user', name: 'demo', passwordHash: hash }] }, { h: [same] }).hosts.h).toEqual(
+      [],
+    );
+  });
+});
