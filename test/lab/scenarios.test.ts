@@ -1,0 +1,58 @@
+// The scenarios as CI runs them: `wharf scenario run … --junit out.xml` (the real binary) on the
+// scenario lab (stack "scen", 10.96.x; brought up and provisioned on first use). large-file runs
+// at 256 MiB here to keep CI time down (the CLI default is 1 GiB).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SCENARIOS } from '../../scenarios/index.ts';
+import { REPO } from './helpers.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'wharf-scenarios-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// The issue's order; only the ones registered run.
+const NAMES = ['node-loss', 'host-keys', 'large-file', 'failback-naive'].filter((n) => SCENARIOS[n]);
+
+describe('wharf scenario run on the scenario lab', () => {
+  it(`${NAMES.join(' ')}: every check passes; JUnit has one testcase per check with the numbers`, () => {
+    const junit = join(dir, 'out.xml');
+    const tap = join(dir, 'out.tap');
+    const r = spawnSync(
+      process.execPath,
+      [join(REPO, 'bin/wharf.mjs'), 'scenario', 'run', ...NAMES, '--tap', tap, '--junit', junit],
+      {
+        encoding: 'utf8',
+        timeout: 1_800_000,
+        env: { ...process.env, WHARF_LARGE_FILE_SIZE: process.env.WHARF_LARGE_FILE_SIZE ?? '256MiB' },
+      },
+    );
+    const tapText = readFileSync(tap, 'utf8');
+    const points = tapText.split('\n').filter((l) => /^(ok|not ok) \d+ - /.test(l));
+    expect(r.status, `${tapText}\n${r.stderr.slice(-3000)}`).toBe(0);
+    expect(points.length).toBeGreaterThan(0);
+    expect(points.filter((l) => l.startsWith('not ok'))).toEqual([]);
+    const xml = readFileSync(junit, 'utf8');
+    const cases = [...xml.matchAll(/<testcase name="([^"]+)"/g)].map((m) => m[1]!);
+    expect(cases).toHaveLength(points.length);
+    expect(xml).toMatch(/failures="0"/);
+    for (const n of NAMES)
+      expect(
+        cases.some((c) => c.startsWith(`${n}: `)),
+        n,
+      ).toBe(true);
+    if (SCENARIOS['large-file']) {
+      // measured numbers in the testcase names
+      expect(cases).toContainEqual(
+        expect.stringMatching(/^large-file: chain upload acknowledged .*\([\d.]+ MB\/s, [\d.]+ s\)$/),
+      );
+      expect(cases).toContainEqual(
+        expect.stringMatching(
+          /^large-file: chain throughput at least half of direct \(chain [\d.]+ MB\/s \/ direct [\d.]+ MB\/s = [\d.]+\)$/,
+        ),
+      );
+      expect(tapText).toMatch(/^# metric large-file chain\/direct ratio=[\d.]+/m);
+    }
+  });
+});
