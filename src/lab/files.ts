@@ -147,7 +147,17 @@ export async function nodeFiles(
       unitPath: '/etc/systemd/system/wharf-edge-route.service',
       target: 'multi-user.target',
     });
-  } else if (node.kind !== 'bastion') {
+  } else if (node.kind === 'bastion') {
+    // Every management session of the lab jumps through this one sshd: many start at once
+    // (lab up waits on all nodes, runbooks open one master per host), so lift sshd's default
+    // MaxStartups 10:30:100, which drops connections at random under that burst.
+    files.push({
+      path: '/etc/ssh/sshd_config.d/10-wharf-bastion.conf',
+      content:
+        '# wharf lab: the bastion takes bursts of ProxyJump connections.\nMaxStartups 200:30:400\nMaxSessions 200\n',
+      mode: 0o644,
+    });
+  } else {
     const render = await renderer();
     const r = render(t, labInventory(t), node.name);
     for (const f of r.files) {

@@ -406,7 +406,7 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
 
     // Ready: sshd answers through the bastion and systemd finished booting (asked over that same
     // ssh: `is-system-running --wait` blocks on the node until boot is over).
-    const deadline = Date.now() + 120_000;
+    const deadline = Date.now() + 240_000;
     await waitReady(names.sshConfig, BASTION, deadline);
     const states = await Promise.all(plan.nodes.map((n) => waitReady(names.sshConfig, n.name, deadline)));
     for (const [i, n] of plan.nodes.entries()) {
