@@ -69,6 +69,24 @@ export function scenarioTopology(): { file: string; t: Topology } {
   return { file, t: topologyFromObject(doc, file) };
 }
 
+/**
+ * Every lab node runs systemd as root, and root's inotify instances are counted across all the
+ * containers of this host (fs.inotify.max_user_instances, 128 by default; not namespaced). With a
+ * few labs up, a node restarted by a scenario cannot boot (systemd: "Failed to create inotify
+ * object: Too many open files", sshd never starts). Raised here, never lowered.
+ */
+export function raiseInotifyInstances(log: (line: string) => void, want = 8192): void {
+  const f = '/proc/sys/fs/inotify/max_user_instances';
+  try {
+    const now = Number(readFileSync(f, 'utf8').trim());
+    if (now >= want) return;
+    writeFileSync(f, String(want));
+    log(`host kernel: fs.inotify.max_user_instances ${now} → ${want} (systemd in every lab node)`);
+  } catch (e) {
+    log(`warning: cannot raise fs.inotify.max_user_instances: ${(e as Error).message}`);
+  }
+}
+
 const provisionedMarker = (t: Topology) => join(stateDir(t.name), 'scenario-provisioned');
 const topoKey = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -77,6 +95,7 @@ export async function ensureScenarioLab(
   log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
 ): Promise<ScenarioLab> {
   const { file, t } = scenarioTopology();
+  raiseInotifyInstances(log);
   let status: LabStatus | undefined;
   try {
     status = await labStatus(t);

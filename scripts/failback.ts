@@ -174,7 +174,8 @@ export const failback: Runbook = {
       );
       // Pass 1 (main out of rotation): the whole difference, both ways.
       const first = await syncPass('sync', 'both');
-      if (state?.at) details.rpo = rpoMeasured(first.plan.onlyMain, first.main, Date.parse(state.at));
+      if (state?.at)
+        details.rpo = rpoMeasured(first.plan.onlyMain, first.main, Date.parse(state.lostAt ?? state.at));
       details.plan = {
         toMain: first.plan.toMain.length,
         toSub: first.plan.toSub.length,

@@ -15,6 +15,7 @@ import {
   cleanupProbe,
   fenced,
   listTree,
+  lostAt,
   must,
   probeUpload,
   reachable,
@@ -143,7 +144,7 @@ export const failover: Runbook = {
         async () => {
           for (const n of [hapName, sub])
             if (!(await reachable(ctx.transports.get(n)))) throw new Error(`${n} is unreachable`);
-          const up = await reachable(ctx.transports.get(main));
+          const up = await reachable(ctx.transports.get(main), unplannedAsked ? 3000 : 8000);
           if (!up && !unplannedAsked)
             throw new Error(`${main} is unreachable: use --unplanned to fail over without it`);
           return up;
@@ -152,7 +153,7 @@ export const failover: Runbook = {
       );
       const unplanned = unplannedAsked;
       const prev = await readFailoverState(hap);
-      const state: FailoverState = {
+      const state0: FailoverState = {
         at: prev?.at ?? new Date().toISOString(),
         mode: prev?.mode ?? (unplanned ? 'unplanned' : 'planned'),
         main,
@@ -160,8 +161,19 @@ export const failover: Runbook = {
         phase: 'started',
         ...(prev?.rpo ? { rpo: prev.rpo } : {}),
       };
-      details.at = state.at;
       if (prev) ctx.log(`resuming a failover started at ${prev.at} (${prev.mode}, ${prev.phase})`);
+      // when HAProxy saw main go (its checks failed): the moment of loss for the RPO window
+      const seenLost = lostAt(await showStat(hap, t), t, main, Date.now());
+      const state: FailoverState = {
+        ...state0,
+        ...(prev?.lostAt
+          ? { lostAt: prev.lostAt }
+          : seenLost
+            ? { lostAt: new Date(seenLost).toISOString() }
+            : {}),
+      };
+      details.at = state.at;
+      if (state.lostAt) details.lostAt = state.lostAt;
       await step(
         hapName,
         'record failover state',
@@ -212,18 +224,18 @@ export const failover: Runbook = {
         const rpo = await step(
           sub,
           'RPO window (newest replicated file on sub)',
-          async () => {
-            const list = await listTree(s, t);
-            let newest: number | undefined;
-            for (const f of list.values()) if (newest === undefined || f.mtime > newest) newest = f.mtime;
-            return rpoEstimate({
-              failedAt: Date.parse(state.at),
+          async () =>
+            rpoEstimate({
+              lostAt: Date.parse(state.lostAt ?? state.at),
               delaySec: t.replication.lsyncd.delay,
-              ...(newest !== undefined ? { newestOnSub: newest } : {}),
-            });
-          },
+              sub: await listTree(s, t),
+            }),
           (r) =>
-            `writes to ${main} in the last ~${r.boundSec} s before ${state.at} may be missing on ${sub}${r.newestOnSub ? ` (newest replicated file: ${r.newestOnSub})` : ''}; failback lists them`,
+            `${main} lost at ${r.lostAt}; ` +
+            (r.windowSec !== undefined
+              ? `writes to it in the ${r.windowSec} s before (since the newest replicated file, ${r.newestReplicated}) may be missing on ${sub}`
+              : `nothing replicated before it on ${sub}`) +
+            `; failback lists them`,
         );
         state.rpo = prev?.rpo ?? rpo;
         details.rpo = state.rpo;

@@ -28,6 +28,8 @@ export interface StatRow {
   scur: number;
   /** UP, DOWN, MAINT, DRAIN, `UP 1/2`, `no check`… */
   status: string;
+  /** Seconds since the last status change (lastchg). */
+  lastchg: number;
 }
 
 /** `show stat` CSV → server rows (FRONTEND/BACKEND aggregate rows left out). */
@@ -37,13 +39,30 @@ export function parseStat(csv: string): StatRow[] {
     .filter((l) => l && !l.startsWith('#'))
     .map((l) => l.split(','))
     .filter((f) => f.length > 17 && f[1] !== 'FRONTEND' && f[1] !== 'BACKEND')
-    .map((f) => ({ proxy: f[0]!, server: f[1]!, scur: Number(f[4]) || 0, status: f[17] ?? '' }));
+    .map((f) => ({
+      proxy: f[0]!,
+      server: f[1]!,
+      scur: Number(f[4]) || 0,
+      status: f[17] ?? '',
+      lastchg: Number(f[23]) || 0,
+    }));
 }
 
 /** Sessions still open to node, over all its backends. */
 export function sessionsOf(rows: StatRow[], t: Topology, node: string): number {
   const bs = new Set(backendsOf(t, node));
   return rows.filter((r) => r.server === node && bs.has(r.proxy)).reduce((n, r) => n + r.scur, 0);
+}
+
+/**
+ * When HAProxy noticed node was lost: now − lastchg for a DOWN server (its health checks failed),
+ * else undefined. Epoch ms.
+ */
+export function lostAt(rows: StatRow[], t: Topology, node: string, now: number): number | undefined {
+  const bs = new Set(backendsOf(t, node));
+  const down = rows.filter((r) => r.server === node && bs.has(r.proxy) && r.status.startsWith('DOWN'));
+  if (!down.length) return undefined;
+  return now - Math.max(...down.map((r) => r.lastchg)) * 1000;
 }
 
 /** Status of node in every backend containing it ({backend: status}). */

@@ -106,21 +106,29 @@ export function mismatches(a: Listing, b: Listing): string[] {
 
 /**
  * The RPO window of an unplanned failover, as far as it can be known while main is unreachable:
- * writes newer than the last one that reached sub may be missing, bounded by lsyncd's delay plus
- * the transfer in flight. `newestOnSub` is the mtime (preserved by rsync) of the newest replicated
- * file. After main returns, failback measures it: files only on main and their age at the failure.
+ * sub holds nothing from main newer than its newest replicated file (rsync keeps main's mtimes;
+ * files clients uploaded to sub after the loss are newer than `lostAt` and left out). Writes to main
+ * between that file and the loss may be missing on sub: window = lostAt − newest. With no load the
+ * bound is lsyncd's delay plus the transfer in flight. After main returns, failback measures it.
  */
-export function rpoEstimate(o: { failedAt: number; delaySec: number; newestOnSub?: number }): {
-  boundSec: number;
-  newestOnSub?: string;
-  sinceNewestSec?: number;
+export function rpoEstimate(o: { lostAt: number; delaySec: number; sub: Listing }): {
+  lostAt: string;
+  /** lostAt − newest replicated file (s); undefined when sub holds nothing older than lostAt. */
+  windowSec?: number;
+  newestReplicated?: string;
+  /** The floor of the window when main was idle: lsyncd's delay + ~1 s in flight. */
+  idleBoundSec: number;
 } {
+  let newest: number | undefined;
+  for (const f of o.sub.values())
+    if (f.mtime * 1000 <= o.lostAt && (newest === undefined || f.mtime > newest)) newest = f.mtime;
   return {
-    boundSec: o.delaySec + 1,
-    ...(o.newestOnSub !== undefined
+    lostAt: new Date(o.lostAt).toISOString(),
+    idleBoundSec: o.delaySec + 1,
+    ...(newest !== undefined
       ? {
-          newestOnSub: new Date(o.newestOnSub * 1000).toISOString(),
-          sinceNewestSec: Math.round((o.failedAt / 1000 - o.newestOnSub) * 10) / 10,
+          newestReplicated: new Date(newest * 1000).toISOString(),
+          windowSec: Math.round((o.lostAt / 1000 - newest) * 100) / 100,
         }
       : {}),
   };

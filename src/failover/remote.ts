@@ -21,6 +21,8 @@ export interface FailoverState {
   sub: string;
   /** started → done. */
   phase: 'started' | 'done';
+  /** When HAProxy saw main go down (unplanned), ISO. */
+  lostAt?: string;
   rpo?: unknown;
 }
 
@@ -151,10 +153,10 @@ export function saveConflictsCommand(base: string, dest: string, paths: string[]
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function reachable(tr: Transport | undefined): Promise<boolean> {
+export async function reachable(tr: Transport | undefined, timeoutMs = 8_000): Promise<boolean> {
   if (!tr) return false;
   try {
-    return (await tr.exec('true', { timeoutMs: 8_000 })).code === 0;
+    return (await tr.exec('true', { timeoutMs })).code === 0;
   } catch {
     return false;
   }

@@ -1,0 +1,165 @@
+// node-loss: uploads keep working when sftp-main dies, and when it comes back nothing a client was
+// told OK for is lost. Known state → 4 clients upload small files through the entry point → main→sub
+// lag measured → `docker kill` sftp-main (a real kill, not a stop) → RTO = death → first upload
+// acknowledged after it → the workload continues on sub → `failover --unplanned` (main to maint,
+// fenced, RPO window recorded) → `docker start` main: it must stay out of rotation → `failback`
+// while the workload still runs → the checker: every acknowledged upload on main, sub and, after
+// one backup run, in backup's latest snapshot, with its sha256.
+import { runRunbookByName } from '../src/stack/runbooks.ts';
+import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import { formatVerdict } from '../src/workload/checker.ts';
+import { showStat, statusOf } from '../src/failover/index.ts';
+import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
+import { ensureScenarioLab, startNode, type ScenarioLab } from './lab.ts';
+import { checkEverywhere, killAndMeasureRto, measureLag, sleep, startWorkload, until } from './outage.ts';
+
+export interface NodeLossResult {
+  rtoMs?: number;
+  lagMs?: number;
+  rpo?: unknown;
+  lost: number;
+  acks: number;
+}
+
+/** One node-loss round on a lab in the known state (the scenario and `npm run bench` use it). */
+export async function nodeLossRound(
+  lab: ScenarioLab,
+  ctx: Pick<ScenarioContext, 'check' | 'metric' | 'log'>,
+  o: { backup?: boolean; label?: string } = {},
+): Promise<NodeLossResult> {
+  const t = lab.t;
+  const main = sftpNode(t, 'main').name;
+  const sub = t.replication.lsyncd.to;
+  const hap = lab.transports.get(nodeOfKind(t, 'haproxy').name)!;
+  const L = o.label ? `${o.label}: ` : '';
+  const rb = (name: string, options: Record<string, boolean> = {}) =>
+    runRunbookByName(name, {
+      topology: t,
+      inventory: lab.inventory,
+      transports: lab.transports,
+      log: (l) => ctx.log(`[${name}] ${l}`),
+      options,
+    });
+  const w = startWorkload(lab, { prefix: `nl-${Date.now().toString(36)}` });
+  const out: NodeLossResult = { lost: 0, acks: 0 };
+  try {
+    const warm = await until(30_000, () => w.acks.length >= 20);
+    if (!ctx.check(`${L}workload running before the kill`, warm, `${w.acks.length} uploads acknowledged`))
+      return out;
+    const lag = await measureLag(lab, w.acks[w.acks.length - 1]!);
+    if (lag !== undefined) {
+      out.lagMs = lag;
+      ctx.metric(`${L}main→sub lag`, lag, 'ms');
+    }
+    ctx.check(
+      `${L}replication main → sub before the kill`,
+      lag !== undefined,
+      lag !== undefined ? `lag ${lag} ms` : 'not replicated',
+    );
+
+    const before = w.acks.length;
+    const k = await killAndMeasureRto(lab, w);
+    if (k.rtoMs !== undefined) {
+      out.rtoMs = k.rtoMs;
+      ctx.metric(`${L}RTO`, k.rtoMs, 'ms');
+    }
+    const failsAfter = w.failures.filter((f) => f.at > k.diedAt).length;
+    for (const f of w.failures.filter((x) => x.at > k.diedAt))
+      ctx.log(`${L}attempt failed ${f.at - k.diedAt} ms after the kill: ${f.error}`);
+    ctx.check(
+      `${L}uploads resume through the entry point after docker kill ${main}`,
+      k.rtoMs !== undefined,
+      k.rtoMs !== undefined
+        ? `RTO ${k.rtoMs} ms (kill → first ack; docker kill call took ${k.diedAt - k.calledAt} ms), ${failsAfter} failed attempt(s) retried`
+        : 'no upload acknowledged within 30 s',
+    );
+    if (k.rtoMs === undefined) return out;
+    await until(10_000, () => w.acks.filter((a) => a.ackAt > k.diedAt).length >= 20);
+    ctx.check(
+      `${L}workload continues on ${sub}`,
+      w.acks.filter((a) => a.ackAt > k.diedAt).length >= 20,
+      `${w.acks.length - before} uploads acknowledged since the kill`,
+    );
+
+    const fo = await rb('failover', { unplanned: true });
+    const rpo = (
+      fo.details as { rpo?: { windowSec?: number; idleBoundSec: number; lostAt: string } } | undefined
+    )?.rpo;
+    ctx.check(
+      `${L}failover --unplanned`,
+      fo.ok,
+      fo.ok
+        ? `${(fo.durationMs / 1000).toFixed(1)} s; main lost at ${rpo?.lostAt ?? '?'} (HAProxy), RPO window estimated from sub ${rpo?.windowSec ?? '?'} s (idle floor ${rpo?.idleBoundSec ?? '?'} s)`
+        : (fo.error ?? ''),
+    );
+    if (rpo?.windowSec !== undefined)
+      ctx.metric(`${L}RPO window (estimated at failover)`, rpo.windowSec, 's');
+
+    await startNode(lab, main);
+    await sleep(3000); // HAProxy would need rise × inter (~1 s) to take main back if it were not in maint
+    const st = statusOf(await showStat(hap, t), t, main);
+    ctx.check(
+      `${L}${main} restarted stays out of rotation`,
+      Object.values(st).every((s) => s === 'MAINT'),
+      JSON.stringify(st),
+    );
+
+    const fb = await rb('failback');
+    const d = fb.details as
+      | {
+          rpo?: { files: number; windowSec: number };
+          plan?: { toMain: number; toSub: number; onlyMain: string[] };
+          catchUp?: number;
+        }
+      | undefined;
+    ctx.check(
+      `${L}failback`,
+      fb.ok,
+      fb.ok
+        ? `${(fb.durationMs / 1000).toFixed(1)} s; ${d?.plan?.toMain ?? 0} file(s) sub → main, ${d?.plan?.toSub ?? 0} only on main kept and copied to sub, ${d?.catchUp ?? 0} in the catch-up pass`
+        : (fb.error ?? ''),
+    );
+    if (d?.rpo) {
+      out.rpo = d.rpo;
+      ctx.metric(`${L}RPO measured (files only main had)`, d.rpo.files, 'files');
+      ctx.metric(`${L}RPO window (measured at failback)`, d.rpo.windowSec, 's');
+    }
+    // a few uploads after the failback, on main again
+    const n = w.acks.length;
+    await until(10_000, () => w.acks.length >= n + 8);
+  } finally {
+    const res = await w.stop();
+    out.acks = res.acks.length;
+    ctx.log(
+      `${L}workload: ${res.acks.length} acks, ${res.failures.length} failed attempts, ${res.abandoned.length} abandoned`,
+    );
+  }
+  const c = await checkEverywhere(lab, w.acks, w.prefix, { backup: o.backup ?? true });
+  ctx.log(formatVerdict(c.verdict));
+  for (const nv of c.verdict.nodes) {
+    out.lost += nv.lost.length + nv.corrupt.length;
+    ctx.check(
+      `${L}every acknowledged upload on ${nv.node} with its sha256`,
+      nv.lost.length === 0 && nv.corrupt.length === 0,
+      `acknowledged ${c.verdict.acknowledged}, ok ${nv.ok}, lost ${nv.lost.length}, corrupt ${nv.corrupt.length}, unexpected ${nv.unexpected.length}` +
+        (nv.lost.length ? ` (lost: ${nv.lost.slice(0, 3).join(', ')})` : ''),
+    );
+  }
+  ctx.metric(`${L}lost`, out.lost, 'files');
+  return out;
+}
+
+export const nodeLoss: Scenario = {
+  name: 'node-loss',
+  description:
+    'docker kill sftp-main under load: RTO, failover --unplanned, restart, failback; every acknowledged upload on main, sub, backup',
+  async run(ctx) {
+    const lab = await ensureScenarioLab(ctx.log);
+    try {
+      await nodeLossRound(lab, ctx);
+    } finally {
+      await lab.close();
+    }
+  },
+};
+export default nodeLoss;
