@@ -160,6 +160,7 @@ function unitChanges(
   host: string,
   units: Map<string, { r: UnitResource; o?: Observation }>,
   notified: Map<string, string[]>,
+  replacedUnitFiles: Set<string> = new Set(),
 ): Change[] {
   const out: Change[] = [];
   for (const [name, { r, o }] of units) {
@@ -167,6 +168,14 @@ function unitChanges(
     const u = o?.kind === 'unit' ? o : undefined;
     if (r.enabled === true && u && u.enabled === false)
       out.push({ ...base, kind: 'update', why: `not enabled (${u.enabledState || 'unknown'}) → enabled` });
+    else if (r.enabled === true && u && replacedUnitFiles.has(name) && u.enabledState !== 'enabled')
+      // The state seen belongs to the unit being replaced (e.g. "generated" from a SysV script):
+      // the new unit file must be enabled in its own right.
+      out.push({
+        ...base,
+        kind: 'update',
+        why: `unit file written by this run (now ${u.enabledState || 'unknown'}) → enabled`,
+      });
     if (r.enabled === false && u && u.enabled === true)
       out.push({ ...base, kind: 'update', why: 'enabled → disabled' });
     const by = notified.get(name);
@@ -229,7 +238,14 @@ export function planHost(
     .map((c, i) => ({ c, i }))
     .sort((a, b) => phase(a.c) - phase(b.c) || depth(a.c) - depth(b.c) || a.i - b.i)
     .map((x) => x.c);
-  const unitCh = unitChanges(host, units, notified);
+  // units whose own unit file (/etc/systemd/system/NAME.service) this plan writes
+  const replaced = new Set<string>();
+  for (const c of changes) {
+    const m =
+      c.resource.kind === 'file' ? /^\/etc\/systemd\/system\/([^/]+)\.service$/.exec(c.resource.path) : null;
+    if (m && !c.metadataOnly) replaced.add(m[1]!);
+  }
+  const unitCh = unitChanges(host, units, notified, replaced);
   // Enable/disable first, then starts, then reloads/restarts.
   unitCh.sort((a, b) => Number(a.kind !== 'update') - Number(b.kind !== 'update'));
   return [...ordered, ...unitCh];

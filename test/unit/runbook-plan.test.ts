@@ -288,3 +288,30 @@ describe('user password hashes', () => {
     );
   });
 });
+
+describe('a unit whose unit file this run writes', () => {
+  it('is enabled even when the old (SysV-generated) unit looked enabled', () => {
+    const unitFile = {
+      kind: 'file' as const,
+      path: '/etc/systemd/system/lsyncd.service',
+      content: '[Service]\nExecStart=/usr/bin/lsyncd\n[Install]\nWantedBy=multi-user.target\n',
+      mode: 0o644,
+      owner: 'root',
+      group: 'root',
+      notify: ['lsyncd'],
+    };
+    const p = planHost(
+      'h',
+      [unitFile, { kind: 'unit', name: 'lsyncd', enabled: true, active: true, apply: 'restart' }],
+      [
+        { kind: 'file', stat: null, content: null },
+        { kind: 'unit', enabled: true, enabledState: 'generated', active: true, activeState: 'active' },
+      ],
+    );
+    expect(p.map((c) => `${c.kind} ${c.id}: ${c.why}`)).toEqual([
+      'create file /etc/systemd/system/lsyncd.service: absent (new, 4 lines)',
+      'update unit lsyncd: unit file written by this run (now generated) → enabled',
+      'restart unit lsyncd: notified by /etc/systemd/system/lsyncd.service',
+    ]);
+  });
+});
