@@ -1,0 +1,225 @@
+// Pure helpers of failover/failback: HAProxy runtime API commands and `show stat` parsing, the
+// fence on sub's replication account, the failback plan (never delete, newer wins, losers kept),
+// the RPO window. The listing and conflict-saving shell commands run for real in a temp dir.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadTopology } from '../../src/topology/load.ts';
+import { labInventory } from '../../src/topology/inventory.ts';
+import {
+  backendsOf,
+  fenceAuthorizedKeys,
+  isFenced,
+  listingCommand,
+  lostAt,
+  mismatches,
+  parseListing,
+  parseStat,
+  planFailback,
+  rpoEstimate,
+  rpoMeasured,
+  rsyncOnMain,
+  saveConflictsCommand,
+  serverStateCommands,
+  sessionsOf,
+  shutdownSessionsCommands,
+  socatLine,
+  statusOf,
+  unfenceAuthorizedKeys,
+  type FileInfo,
+  type Listing,
+} from '../../src/failover/index.ts';
+
+const t = loadTopology('configs/stack.yaml');
+const inv = labInventory(t);
+const tmp = mkdtempSync(join(tmpdir(), 'wharf-failover-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+// `show stat` CSV: pxname,svname,qcur,qmax,scur,...,status (17),...,lastchg (23)
+const row = (px: string, sv: string, scur: number, status: string, lastchg = 0) => {
+  const f = Array.from({ length: 30 }, () => '');
+  f[0] = px;
+  f[1] = sv;
+  f[4] = String(scur);
+  f[17] = status;
+  f[23] = String(lastchg);
+  return f.join(',');
+};
+const STAT = [
+  '# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg',
+  row('sftp', 'FRONTEND', 9, 'OPEN'),
+  row('sftp', 'sftp-main', 3, 'DOWN', 4),
+  row('sftp', 'sftp-sub', 0, 'UP'),
+  row('sftp', 'BACKEND', 3, 'UP'),
+  row('write', 'sftp-main', 2, 'DOWN', 5),
+  row('write', 'sftp-sub', 0, 'UP'),
+  row('read', 'sftp-sub', 7, 'UP'),
+  row('read', 'sftp-backup', 1, 'UP'),
+  '',
+].join('\n');
+
+describe('HAProxy runtime API', () => {
+  it('GIVEN the seed topology WHEN main goes to maint THEN every backend holding main gets the command', () => {
+    expect(backendsOf(t, 'sftp-main').sort()).toEqual(['sftp', 'write']);
+    expect(serverStateCommands(t, 'sftp-main', 'maint').sort()).toEqual([
+      'set server sftp/sftp-main state maint',
+      'set server write/sftp-main state maint',
+    ]);
+    expect(shutdownSessionsCommands(t, 'sftp-sub').sort()).toEqual([
+      'shutdown sessions server read/sftp-sub',
+      'shutdown sessions server sftp/sftp-sub',
+      'shutdown sessions server write/sftp-sub',
+    ]);
+  });
+
+  it('sends all commands in one socat call, quoted', () => {
+    expect(socatLine('/run/haproxy/admin.sock', ['set server a/b state ready', "x'y"])).toBe(
+      `echo 'set server a/b state ready; x'\\''y' | socat -t 5 stdio '/run/haproxy/admin.sock'`,
+    );
+  });
+
+  it('parses show stat: sessions, status and the moment HAProxy saw main go', () => {
+    const rows = parseStat(STAT);
+    expect(rows).toHaveLength(6);
+    expect(sessionsOf(rows, t, 'sftp-main')).toBe(5);
+    expect(sessionsOf(rows, t, 'sftp-sub')).toBe(7);
+    expect(statusOf(rows, t, 'sftp-main')).toEqual({ sftp: 'DOWN', write: 'DOWN' });
+    expect(lostAt(rows, t, 'sftp-main', 100_000)).toBe(95_000);
+    expect(lostAt(rows, t, 'sftp-sub', 100_000)).toBeUndefined();
+  });
+});
+
+describe('fence', () => {
+  const line = 'restrict,from="10.88.3.0/24" ssh-ed25519 AAAAkey wharf-seed-replication\n';
+  it('refuses main first, is idempotent, and unfences to the exact rendered text', () => {
+    const f = fenceAuthorizedKeys(line, '10.88.3.11');
+    expect(f).toBe('restrict,from="!10.88.3.11,10.88.3.0/24" ssh-ed25519 AAAAkey wharf-seed-replication\n');
+    expect(isFenced(f, '10.88.3.11')).toBe(true);
+    expect(isFenced(line, '10.88.3.11')).toBe(false);
+    expect(fenceAuthorizedKeys(f, '10.88.3.11')).toBe(f);
+    expect(unfenceAuthorizedKeys(f, '10.88.3.11')).toBe(line);
+    expect(unfenceAuthorizedKeys(line, '10.88.3.11')).toBe(line);
+  });
+  it('a key line without from= gets one that still admits everyone else', () => {
+    const f = fenceAuthorizedKeys('ssh-ed25519 AAAAkey c\n', '10.0.0.11');
+    expect(f).toBe('from="!10.0.0.11,*" ssh-ed25519 AAAAkey c\n');
+    expect(unfenceAuthorizedKeys(f, '10.0.0.11')).toBe('ssh-ed25519 AAAAkey c\n');
+  });
+});
+
+const fi = (sha: string, mtime: number, size = 1): FileInfo => ({ sha256: sha.repeat(64), mtime, size });
+const L = (o: Record<string, FileInfo>): Listing => new Map(Object.entries(o));
+
+describe('failback plan', () => {
+  it('copies sub-only files to main, keeps main-only files (to sub), newer version wins, nothing deleted', () => {
+    const main = L({
+      'demo/upload/both': fi('a', 10),
+      'demo/upload/only-main': fi('b', 11),
+      'demo/upload/cut-by-crash': fi('c', 12, 100), // half-written when main died
+      'demo/upload/main-newer': fi('d', 30),
+    });
+    const sub = L({
+      'demo/upload/both': fi('a', 10),
+      'demo/upload/only-sub': fi('e', 20),
+      'demo/upload/cut-by-crash': fi('f', 13, 200), // the retry, acknowledged on sub
+      'demo/upload/main-newer': fi('0', 29),
+    });
+    const p = planFailback(main, sub);
+    expect(p.same).toBe(1);
+    expect(p.onlyMain).toEqual(['demo/upload/only-main']);
+    expect(p.onlySub).toEqual(['demo/upload/only-sub']);
+    expect(p.toMain).toEqual(['demo/upload/cut-by-crash', 'demo/upload/only-sub']);
+    expect(p.toSub).toEqual(['demo/upload/main-newer', 'demo/upload/only-main']);
+    expect(p.conflicts.map((c) => [c.path, c.winner])).toEqual([
+      ['demo/upload/cut-by-crash', 'sub'],
+      ['demo/upload/main-newer', 'main'],
+    ]);
+    // every path of either side ends up somewhere: no path is dropped
+    const all = new Set([...main.keys(), ...sub.keys()]);
+    for (const x of all)
+      expect(p.toMain.includes(x) || p.toSub.includes(x) || main.get(x)?.sha256 === sub.get(x)?.sha256).toBe(
+        true,
+      );
+  });
+
+  it('equal mtimes with different content: sub wins (what clients were acknowledged against last)', () => {
+    const p = planFailback(L({ x: fi('a', 5) }), L({ x: fi('b', 5) }));
+    expect(p.conflicts[0]!.winner).toBe('sub');
+    expect(p.toMain).toEqual(['x']);
+  });
+
+  it('mismatches lists differing and one-sided paths', () => {
+    expect(
+      mismatches(L({ a: fi('a', 1), b: fi('b', 1) }), L({ a: fi('a', 2), b: fi('c', 1), c: fi('c', 1) })),
+    ).toEqual(['b', 'c']);
+  });
+});
+
+describe('listing and conflict copies (real find, sha256sum, cp in a temp dir)', () => {
+  it('lists files with mtime, size and sha256, skipping the temp dir and excluded names', () => {
+    const base = join(tmp, 'base');
+    mkdirSync(join(base, 'demo/upload'), { recursive: true });
+    mkdirSync(join(base, '.lsyncd-tmp'), { recursive: true });
+    writeFileSync(join(base, 'demo/upload/a file.bin'), 'hello');
+    writeFileSync(join(base, 'demo/upload/x.part'), 'partial');
+    writeFileSync(join(base, '.lsyncd-tmp/junk'), 'junk');
+    utimesSync(join(base, 'demo/upload/a file.bin'), 1000, 1234.5);
+    const out = execFileSync('bash', ['-c', listingCommand(base, ['.lsyncd-tmp'], ['*.part'])], {
+      encoding: 'utf8',
+    });
+    const l = parseListing(out);
+    expect([...l.keys()]).toEqual(['demo/upload/a file.bin']);
+    expect(l.get('demo/upload/a file.bin')).toEqual({
+      size: 5,
+      mtime: 1234.5,
+      sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
+    });
+  });
+
+  it('keeps a copy of each losing version under the conflicts folder', () => {
+    const base = join(tmp, 'base2');
+    mkdirSync(join(base, 'demo/upload'), { recursive: true });
+    writeFileSync(join(base, 'demo/upload/v'), 'old version');
+    const dest = join(tmp, 'conflicts/sftp-main');
+    execFileSync('bash', ['-c', saveConflictsCommand(base, dest, ['demo/upload/v', 'demo/upload/missing'])]);
+    expect(readFileSync(join(dest, 'demo/upload/v'), 'utf8')).toBe('old version');
+  });
+});
+
+describe('rsync on main', () => {
+  it('never deletes; an explicit list is always transferred; lsyncd key, sudo rsync, temp dir on push', () => {
+    for (const dir of ['push', 'pull'] as const) {
+      for (const files of [true, false]) {
+        const c = rsyncOnMain(t, inv, dir, { files });
+        expect(c).not.toMatch(/--delete|--remove/);
+        expect(c).toContain('-i /etc/lsyncd/id_ed25519');
+        expect(c).toContain("--rsync-path='sudo /usr/bin/rsync'");
+        if (files) expect(c).toContain('--files-from=- -I');
+      }
+    }
+    expect(rsyncOnMain(t, inv, 'push')).toMatch(
+      /--temp-dir='?\/srv\/sftp\/[^' ]+'? \/srv\/sftp\/ wharfsync@10\.88\.3\.12:\/srv\/sftp\/$/,
+    );
+    expect(rsyncOnMain(t, inv, 'pull', { files: true })).toMatch(
+      /wharfsync@10\.88\.3\.12:\/srv\/sftp\/ \/srv\/sftp\/$/,
+    );
+  });
+});
+
+describe('RPO window', () => {
+  it('estimate: loss moment − newest replicated file, ignoring files uploaded to sub after the loss', () => {
+    const sub = L({ a: fi('a', 100), b: fi('b', 103.5), late: fi('c', 120) });
+    const r = rpoEstimate({ lostAt: 105_000, delaySec: 1, sub });
+    expect(r.windowSec).toBe(1.5);
+    expect(r.idleBoundSec).toBe(2);
+    expect(r.newestReplicated).toBe(new Date(103_500).toISOString());
+    expect(rpoEstimate({ lostAt: 1000, delaySec: 1, sub: L({}) }).windowSec).toBeUndefined();
+  });
+  it('measured: the oldest file only main had, aged at the loss', () => {
+    const main = L({ a: fi('a', 95), b: fi('b', 99) });
+    expect(rpoMeasured(['a', 'b'], main, 100_000)).toEqual({ files: 2, windowSec: 5 });
+    expect(rpoMeasured([], main, 100_000)).toEqual({ files: 0, windowSec: 0 });
+  });
+});
