@@ -1,9 +1,14 @@
 // The scenario registry: `wharf scenario list|run` and the README's test command use it.
 // Order matters for `run all`: each scenario resets the lab to a known state first.
 import type { Scenario } from '../src/scenario/types.ts';
+import { failbackNaive } from './failback-naive.ts';
+import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
+import { nodeLoss } from './node-loss.ts';
 
-export const SCENARIOS: Record<string, Scenario> = Object.fromEntries([largeFile].map((s) => [s.name, s]));
+export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
+  [nodeLoss, hostKeys, largeFile, failbackNaive].map((s) => [s.name, s]),
+);
 
 /** Scenarios by name, in the order given; unknown names are returned separately. */
 export function pickScenarios(
