@@ -50,6 +50,11 @@ export const failbackNaive: Scenario = {
 
       // main comes back; nobody fails back. The seed's lsyncd: delete = true, restarted.
       await startNode(lab, main);
+      // an upload cut by the kill may have been whole on main already (its retry went to sub): not lost
+      const onMain = new Set(
+        (await observeUploads(lab.status, main, root, t.sftp.uploadDir, w.prefix)).map((f) => f.path),
+      );
+      const mainLacked = outage.filter((a) => !onMain.has(a.path));
       const conf = (await lab.transports.get(main)!.readFile(LSYNCD_CONF))?.toString('utf8') ?? '';
       const naive = conf.replace(/delete\s*=\s*[^,\n]+,/, 'delete = true,');
       ctx.check('lsyncd config on main rewritten with delete = true', /delete = true,/.test(naive), '');
@@ -66,19 +71,14 @@ export const failbackNaive: Scenario = {
             (await observeUploads(lab.status, sub, root, t.sftp.uploadDir, w.prefix)).map((f) => f.path),
           );
           gone = outage.filter((a) => !now.has(a.path)).length;
-          return gone === outage.length;
+          return mainLacked.every((a) => !now.has(a.path));
         },
         1000,
       );
       await sleep(1000);
-      const onMain = new Set(
-        (await observeUploads(lab.status, main, root, t.sftp.uploadDir, w.prefix)).map((f) => f.path),
-      );
       const onSub = new Set(
         (await observeUploads(lab.status, sub, root, t.sftp.uploadDir, w.prefix)).map((f) => f.path),
       );
-      // an upload cut by the kill may have been whole on main already (its retry went to sub): not lost
-      const mainLacked = outage.filter((a) => !onMain.has(a.path));
       const lost = mainLacked.filter((a) => !onSub.has(a.path)).length;
       ctx.metric('acknowledged uploads lost by the naive failback', lost, 'files');
       ctx.check(

@@ -42,7 +42,7 @@ function sftpPut(lab: ScenarioLab, knownHosts: string, local: string, remote: st
       'ConnectTimeout=10',
       `${lab.status.demoUser.name}@${host}`,
     ],
-    { input: `put ${local} ${remote}\n`, encoding: 'utf8', timeout: 60_000 },
+    { input: `put "${local}" "${remote}"\n`, encoding: 'utf8', timeout: 60_000 },
   );
   const err = (r.stderr ?? '').trim();
   return {
@@ -51,7 +51,11 @@ function sftpPut(lab: ScenarioLab, knownHosts: string, local: string, remote: st
       /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|No .* host key is known/i.test(
         err,
       ),
-    err: err.split('\n').slice(0, 3).join(' | '),
+    err: err
+      .split('\n')
+      .filter((l) => !/^@+$/.test(l.trim()))
+      .slice(0, 3)
+      .join(' | '),
   };
 }
 
@@ -89,11 +93,12 @@ export const hostKeys: Scenario = {
       const root = userRoot(t, lab.status.demoUser.name, 'sftp');
 
       const phase = async (label: string, expectOn: string) => {
-        const local = join(dir, `hk-${label}.bin`);
+        const slug = label.replace(/\W+/g, '-');
+        const local = join(dir, `hk-${slug}.bin`);
         const content = randomBytes(32 * 1024);
         writeFileSync(local, content);
         const sha = createHash('sha256').update(content).digest('hex');
-        const remote = `${t.sftp.uploadDir}/hk-${label}-${Date.now()}.bin`;
+        const remote = `${t.sftp.uploadDir}/hk-${slug}-${Date.now()}.bin`;
         const r = sftpPut(lab, kh, local, remote);
         ctx.check(
           `OpenSSH sftp (StrictHostKeyChecking=yes, known_hosts from before) ${label}`,
