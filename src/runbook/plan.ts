@@ -168,13 +168,13 @@ function unitChanges(
     const u = o?.kind === 'unit' ? o : undefined;
     if (r.enabled === true && u && u.enabled === false)
       out.push({ ...base, kind: 'update', why: `not enabled (${u.enabledState || 'unknown'}) → enabled` });
-    else if (r.enabled === true && u && replacedUnitFiles.has(name) && u.enabledState !== 'enabled')
-      // The state seen belongs to the unit being replaced (e.g. "generated" from a SysV script):
-      // the new unit file must be enabled in its own right.
+    else if (r.enabled === true && u && replacedUnitFiles.has(name))
+      // What was seen belongs to the unit being replaced (a SysV script answers "enabled" through
+      // systemd-sysv-install): the new unit file must be enabled in its own right.
       out.push({
         ...base,
         kind: 'update',
-        why: `unit file written by this run (now ${u.enabledState || 'unknown'}) → enabled`,
+        why: `unit file written by this run (was ${u.enabledState || 'unknown'}) → enabled`,
       });
     if (r.enabled === false && u && u.enabled === true)
       out.push({ ...base, kind: 'update', why: 'enabled → disabled' });

@@ -310,7 +310,7 @@ describe('a unit whose unit file this run writes', () => {
     );
     expect(p.map((c) => `${c.kind} ${c.id}: ${c.why}`)).toEqual([
       'create file /etc/systemd/system/lsyncd.service: absent (new, 4 lines)',
-      'update unit lsyncd: unit file written by this run (now generated) → enabled',
+      'update unit lsyncd: unit file written by this run (was generated) → enabled',
       'restart unit lsyncd: notified by /etc/systemd/system/lsyncd.service',
     ]);
   });
