@@ -111,12 +111,17 @@ export async function ensureScenarioLab(
     writeFileSync(marker, topoKey(file));
     status = await labStatus(t);
   }
-  const inventory = loadInventory(status.inventory, t);
+  const lab = labHandle(t, status, log);
+  await resetScenarioLab(lab);
+  return lab;
+}
+
+/** Handles on a running, provisioned lab (transports, endpoint through the entry point, host key). */
+export function labHandle(t: Topology, s: LabStatus, log: (line: string) => void): ScenarioLab {
+  const inventory = loadInventory(s.inventory, t);
   const transports = sshTransports(inventory, undefined) as Map<string, Transport>;
-  const secrets = ensureStackSecrets(t, inventory);
-  const hostKey = secrets.hostKeys.ed25519.public;
-  const s = status;
-  const lab: ScenarioLab = {
+  const hostKey = ensureStackSecrets(t, inventory).hostKeys.ed25519.public;
+  return {
     t,
     status: s,
     inventory,
@@ -134,13 +139,11 @@ export async function ensureScenarioLab(
     log,
     async sh(node, cmd, timeoutMs = 60_000) {
       const tr = transports.get(node);
-      if (!tr) throw new Error(`${node}: not in the scenario lab's inventory`);
+      if (!tr) throw new Error(`${node}: not in the lab's inventory`);
       return tr.exec(cmd, { timeoutMs });
     },
     close: () => closeAll(transports.values()),
   };
-  await resetScenarioLab(lab);
-  return lab;
 }
 
 /** Start a stopped/killed node container and wait for ssh + systemd. */
