@@ -4,9 +4,10 @@
 // files only main has (written before the crash, never replicated) → kept and copied to sub,
 // different versions → the newer wins and the other is kept under /var/lib/wharf/failback-conflicts
 // (nothing is deleted, nothing overwritten blindly) → copy (rsync --files-from on main, lsyncd's key,
-// never --delete) → both sides compared by sha256 (must match, else main stays out) → lsyncd main →
-// sub enabled and started (delete=false as configured) → main ready in HAProxy, UP → probe lands on
-// main. Re-runnable after an interruption: the plan is recomputed from what both sides hold.
+// never --delete) → both sides compared by sha256 (must match, else main stays out) → main ready in
+// HAProxy, UP → sub's remaining sessions cut (they reconnect to main) → catch-up pass sub → main →
+// lsyncd main → sub enabled and started (delete=false as configured), replication checked → probe
+// lands on main. Re-runnable after an interruption: the plan is recomputed from what both sides hold.
 import { Journal } from '../src/runbook/journal.ts';
 import { acquireLock } from '../src/runbook/lock.ts';
 import { fileStamp } from '../src/runbook/journal.ts';
@@ -183,12 +184,6 @@ export const failback: Runbook = {
         conflicts: first.plan.conflicts,
         same: first.plan.same,
       };
-      await step(main, 'enable and start lsyncd (main → sub, delete=false)', async () => {
-        await must(m, 'systemctl enable --now lsyncd 2>&1');
-        await sleep(1000);
-        const r = await m.exec('systemctl is-active lsyncd');
-        if (r.stdout.trim() !== 'active') throw new Error(`lsyncd is ${r.stdout.trim()}`);
-      });
       await step(
         hapName,
         `${main} → ready, UP`,
@@ -216,6 +211,14 @@ export const failback: Runbook = {
       );
       const last = await syncPass('catch-up', 'toMain');
       details.catchUp = last.plan.toMain.length;
+      // Only now lsyncd (its startup sync is a full main → sub rsync that would overwrite a newer
+      // version on sub): everything sub had is on main, and sub takes no more writes.
+      await step(main, 'enable and start lsyncd (main → sub, delete=false)', async () => {
+        await must(m, 'systemctl enable --now lsyncd 2>&1');
+        await sleep(1000);
+        const r = await m.exec('systemctl is-active lsyncd');
+        if (r.stdout.trim() !== 'active') throw new Error(`lsyncd is ${r.stdout.trim()}`);
+      });
       // lsyncd carries main's files to sub: wait until everything main held at this point is there
       await step(
         sub,
