@@ -213,9 +213,14 @@ export const failover: Runbook = {
           );
         const m = tr(main);
         await step(main, 'stop and disable lsyncd', () => must(m, 'systemctl disable --now lsyncd 2>&1'));
-        await step(main, `final sync → ${sub} (rsync, no delete)`, () =>
-          must(m, rsyncOnMain(t, inv, 'push', { update: true }), 600_000),
-        );
+        // The fence comes after the final sync: when sub already refuses main, an earlier run
+        // synced (or failed over unplanned) and main has taken no write since (maint, lsyncd off).
+        if (await fenced(tr(sub), addressOf(inv, main, 'lan')))
+          ctx.log(`skip   ${main}: final sync → ${sub} — already fenced by an earlier run`);
+        else
+          await step(main, `final sync → ${sub} (rsync, no delete)`, () =>
+            must(m, rsyncOnMain(t, inv, 'push', { update: true }), 600_000),
+          );
       } else {
         await step(hapName, `cut ${main}'s sessions`, () =>
           runtimeApi(hap, t, shutdownSessionsCommands(t, main)),
