@@ -90,8 +90,9 @@ if (!flag('--skip-lab-bench')) {
     else row('lab up, cold (no images)', 'not measured', '≤ 180 s');
     row('lab up, warm (median)', `${lab.warmUpMedianSeconds} s`, '≤ 10 s', lab.warmUpMedianSeconds <= 10);
   } else {
-    say(`  bench/lab.ts failed: ${r.stderr.trim().slice(-300)}`);
-    row('lab up, warm', 'failed', '≤ 10 s', false);
+    const why = r.stderr.split('\n').find((l) => /Error/.test(l)) ?? r.stderr.trim().slice(-300);
+    say(`  bench/lab.ts failed: ${why.trim().slice(0, 400)}`);
+    row('lab up, warm', `failed: ${why.trim().slice(0, 60)}…`, '≤ 10 s', false);
   }
 }
 
