@@ -19,6 +19,7 @@ import { sshTransports, shQuote, closeAll } from '../src/transport/index.ts';
 import type { Transport } from '../src/transport/types.ts';
 import { docker } from '../src/lab/docker.ts';
 import { renderLsyncdConf, LSYNCD_CONF } from '../src/render/lsyncd.ts';
+import { NOTIFY_SPOOL } from '../src/render/notify.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import { readFailoverState, serverStateCommands, runtimeApi } from '../src/failover/index.ts';
@@ -208,6 +209,13 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
     if (n.kind !== 'sftp') continue;
     await quiet.sh(n.name, `find ${uploads} -mindepth 1 -delete 2>/dev/null; true`);
   }
+  // notices still queued for earlier scenarios' files (a failback of thousands of files queues
+  // thousands of late notices; the notifier drains a few per second) are not this scenario's
+  const notifier = t.notifications.on === 'main' ? main : t.replication.backup.to;
+  await quiet.sh(
+    notifier,
+    `find ${shQuote(NOTIFY_SPOOL)} -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; true`,
+  );
   const snap = t.replication.backup.snapshotDir;
   await quiet.sh(
     t.replication.backup.to,
