@@ -201,7 +201,10 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
     await quiet.sh(main, 'systemctl enable --now lsyncd && systemctl restart lsyncd');
   }
   // main in rotation everywhere (maint left by an interrupted scenario)
-  await runtimeApi(lab.transports.get(hap)!, t, serverStateCommands(t, main, 'ready'));
+  await runtimeApi(lab.transports.get(hap)!, t, [
+    ...serverStateCommands(t, main, 'ready'),
+    ...serverStateCommands(t, t.replication.lsyncd.to, 'ready'),
+  ]);
   // empty the upload folders and the backup snapshots
   const base = t.sftp.chrootBase;
   const uploads = t.sftp.users.map((u) => shQuote(`${base}/${u.name}/${t.sftp.uploadDir}`)).join(' ');

@@ -4,10 +4,10 @@
 // files only main has (written before the crash, never replicated) → kept and copied to sub,
 // different versions → the newer wins and the other is kept under /var/lib/wharf/failback-conflicts
 // (nothing is deleted, nothing overwritten blindly) → copy (rsync --files-from on main, lsyncd's key,
-// never --delete) → both sides compared by sha256 (must match, else main stays out) → main ready in
-// HAProxy, UP → sub's remaining sessions cut (they reconnect to main) → catch-up pass sub → main →
-// lsyncd main → sub enabled and started (delete=false as configured), replication checked → probe
-// lands on main. Re-runnable after an interruption: the plan is recomputed from what both sides hold.
+// never --delete) → both sides compared by sha256 (must match, else main stays out) → writes
+// paused for a few seconds (sub → maint too, its sessions cut) → catch-up pass sub → main → lsyncd
+// main → sub enabled and started (delete=false as configured) → main and sub ready (main UP) →
+// replication checked → probe lands on main. Killed while paused: run it again (it converges). Re-runnable after an interruption: the plan is recomputed from what both sides hold.
 import { Journal } from '../src/runbook/journal.ts';
 import { acquireLock } from '../src/runbook/lock.ts';
 import { fileStamp } from '../src/runbook/journal.ts';
@@ -132,6 +132,7 @@ export const failback: Runbook = {
     };
     let lock: ReturnType<typeof acquireLock> | undefined;
     let error: string | undefined;
+    let paused = false;
     try {
       lock = acquireLock(runsDir, t.name, 'failback');
       if (lock.tookOver) ctx.log(`warning: ${lock.tookOver}`);
@@ -184,30 +185,20 @@ export const failback: Runbook = {
         conflicts: first.plan.conflicts,
         same: first.plan.same,
       };
+      // Writes pause for the catch-up: sub → maint where it backs main up (new connections are
+      // refused, clients retry), its open sessions cut; what they wrote since pass 1 goes to main
+      // while nobody writes anywhere (no race with a client's retry), then lsyncd starts.
+      const shared = backendsOf(t, main).filter((b) => backendsOf(t, sub).includes(b));
       await step(
         hapName,
-        `${main} → ready, UP`,
+        `pause writes: ${sub} → maint in ${shared.join(', ')}, its sessions cut`,
         async () => {
-          await runtimeApi(hap, t, serverStateCommands(t, main, 'ready'));
-          const end = Date.now() + (t.haproxy.check.rise + 2) * durationMs(t.haproxy.check.inter) + 10_000;
-          for (;;) {
-            const st = statusOf(await showStat(hap, t), t, main);
-            if (backendsOf(t, main).every((b) => st[b]?.startsWith('UP'))) return st;
-            if (Date.now() > end) throw new Error(`${main} is not UP: ${JSON.stringify(st)}`);
-            await sleep(200);
-          }
+          paused = true;
+          await runtimeApi(hap, t, [
+            ...shared.map((b) => `set server ${b}/${sub} state maint`),
+            ...shared.map((b) => `shutdown sessions server ${b}/${sub}`),
+          ]);
         },
-        (st) => JSON.stringify(st),
-      );
-      // Sessions still open to sub (its clients keep writing there) are cut: they reconnect to
-      // main. Then a catch-up pass brings what they wrote meanwhile to main.
-      const shared = backendsOf(t, main).filter((b) => backendsOf(t, sub).includes(b));
-      await step(hapName, `cut ${sub}'s sessions in ${shared.join(', ')}`, () =>
-        runtimeApi(
-          hap,
-          t,
-          shared.map((b) => `shutdown sessions server ${b}/${sub}`),
-        ),
       );
       const last = await syncPass('catch-up', 'toMain');
       details.catchUp = last.plan.toMain.length;
@@ -219,6 +210,25 @@ export const failback: Runbook = {
         const r = await m.exec('systemctl is-active lsyncd');
         if (r.stdout.trim() !== 'active') throw new Error(`lsyncd is ${r.stdout.trim()}`);
       });
+      await step(
+        hapName,
+        `${main} → ready, UP`,
+        async () => {
+          await runtimeApi(hap, t, [
+            ...serverStateCommands(t, main, 'ready'),
+            ...serverStateCommands(t, sub, 'ready'),
+          ]);
+          paused = false;
+          const end = Date.now() + (t.haproxy.check.rise + 2) * durationMs(t.haproxy.check.inter) + 10_000;
+          for (;;) {
+            const st = statusOf(await showStat(hap, t), t, main);
+            if (backendsOf(t, main).every((b) => st[b]?.startsWith('UP'))) return st;
+            if (Date.now() > end) throw new Error(`${main} is not UP: ${JSON.stringify(st)}`);
+            await sleep(200);
+          }
+        },
+        (st) => JSON.stringify(st),
+      );
       // lsyncd carries main's files to sub: wait until everything main held at this point is there
       await step(
         sub,
@@ -251,6 +261,13 @@ export const failback: Runbook = {
       await step(hapName, 'failover record closed', () => clearFailoverState(hap));
     } catch (e) {
       error = (e as Error).message;
+      if (paused) {
+        // failed while writes were paused: sub serves again, main stays out (run failback again)
+        ctx.log(`failback stopped: ${sub} serves again, ${main} stays in maint`);
+        await runtimeApi(ctx.transports.get(hapName)!, t, serverStateCommands(t, sub, 'ready')).catch(
+          () => '',
+        );
+      }
     } finally {
       lock?.release();
     }

@@ -13,6 +13,7 @@ import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
 import {
   backendsOf,
   cleanupProbe,
+  clearFailoverState,
   fenced,
   listTree,
   lostAt,
@@ -133,6 +134,7 @@ export const failover: Runbook = {
     }
     let lock: ReturnType<typeof acquireLock> | undefined;
     let error: string | undefined;
+    let paused = false;
     try {
       lock = acquireLock(runsDir, t.name, 'failover');
       if (lock.tookOver) ctx.log(`warning: ${lock.tookOver}`);
@@ -152,6 +154,8 @@ export const failover: Runbook = {
         (up) => `${main} ${up ? 'reachable' : 'unreachable'}`,
       );
       const unplanned = unplannedAsked;
+      const shared = backendsOf(t, main).filter((b) => backendsOf(t, sub).includes(b));
+      const pauseSub = shared.map((b) => `set server ${b}/${sub} state maint`);
       const prev = await readFailoverState(hap);
       const state0: FailoverState = {
         at: prev?.at ?? new Date().toISOString(),
@@ -184,10 +188,16 @@ export const failover: Runbook = {
         hapName,
         `${main} → maint`,
         async () => {
+          // Planned: sub is held in maint too until the final sync is done, so no client writes
+          // to sub while main's last files are copied there (an upload cut on main and retried on
+          // sub could otherwise be overwritten by main's half-written copy: found by the lab test).
+          // New connections wait (are refused) for the drain + sync; existing ones finish on main.
           await runtimeApi(hap, t, [
+            ...(unplanned ? [] : pauseSub),
             ...serverStateCommands(t, main, 'maint'),
-            ...serverStateCommands(t, sub, 'ready'),
+            ...(unplanned ? serverStateCommands(t, sub, 'ready') : []),
           ]);
+          paused = !unplanned;
           return statusOf(await showStat(hap, t), t, main);
         },
         (s) => JSON.stringify(s),
@@ -258,6 +268,8 @@ export const failover: Runbook = {
         hapName,
         `${sub} serves`,
         async () => {
+          await runtimeApi(hap, t, serverStateCommands(t, sub, 'ready'));
+          paused = false;
           const end = Date.now() + 10_000;
           for (;;) {
             const st = statusOf(await showStat(hap, t), t, sub);
@@ -292,6 +304,20 @@ export const failover: Runbook = {
       );
     } catch (e) {
       error = (e as Error).message;
+      if (paused) {
+        // a planned failover that failed before sub took over: undo, main keeps serving
+        ctx.log(`failover aborted: ${main} back in rotation, lsyncd restarted, fence lifted`);
+        const hap = ctx.transports.get(hapName)!;
+        await runtimeApi(hap, t, [
+          ...serverStateCommands(t, main, 'ready'),
+          ...serverStateCommands(t, sub, 'ready'),
+        ]).catch(() => '');
+        await setFence(tr(sub), addressOf(inv, main, 'lan'), false).catch(() => false);
+        await tr(main)
+          .exec('systemctl enable --now lsyncd', { timeoutMs: 30_000 })
+          .catch(() => undefined);
+        await clearFailoverState(hap).catch(() => undefined);
+      }
     } finally {
       lock?.release();
     }
