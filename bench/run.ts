@@ -64,6 +64,19 @@ const result: Record<string, unknown> = { size, rounds, kills };
 const row = (name: string, value: string, target: string, pass?: boolean) =>
   rows.push({ name, value, target, verdict: pass === undefined ? 'n/a' : pass ? 'PASS' : 'MISS' });
 
+/** The line of a failed child's stderr that says why (its error, not the stack or Node's banner). */
+const reason = (stderr: string): string => {
+  const ls = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return (
+    ls.find((l) => /^\w*Error: |^a cold run needs/.test(l)) ??
+    ls.filter((l) => !l.startsWith('Node.js')).pop() ??
+    ''
+  );
+};
+
 // 1. Lab up cold / warm: bench/lab.ts (its own stack "labbench"), before the bench lab exists.
 if (!flag('--skip-lab-bench')) {
   say('== lab up: cold / warm (bench/lab.ts)');
@@ -79,7 +92,7 @@ if (!flag('--skip-lab-bench')) {
     );
   let r = run(flag('--skip-cold') ? ['--warm-only'] : []);
   if (r.status !== 0 && !flag('--skip-cold')) {
-    say(`  cold run not possible: ${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 200)}`);
+    say(`  cold run not possible: ${reason(r.stderr).slice(0, 200)}`);
     r = run(['--warm-only']);
   }
   if (r.status === 0) {
@@ -90,7 +103,7 @@ if (!flag('--skip-lab-bench')) {
     else row('lab up, cold (no images)', 'not measured', '≤ 180 s');
     row('lab up, warm (median)', `${lab.warmUpMedianSeconds} s`, '≤ 10 s', lab.warmUpMedianSeconds <= 10);
   } else {
-    const why = r.stderr.split('\n').find((l) => /Error/.test(l)) ?? r.stderr.trim().slice(-300);
+    const why = reason(r.stderr);
     say(`  bench/lab.ts failed: ${why.trim().slice(0, 400)}`);
     row('lab up, warm', `failed: ${why.trim().slice(0, 60)}…`, '≤ 10 s', false);
   }
