@@ -30,7 +30,7 @@ export interface RunningWorkload {
 /** Start clients × small files through the lab's entry point (until stopped). */
 export function startWorkload(
   lab: ScenarioLab,
-  o: { prefix: string; clients?: number; size?: number; handshakeTimeoutMs?: number },
+  o: { prefix: string; clients?: number; size?: number; handshakeTimeoutMs?: number; retryDelayMs?: number },
 ): RunningWorkload {
   const ac = new AbortController();
   const acks: Ack[] = [];
@@ -46,7 +46,7 @@ export function startWorkload(
     dir: lab.t.sftp.uploadDir,
     prefix: o.prefix,
     signal: ac.signal,
-    retryDelayMs: 100,
+    retryDelayMs: o.retryDelayMs ?? 100,
     onEvent: (e) => {
       if (e.kind === 'ack') acks.push(e.ack);
       else failures.push({ at: e.at, error: e.error });

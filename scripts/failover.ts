@@ -184,6 +184,11 @@ export const failover: Runbook = {
         () => writeFailoverState(hap, state),
         () => state.at,
       );
+      // lsyncd off before writes pause (stopping it takes seconds): the final sync covers the rest
+      if (!unplanned)
+        await step(main, 'stop and disable lsyncd', () =>
+          must(tr(main), 'systemctl disable --now lsyncd 2>&1'),
+        );
       await step(
         hapName,
         `${main} → maint`,
@@ -222,7 +227,6 @@ export const failover: Runbook = {
             runtimeApi(hap, t, shutdownSessionsCommands(t, main)),
           );
         const m = tr(main);
-        await step(main, 'stop and disable lsyncd', () => must(m, 'systemctl disable --now lsyncd 2>&1'));
         // The fence comes after the final sync: when sub already refuses main, an earlier run
         // synced (or failed over unplanned) and main has taken no write since (maint, lsyncd off).
         if (await fenced(tr(sub), addressOf(inv, main, 'lan')))

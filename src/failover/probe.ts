@@ -39,7 +39,9 @@ export async function probeUpload(
   const path = `${t.sftp.chrootBase}/${user.name}/${rel}`;
   const t0 = Date.now();
   let last = '';
-  for (let i = 0; i < (o.attempts ?? 5); i++) {
+  // 12 × ~1 s: outlasts HAProxy's per-source rate window (10 s) when clients behind the same
+  // address retried hard during a write pause
+  for (let i = 0; i < (o.attempts ?? 12); i++) {
     try {
       const c = await connectSftp({
         host: inv.entrypoint.host,
