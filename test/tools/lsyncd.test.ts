@@ -81,16 +81,19 @@ beforeAll(async () => {
   expect(log, 'lsyncd accepted the rendered config').not.toMatch(/exited|Error|unknown/i);
 }, 60_000);
 
-afterAll(() => {
+afterAll(async () => {
   if (lsyncd?.pid && lsyncd.exitCode === null) {
+    const exited = new Promise((r) => lsyncd!.once('exit', r));
     try {
-      process.kill(-lsyncd.pid, 'SIGTERM');
+      process.kill(-lsyncd.pid, 'SIGKILL');
     } catch {
       /* gone */
     }
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
   }
-  sshd?.stop();
-  rmSync(root, { recursive: true, force: true });
+  await sshd?.stop();
+  // an rsync child of lsyncd may still be finishing a write: retry until the tree is gone
+  rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
 });
 
 describe('lsyncd (rendered config, real lsyncd 2.2.3)', () => {
