@@ -64,7 +64,7 @@ export function writeJunit(run: ScenarioRun, file: string): void {
   mkdirSync(dirname(abs), { recursive: true });
   const require = createRequire(import.meta.url);
   const bin = resolve(dirname(require.resolve('tap-junit/package.json')), 'bin/tap-junit');
-  const xml = execFileSync(process.execPath, [bin, '-s', 'wharf-scenarios', '-n', basename(abs), '-p'], {
+  const xml = execFileSync(process.execPath, [bin, '-s', 'wharf-scenarios', '-c', 'wharf-scenarios', '-n', basename(abs), '-p'], {
     input: toTap(run.results, run.metrics),
     encoding: 'utf8',
   });

@@ -165,7 +165,7 @@ export const TopologySchema = z.strictObject({
       maxconn: intIn(1, 1_000_000).default(2000),
       timeouts: z
         .strictObject({
-          connect: duration().default('5s'),
+          connect: duration().default('1s'),
           /** client and server are inactivity timeouts and must be equal in TCP mode. */
           client: duration().default('1h'),
           server: duration().default('1h'),
