@@ -17,7 +17,7 @@ import { nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
 import type { Inventory } from '../src/topology/inventory.ts';
 import { sshTransports, shQuote, closeAll } from '../src/transport/index.ts';
 import type { Transport } from '../src/transport/types.ts';
-import { docker } from '../src/lab/docker.ts';
+import { docker, run } from '../src/lab/docker.ts';
 import { renderLsyncdConf, LSYNCD_CONF } from '../src/render/lsyncd.ts';
 import { NOTIFY_SPOOL } from '../src/render/notify.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
@@ -108,6 +108,18 @@ export async function ensureScenarioLab(
   if (!status || !provisioned) {
     log(`scenario lab ${t.name}: lab up + provision (first run; slow)`);
     await labUp(t, { topologyFile: file, log });
+    // re-provisioning a used lab: notices queued for earlier scenarios' files would keep verify's
+    // probe notice waiting behind them
+    await run(
+      'ssh',
+      [
+        '-F',
+        (await labStatus(t)).sshConfig,
+        sftpNode(t, 'main').name,
+        `find ${NOTIFY_SPOOL} -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; true`,
+      ],
+      { nothrow: true, timeoutMs: 30_000 },
+    );
     await provisionLab(t, log);
     writeFileSync(marker, topoKey(file));
     status = await labStatus(t);
