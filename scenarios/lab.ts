@@ -116,7 +116,7 @@ export async function ensureScenarioLab(
         '-F',
         (await labStatus(t)).sshConfig,
         sftpNode(t, 'main').name,
-        `find ${NOTIFY_SPOOL} -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; true`,
+        `find ${NOTIFY_SPOOL} -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; systemctl restart wharf-notify 2>/dev/null; true`,
       ],
       { nothrow: true, timeoutMs: 30_000 },
     );
@@ -229,7 +229,7 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   const notifier = t.notifications.on === 'main' ? main : t.replication.backup.to;
   await quiet.sh(
     notifier,
-    `find ${shQuote(NOTIFY_SPOOL)} -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; true`,
+    `find ${shQuote(NOTIFY_SPOOL)} -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; systemctl restart wharf-notify 2>/dev/null; true`,
   );
   const snap = t.replication.backup.snapshotDir;
   await quiet.sh(

@@ -66,7 +66,7 @@ beforeAll(async () => {
   await onNode(
     s0.sshConfig,
     'sftp-main',
-    'find /var/spool/wharf-notify -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; true',
+    'find /var/spool/wharf-notify -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; systemctl restart wharf-notify 2>/dev/null; true',
   );
   await provisionLab(t, (l) => process.stderr.write(`[provision] ${l}\n`));
   lab = labHandle(t, await labStatus(t), (l) => log.push(l));
