@@ -104,6 +104,11 @@ export async function nodeLossRound(
       JSON.stringify(st),
     );
 
+    // Failback pauses writes for a few seconds. All lab clients share one source address (the
+    // wan-client's), and HAProxy refuses a source above 20 connections / 10 s: clients retrying
+    // every 100 ms through a pause lock themselves (and the runbook's probe) out. Real clients
+    // back off; these do too from here on (4 clients × 1 attempt / 3 s stays under the limit).
+    w.setRetryDelay(3000);
     const fb = await rb('failback');
     const d = fb.details as
       | {

@@ -24,6 +24,8 @@ export interface RunningWorkload {
   prefix: string;
   acks: Ack[];
   failures: { at: number; error: string }[];
+  /** Pause between a client's attempts from now on (clients back off before a write pause). */
+  setRetryDelay(ms: number): void;
   stop(): Promise<WorkloadResult>;
 }
 
@@ -35,7 +37,7 @@ export function startWorkload(
   const ac = new AbortController();
   const acks: Ack[] = [];
   const failures: { at: number; error: string }[] = [];
-  const p = runWorkload({
+  const opts: Parameters<typeof runWorkload>[0] = {
     // A client gives up on a handshake after 2 s and retries on a new connection: right after the
     // kill, HAProxy still sends new connections to main until its checks mark it down (~1–2 s), and
     // those wait for nothing (with ssh2's default 5 s, RTO was ~5.4 s here: see the report).
@@ -51,11 +53,16 @@ export function startWorkload(
       if (e.kind === 'ack') acks.push(e.ack);
       else failures.push({ at: e.at, error: e.error });
     },
-  });
+  };
+  // runWorkload reads retryDelayMs at every retry: setRetryDelay changes it for the running clients
+  const p = runWorkload(opts);
   return {
     prefix: o.prefix,
     acks,
     failures,
+    setRetryDelay(ms) {
+      opts.retryDelayMs = ms;
+    },
     async stop() {
       ac.abort();
       return p;

@@ -39,9 +39,9 @@ export async function probeUpload(
   const path = `${t.sftp.chrootBase}/${user.name}/${rel}`;
   const t0 = Date.now();
   let last = '';
-  // 12 × ~1 s: outlasts HAProxy's per-source rate window (10 s) when clients behind the same
-  // address retried hard during a write pause
-  for (let i = 0; i < (o.attempts ?? 12); i++) {
+  // 8 attempts 2 s apart: outlasts HAProxy's per-source rate window (10 s) when clients behind
+  // the same address retried hard during a write pause, without adding much to their rate
+  for (let i = 0; i < (o.attempts ?? 8); i++) {
     try {
       const c = await connectSftp({
         host: inv.entrypoint.host,
@@ -71,7 +71,7 @@ export async function probeUpload(
       };
     } catch (e) {
       last = (e as Error).message;
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, 2000));
     }
   }
   return { ok: false, detail: `probe upload failed: ${last}` };
