@@ -237,8 +237,10 @@ export const failback: Runbook = {
           const want = await listTree(m, t);
           const end = Date.now() + (t.replication.lsyncd.delay + 60) * 1000;
           for (;;) {
-            const have = await listTree(s, t);
-            const missing = [...want].filter(([p, f]) => have.get(p)?.sha256 !== f.sha256).map(([p]) => p);
+            // compare with main's current content: a file being uploaded when `want` was taken
+            // changes on main and reaches sub in its final form
+            const [now, have] = await Promise.all([listTree(m, t), listTree(s, t)]);
+            const missing = [...want.keys()].filter((p) => have.get(p)?.sha256 !== now.get(p)?.sha256);
             if (!missing.length) return want.size;
             if (Date.now() > end)
               throw new Error(`${missing.length} file(s) not replicated: ${missing.slice(0, 5).join(', ')}`);
