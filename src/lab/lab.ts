@@ -2,7 +2,7 @@
 // Everything the lab creates carries the label wharf.lab=<stack>, so `down` finds it without state.
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { InputError, RunError } from '../core/errors.ts';
 import type { Topology } from '../topology/model.ts';
 import { subnetsOverlap } from '../topology/net.ts';
@@ -221,6 +221,22 @@ export async function waitReady(sshConfig: string, node: string, deadline: numbe
   throw new RunError(`lab node ${node} did not become ready (ssh + systemd boot): ${last}`);
 }
 
+/**
+ * Every systemd node takes inotify instances from this host's per-user budget (not namespaced;
+ * 128 by default): a few labs exhaust it and nodes fail to boot. Raise it (never lower it).
+ */
+export function raiseInotifyInstances(log: Log = () => {}, want = 8192): void {
+  const f = '/proc/sys/fs/inotify/max_user_instances';
+  try {
+    const now = Number(readFileSync(f, 'utf8').trim());
+    if (now >= want) return;
+    writeFileSync(f, String(want));
+    log(`host kernel: fs.inotify.max_user_instances ${now} → ${want} (systemd in every lab node)`);
+  } catch (e) {
+    log(`warning: cannot raise fs.inotify.max_user_instances: ${(e as Error).message}`);
+  }
+}
+
 export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
   const unlock = lockLab(t.name);
   try {
@@ -236,6 +252,7 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
   const plan = labPlan(t);
   const stack = plan.stack;
   await ensureEngine(log);
+  raiseInotifyInstances(log);
 
   const prev = readState(stack);
   const have = await existing(stack);

@@ -31,6 +31,9 @@ export function raiseHostSysctls(t: Topology, inv: Inventory, log: (line: string
       if (k.startsWith('fs.') && /^\d+$/.test(v)) want.set(k, Math.max(Number(v), want.get(k) ?? 0));
     }
   }
+  // every systemd node takes inotify instances from the host's per-user budget (128 by default):
+  // a few labs exhaust it and restarted nodes fail to boot
+  want.set('fs.inotify.max_user_instances', Math.max(8192, want.get('fs.inotify.max_user_instances') ?? 0));
   for (const [k, v] of want) {
     const file = `/proc/sys/${k.replace(/\./g, '/')}`;
     const now = Number(readFileSync(file, 'utf8').trim());
