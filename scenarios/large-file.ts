@@ -144,13 +144,8 @@ export async function runLargeFile(ctx: ScenarioContext, lab: LargeFileLab, size
     ctx.metric('chain throughput', r1(timing.chain.MBs), 'MB/s');
     ctx.metric('direct throughput', r1(timing.direct.MBs), 'MB/s');
     ctx.metric('chain/direct ratio', r3(ratio), '');
-    // Not the 0.95 target (npm run bench reports that): a guard that the chain is not grossly
-    // broken (e.g. a path through a userland proxy or a shaped link).
-    ctx.check(
-      'chain throughput at least half of direct',
-      ratio >= 0.5,
-      `chain ${r1(timing.chain.MBs)} MB/s / direct ${r1(timing.direct.MBs)} MB/s = ${r3(ratio)}`,
-    );
+    // The ratio is a measurement, not a check: speed targets live in `npm run bench` (≥ 0.95 there).
+    ctx.log(`chain ${r1(timing.chain.MBs)} MB/s / direct ${r1(timing.direct.MBs)} MB/s = ratio ${r3(ratio)}`);
   }
   const acks = (Object.keys(timing) as ('chain' | 'direct')[]).map((leg, i) => ({
     path: paths[leg],
