@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { labStatus, labUp, waitReady, type LabStatus } from '../src/lab/index.ts';
 import { REPO_ROOT, stateDir } from '../src/lab/state.ts';
+import { raiseInotifyInstances } from '../src/lab/lab.ts';
 import { provisionLab } from '../src/lab/provision.ts';
 import { loadInventory, topologyFromObject } from '../src/topology/load.ts';
 import { nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
@@ -68,24 +69,6 @@ export function scenarioTopology(): { file: string; t: Topology } {
   const text = stringify(doc);
   if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
   return { file, t: topologyFromObject(doc, file) };
-}
-
-/**
- * Every lab node runs systemd as root, and root's inotify instances are counted across all the
- * containers of this host (fs.inotify.max_user_instances, 128 by default; not namespaced). With a
- * few labs up, a node restarted by a scenario cannot boot (systemd: "Failed to create inotify
- * object: Too many open files", sshd never starts). Raised here, never lowered.
- */
-export function raiseInotifyInstances(log: (line: string) => void, want = 8192): void {
-  const f = '/proc/sys/fs/inotify/max_user_instances';
-  try {
-    const now = Number(readFileSync(f, 'utf8').trim());
-    if (now >= want) return;
-    writeFileSync(f, String(want));
-    log(`host kernel: fs.inotify.max_user_instances ${now} → ${want} (systemd in every lab node)`);
-  } catch (e) {
-    log(`warning: cannot raise fs.inotify.max_user_instances: ${(e as Error).message}`);
-  }
 }
 
 const provisionedMarker = (t: Topology) => join(stateDir(t.name), 'scenario-provisioned');

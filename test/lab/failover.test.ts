@@ -14,7 +14,8 @@ import { runRunbookByName } from '../../src/stack/runbooks.ts';
 import type { Topology } from '../../src/topology/model.ts';
 import { FAILOVER_STATE, fenced, readFailoverState, showStat, statusOf } from '../../src/failover/index.ts';
 import { addressOf } from '../../src/topology/inventory.ts';
-import { labHandle, raiseInotifyInstances, type ScenarioLab } from '../../scenarios/lab.ts';
+import { labHandle, type ScenarioLab } from '../../scenarios/lab.ts';
+import { raiseInotifyInstances } from '../../src/lab/lab.ts';
 import { checkEverywhere, startWorkload, until, type RunningWorkload } from '../../scenarios/outage.ts';
 import { onNode, testTopology, REPO } from './helpers.ts';
 
