@@ -64,9 +64,13 @@ export function writeJunit(run: ScenarioRun, file: string): void {
   mkdirSync(dirname(abs), { recursive: true });
   const require = createRequire(import.meta.url);
   const bin = resolve(dirname(require.resolve('tap-junit/package.json')), 'bin/tap-junit');
-  const xml = execFileSync(process.execPath, [bin, '-s', 'wharf-scenarios', '-c', 'wharf-scenarios', '-n', basename(abs), '-p'], {
-    input: toTap(run.results, run.metrics),
-    encoding: 'utf8',
-  });
+  const xml = execFileSync(
+    process.execPath,
+    [bin, '-s', 'wharf-scenarios', '-c', 'wharf-scenarios', '-n', basename(abs), '-p'],
+    {
+      input: toTap(run.results, run.metrics),
+      encoding: 'utf8',
+    },
+  );
   writeFileSync(abs, xml);
 }
