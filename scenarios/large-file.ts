@@ -7,16 +7,14 @@
 // Size: WHARF_LARGE_FILE_SIZE (e.g. 256MiB) or the scenario option, default 1 GiB. The local file
 // lives on tmpfs (/dev/shm) so the local disk adds no noise; the remote side writes to the node's
 // overlay filesystem (Docker's overlay2 on this host's disk), which is what real uploads hit too.
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import type { LabStatus } from '../src/lab/lab.ts';
 import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
 import type { Topology } from '../src/topology/model.ts';
 import { check } from '../src/workload/checker.ts';
-import { FAST_PUT, connectSftp } from '../src/workload/generator.ts';
+import { FAST_PUT, connectSftp, writeRandomFile } from '../src/workload/generator.ts';
 import {
   labEndpoint,
   nodeOfRole,
@@ -42,17 +40,7 @@ export async function makeLocalFile(size: number): Promise<{ file: string; sha25
   }
   const dir = mkdtempSync(join(base, 'wharf-large-'));
   const file = join(dir, 'payload.bin');
-  const hash = createHash('sha256');
-  const out = createWriteStream(file);
-  const block = 4 * 1024 * 1024;
-  for (let left = size; left > 0; left -= block) {
-    const chunk = randomBytes(Math.min(block, left));
-    hash.update(chunk);
-    if (!out.write(chunk)) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
-  return { file, sha256: hash.digest('hex'), dir };
+  return { file, sha256: await writeRandomFile(file, size), dir };
 }
 
 export interface UploadTiming {

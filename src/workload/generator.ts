@@ -94,6 +94,12 @@ async function makeContent(size: number, threshold: number, tmp: string, name: s
     return { buf, sha256: hash.digest('hex') };
   }
   const file = join(tmp, name.replace(/\//g, '_'));
+  return { file, sha256: await writeRandomFile(file, size) };
+}
+
+/** Write `size` random bytes to a local file in 4 MiB blocks; returns their sha256. */
+export async function writeRandomFile(file: string, size: number): Promise<string> {
+  const hash = createHash('sha256');
   const out = createWriteStream(file);
   const block = 4 * 1024 * 1024;
   for (let left = size; left > 0; left -= block) {
@@ -103,7 +109,7 @@ async function makeContent(size: number, threshold: number, tmp: string, name: s
   }
   out.end();
   await once(out, 'finish');
-  return { file, sha256: hash.digest('hex') };
+  return hash.digest('hex');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
