@@ -16,6 +16,8 @@ import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
 import {
   CONFLICTS_DIR,
   backendsOf,
+  changedDuringPass,
+  isOwnCopy,
   cleanupProbe,
   clearFailoverState,
   listTree,
@@ -67,7 +69,7 @@ export const failback: Runbook = {
      * that sub's files are on main (`toMain`: the catch-up after main is back in rotation, when
      * lsyncd carries main's new files to sub).
      */
-    const syncPass = async (label: string, dir: 'both' | 'toMain') => {
+    const syncPass = async (label: string, dir: 'both' | 'toMain', original?: Listing) => {
       const m = tr(main);
       const s = tr(sub);
       const [lm, ls] = await step(
@@ -77,11 +79,15 @@ export const failback: Runbook = {
         ([a, b]) => `${main} ${a.size} files, ${sub} ${b.size} files`,
       );
       const plan: FailbackPlan = planFailback(lm, ls);
-      const conflicts = dir === 'both' ? plan.conflicts : plan.conflicts.filter((c) => c.winner === 'sub');
+      const all = dir === 'both' ? plan.conflicts : plan.conflicts.filter((c) => c.winner === 'sub');
+      // main's version came from sub in an earlier pass (an upload caught in flight): an update
+      const conflicts = all.filter((c) => !(original && isOwnCopy(c.path, original, lm)));
       ctx.log(
         `${label}: ${plan.toMain.length} file(s) ${sub} → ${main}` +
           (dir === 'both' ? `, ${plan.toSub.length} ${main} → ${sub}` : ` (${main}'s new files: lsyncd)`) +
-          `, ${conflicts.length} conflict(s), ${plan.same} same`,
+          `, ${conflicts.length} conflict(s)` +
+          (all.length > conflicts.length ? `, ${all.length - conflicts.length} in-flight update(s)` : '') +
+          `, ${plan.same} same`,
       );
       if (dir === 'both' && plan.onlyMain.length)
         ctx.log(
@@ -116,9 +122,15 @@ export const failback: Runbook = {
           const [a, b] = await Promise.all([listTree(m, t), listTree(s, t)]);
           // files that arrived after the listing are the next pass's (or lsyncd's) business
           const known = (l: Listing) => new Map([...l].filter(([p]) => lm.has(p) || ls.has(p)));
+          // uploads still being written on sub (it serves during this pass): the catch-up's
+          const flight = new Set(dir === 'both' ? changedDuringPass(ls, lm, b) : []);
+          if (flight.size)
+            ctx.log(
+              `${label}: ${flight.size} file(s) changed on ${sub} during the pass (uploads in flight), left to the catch-up: ${[...flight].slice(0, 5).join(', ')}`,
+            );
           const bad =
             dir === 'both'
-              ? mismatches(known(a), known(b))
+              ? mismatches(known(a), known(b)).filter((p) => !flight.has(p))
               : [...known(b)]
                   // a newer version on main (a retry after the cut) goes to sub with lsyncd
                   .filter(([p, f]) => a.get(p)?.sha256 !== f.sha256 && !((a.get(p)?.mtime ?? 0) > f.mtime))
@@ -200,7 +212,7 @@ export const failback: Runbook = {
           ]);
         },
       );
-      const last = await syncPass('catch-up', 'toMain');
+      const last = await syncPass('catch-up', 'toMain', first.main);
       details.catchUp = last.plan.toMain.length;
       // Only now lsyncd (its startup sync is a full main → sub rsync that would overwrite a newer
       // version on sub): everything sub had is on main, and sub takes no more writes.

@@ -96,6 +96,32 @@ export function planFailback(main: Listing, sub: Listing): FailbackPlan {
   return plan;
 }
 
+/**
+ * Files of the serving side (sub) that changed while a copy pass ran: sub's current version is
+ * neither what the pass listed on sub nor what it pushed from main (`listedMain`). These are uploads
+ * in flight (a client still writing); a pass taken while sub takes writes cannot settle them, so
+ * they are left to the catch-up pass that runs with writes paused.
+ */
+export function changedDuringPass(listedSub: Listing, listedMain: Listing, nowSub: Listing): string[] {
+  const out: string[] = [];
+  for (const [p, f] of nowSub) {
+    const was = listedSub.get(p);
+    if (!was && !listedMain.has(p)) continue; // new since the listing: not this pass's file
+    if (was?.sha256 === f.sha256 || listedMain.get(p)?.sha256 === f.sha256) continue;
+    out.push(p);
+  }
+  return out.sort();
+}
+
+/**
+ * Conflicts of a later pass that are not conflicts: main is out of rotation during failback, so a
+ * version on main that differs from what main held at the first listing (`original`) was copied
+ * there from sub by an earlier pass (an upload caught in flight). Overwriting it loses nothing.
+ */
+export function isOwnCopy(path: string, original: Listing, nowMain: Listing): boolean {
+  return original.get(path)?.sha256 !== nowMain.get(path)?.sha256;
+}
+
 /** Paths whose content differs between the two listings, or that one side lacks. */
 export function mismatches(a: Listing, b: Listing): string[] {
   const out = new Set<string>();

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labStatus, labUp, type LabStatus } from '../../src/lab/lab.ts';
+import { labDown, labStatus, labUp, type LabStatus } from '../../src/lab/lab.ts';
 import { provisionLab } from '../../src/lab/provision.ts';
 import { REPO, onNode, testTopology } from './helpers.ts';
 
@@ -22,9 +22,11 @@ beforeAll(async () => {
   s = await labStatus(t);
 });
 afterAll(async () => {
-  // lsyncd back on, whatever the test did (the lab stays up for the next run: labUp is idempotent).
-  if (s) await onNode(s.sshConfig, 'sftp-main', 'systemctl start lsyncd');
   rmSync(dir, { recursive: true, force: true });
+  // WHARF_KEEP_LAB=1 keeps the lab for the next run (labUp is idempotent), lsyncd back on
+  if (process.env.WHARF_KEEP_LAB) {
+    if (s) await onNode(s.sshConfig, 'sftp-main', 'systemctl start lsyncd');
+  } else await labDown(t.name);
 });
 
 interface LoadJson {

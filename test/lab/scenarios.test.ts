@@ -7,10 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SCENARIOS } from '../../scenarios/index.ts';
+import { scenarioTopology } from '../../scenarios/lab.ts';
+import { labDown } from '../../src/lab/lab.ts';
 import { REPO } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'wharf-scenarios-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  // the scenario lab stays up after `wharf scenario run` (reused by the next one); the test run
+  // leaves nothing behind unless WHARF_KEEP_LAB=1
+  if (!process.env.WHARF_KEEP_LAB) await labDown(scenarioTopology().t.name);
+});
 
 // The issue's order; only the ones registered run.
 const NAMES = ['node-loss', 'host-keys', 'large-file', 'failback-naive'].filter((n) => SCENARIOS[n]);

@@ -10,7 +10,9 @@ import { loadTopology } from '../../src/topology/load.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import {
   backendsOf,
+  changedDuringPass,
   fenceAuthorizedKeys,
+  isOwnCopy,
   isFenced,
   listingCommand,
   lostAt,
@@ -154,6 +156,28 @@ describe('failback plan', () => {
     expect(
       mismatches(L({ a: fi('a', 1), b: fi('b', 1) }), L({ a: fi('a', 2), b: fi('c', 1), c: fi('c', 1) })),
     ).toEqual(['b', 'c']);
+  });
+
+  it('an upload still being written on sub during a pass is left to the catch-up, not a failed check', () => {
+    const listedMain = L({ pushed: fi('m', 5), same: fi('s', 1) });
+    const listedSub = L({ growing: fi('g1', 10, 100), same: fi('s', 1), stable: fi('x', 9) });
+    const nowSub = L({
+      growing: fi('g2', 11, 300), // the client kept writing after the listing
+      same: fi('s', 1),
+      stable: fi('x', 9),
+      pushed: fi('m', 5), // our own copy main → sub: not a change by a client
+      brandNew: fi('n', 12), // started after the listing: the next pass's
+    });
+    expect(changedDuringPass(listedSub, listedMain, nowSub)).toEqual(['growing']);
+    expect(changedDuringPass(listedSub, listedMain, listedSub)).toEqual([]);
+  });
+
+  it('a later conflict against a version an earlier pass copied to main is an update, not a conflict', () => {
+    const original = L({ own: fi('o', 1) });
+    const nowMain = L({ own: fi('o', 1), copied: fi('partial', 2) });
+    expect(isOwnCopy('copied', original, nowMain)).toBe(true); // main never had it: came from sub
+    expect(isOwnCopy('own', original, nowMain)).toBe(false); // main's pre-crash data: a real conflict
+    expect(isOwnCopy('own', original, L({ own: fi('o2', 3) }))).toBe(true);
   });
 });
 
