@@ -3,7 +3,8 @@
 // WHEN the runbooks run (planned), and WHEN `wharf run failover|failback` is killed with -9 halfway
 // THEN they converge on the next run, and every acknowledged upload is on main and sub (checker).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -157,5 +158,52 @@ describe('failover and failback on the lab', () => {
       `[measure] interrupted failover/failback: ${c.verdict.acknowledged} acks, ${c.verdict.nodes.map((v) => `${v.node} lost ${v.lost.length}`).join(', ')}\n`,
     );
     for (const nv of c.verdict.nodes) expect([nv.node, nv.lost, nv.corrupt]).toEqual([nv.node, [], []]);
+  });
+
+  it('an upload still being written to sub while failback copies: left to the catch-up, both sides end equal', async () => {
+    // The race CI once hit: failback's first pass lists a file a client is still writing on sub,
+    // copies it, and then sees sub's version grown. A slow OpenSSH upload (sftp -l 8000 -B 4096:
+    // ~1 MB/s in 4 KiB writes, so sub's copy grows every few ms; 16 MiB, ~16 s) is in flight for
+    // the whole first pass; the pause cuts it.
+    expect((await rb('failover')).ok).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'wharf-fo-slow-'));
+    const local = join(dir, 'slow.bin');
+    writeFileSync(local, randomBytes(16 << 20));
+    const name = `0-slow-${Date.now().toString(36)}.bin`;
+    const { host, port } = lab.status.entrypoint;
+    const slow = spawn(
+      'sftp',
+      [
+        ...['-b', '-', '-l', '8000', '-B', '4096', '-i', lab.status.demoUser.privateKey, '-P', String(port)],
+        ...['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes'],
+        `${lab.status.demoUser.name}@${host}`,
+      ],
+      { stdio: ['pipe', 'ignore', 'ignore'] },
+    );
+    slow.stdin.end(`put "${local}" "upload/${name}"\n`);
+    const ended = new Promise((r) => slow.once('exit', r));
+    try {
+      const path = `${t.sftp.chrootBase}/${lab.status.demoUser.name}/upload/${name}`;
+      const size = async (node: string) =>
+        Number((await lab.sh(node, `stat -c %s ${path} 2>/dev/null || echo 0`)).stdout.trim());
+      await until(20_000, async () => (await size('sftp-sub')) > 0);
+      log.length = 0;
+      const fb = await rb('failback');
+      expect(fb.error ?? '', log.join('\n')).toBe('');
+      expect(fb.ok).toBe(true);
+      const text = log.join('\n');
+      // the first pass saw it grow and left it to the catch-up, which updated main's copy without
+      // filing it as a conflict
+      expect(text).toMatch(new RegExp(`sync: \\d+ file\\(s\\) changed on sftp-sub during the pass.*${name}`));
+      expect(text).toMatch(/catch-up: .*in-flight update\(s\)/);
+      expect(text).not.toMatch(/catch-up: keep \d+ losing version/);
+      const sha = async (node: string) => (await lab.sh(node, `sha256sum ${path}`)).stdout.split(' ')[0];
+      await until(20_000, async () => (await sha('sftp-main')) === (await sha('sftp-sub')));
+      expect(await sha('sftp-main')).toBe(await sha('sftp-sub'));
+      expect(await size('sftp-main')).toBeLessThan(16 << 20); // cut by the pause, never acknowledged
+    } finally {
+      slow.kill('SIGKILL');
+      await ended;
+    }
   });
 });
