@@ -29,7 +29,8 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
     '    option tcplog',
     '    option dontlognull',
     '    # a connection sent to a server that died before its checks noticed is retried, then',
-    '    # redispatched to another server (with a short connect timeout this bounds the failover)',
+    '    # redispatched to another server: at the last retry, or at the next one once the server is',
+    '    # marked down; with a short connect timeout this bounds the failover',
     '    option redispatch',
     '    retries 2',
     `    timeout connect ${h.timeouts.connect}`,
@@ -62,7 +63,15 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
       `    balance ${b.balance}`,
       '    option tcp-check',
       `    tcp-check expect string ${h.check.expect}`,
-      `    default-server inter ${h.check.inter} fall ${h.check.fall} rise ${h.check.rise} on-marked-down shutdown-sessions`,
+      ...(h.check.errorLimit > 0
+        ? [
+            `    # passive health: ${h.check.errorLimit} failed real connection${h.check.errorLimit > 1 ? 's' : ''} in a row mark the server down at once,`,
+            '    # before its checks do; a connection still retrying is then redispatched to the next server',
+          ]
+        : []),
+      `    default-server inter ${h.check.inter} fall ${h.check.fall} rise ${h.check.rise} on-marked-down shutdown-sessions${
+        h.check.errorLimit > 0 ? ` observe layer4 error-limit ${h.check.errorLimit} on-error mark-down` : ''
+      }`,
     );
     if (b.stickOnSource) out.push('    stick-table type ip size 100k expire 30m', '    stick on src');
     for (const s of b.servers) {

@@ -177,6 +177,13 @@ export const TopologySchema = z.strictObject({
           inter: duration().default('500ms'),
           fall: intIn(1, 100).default(2),
           rise: intIn(1, 100).default(2),
+          /**
+           * Passive health: `observe layer4 error-limit N on-error mark-down` on every server. N
+           * consecutive failed real connections (connect timeout or error) mark the server down at
+           * once and the pending connection is redispatched to the next server, instead of waiting
+           * for `fall` failed checks. 0 turns it off.
+           */
+          errorLimit: intIn(0, 100).default(2),
           expect: z.string().min(1).default('SSH-2.0-'),
         })
         .prefault({}),

@@ -124,13 +124,34 @@ describe('haproxy.cfg', () => {
         expect.arrayContaining([
           'option tcp-check',
           'tcp-check expect string SSH-2.0-',
-          'default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions',
+          'default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions observe layer4 error-limit 2 on-error mark-down',
         ]),
       );
     }
     expect(section(cfg, 'defaults')).toEqual(
-      expect.arrayContaining(['mode tcp', 'timeout client 1h', 'timeout server 1h', 'timeout check 1s']),
+      expect.arrayContaining([
+        'mode tcp',
+        'option redispatch',
+        'timeout connect 500ms',
+        'timeout client 1h',
+        'timeout server 1h',
+        'timeout check 1s',
+      ]),
     );
+  });
+
+  it('passive health (observe layer4) follows check.errorLimit; 0 turns it off', () => {
+    const cfgOf = (t2: Topology) =>
+      fileOf(renderNode(t2, labInventory(t2), 'haproxy'), '/etc/haproxy/haproxy.cfg').content;
+    const five = cfgOf(variant((d) => (d.haproxy.check.errorLimit = 5)));
+    expect(section(five, 'backend write')).toContain(
+      'default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions observe layer4 error-limit 5 on-error mark-down',
+    );
+    const off = cfgOf(variant((d) => (d.haproxy.check.errorLimit = 0)));
+    expect(section(off, 'backend write')).toContain(
+      'default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions',
+    );
+    expect(off).not.toContain('observe');
   });
 
   it('limits the connection rate per source on every frontend', () => {

@@ -62,6 +62,16 @@ const cases: [string, string, string[]][] = [
     'haproxy: { stats: { port: 80.5 } }',
     [`${FILE}: haproxy.stats.port: expected an integer 1..65535, got 80.5`],
   ],
+  [
+    'check error limit out of range',
+    'haproxy: { check: { errorLimit: -1 } }',
+    [`${FILE}: haproxy.check.errorLimit: expected an integer 0..100, got -1`],
+  ],
+  [
+    'check error limit not an integer',
+    'haproxy: { check: { errorLimit: 1.5 } }',
+    [`${FILE}: haproxy.check.errorLimit: expected an integer 0..100, got 1.5`],
+  ],
   ['unknown field', 'haproxy: { maxconnn: 3 }', [`${FILE}: haproxy.maxconnn: unknown field`]],
   ['unknown top-level field', 'hosts: {}', [`${FILE}: hosts: unknown field`]],
   [
