@@ -106,8 +106,8 @@ export async function nodeLossRound(
 
     // Failback pauses writes for a few seconds. All lab clients share one source address (the
     // wan-client's), and HAProxy refuses a source above 20 connections / 10 s: clients retrying
-    // every 100 ms through a pause lock themselves (and the runbook's probe) out. Real clients
-    // back off; these do too from here on (4 clients × 1 attempt / 3 s stays under the limit).
+    // every 100 ms through a pause lock themselves (and the runbook's probe) out. From here on
+    // their backoff starts at 3 s (doubling per failure in a row up to 5 s): 4 clients stay under it.
     w.setRetryDelay(3000);
     const fb = await rb('failback');
     const d = fb.details as

@@ -36,8 +36,13 @@ export interface WorkloadOptions {
   signal?: AbortSignal;
   /** Max attempts per file before giving up on it (default: unlimited until stop). */
   maxAttempts?: number;
-  /** Pause between attempts after a failure. */
+  /**
+   * Pause after a failure (default 100 ms); it doubles with each failure in a row, up to
+   * retryMaxDelayMs, with jitter (see retryDelay). Read at every retry, so a caller may change it.
+   */
   retryDelayMs?: number;
+  /** Cap of the backoff (default 5 s). */
+  retryMaxDelayMs?: number;
   /** Files larger than this go through a local temp file and fastPut. */
   fastPutThreshold?: number;
   onEvent?: (e: WorkloadEvent) => void;
@@ -114,6 +119,22 @@ export async function writeRandomFile(file: string, size: number): Promise<strin
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Backoff after `inARow` failures in a row (1 = the first): base × 2^(inARow−1), capped at max,
+ * then "equal jitter" (half fixed, half random) so clients cut at the same moment do not retry in
+ * lockstep. Real clients back off; without it, a few clients behind one source address hammer
+ * HAProxy's per-source connection-rate limit during an outage and lock themselves out.
+ */
+export function retryDelay(
+  baseMs: number,
+  maxMs: number,
+  inARow: number,
+  random: () => number = Math.random,
+) {
+  const d = Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(30, inARow - 1)));
+  return Math.round(d / 2 + random() * (d / 2));
+}
+
 export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
   const ledger = o.ledger ?? new Ledger();
   const started = Date.now();
@@ -140,6 +161,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
         const size = typeof o.size === 'function' ? o.size(id, i) : o.size;
         const content = await makeContent(size, threshold, tmp, name);
         let attempts = 0;
+        let inARow = 0;
         let done = false;
         while (!done && !stopped()) {
           attempts++;
@@ -160,7 +182,9 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
             o.onEvent?.({ kind: 'fail', ...f });
             await drop();
             if (o.maxAttempts && attempts >= o.maxAttempts) break;
-            await sleep(o.retryDelayMs ?? 100);
+            inARow++;
+            const base = o.retryDelayMs ?? 100;
+            await sleep(retryDelay(base, Math.max(base, o.retryMaxDelayMs ?? 5000), inARow));
           }
         }
         if (!done) abandoned.push(path);

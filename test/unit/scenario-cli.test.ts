@@ -108,6 +108,11 @@ describe('wharf load: bad flags exit 2 before anything runs', () => {
     [['--duration', '30'], '--duration: expected a duration'],
     [['--clients', '0'], '--clients: expected a whole number'],
     [['--target', 'router'], '--target: expected one of entry, direct, main'],
+    [['--retry-delay', 'soon'], '--retry-delay: expected a duration'],
+    [
+      ['--retry-delay', '2s', '--retry-max-delay', '1s'],
+      '--retry-max-delay: expected at least --retry-delay (2s)',
+    ],
   ])('load %j', async (args, message) => {
     // A stack that is certainly not up: the flags are checked before the lab is looked at.
     const r = await wharf('load', ...args);

@@ -98,6 +98,8 @@ interface LoadCliOptions {
   prefix?: string;
   backup?: boolean;
   replicationTimeout: string;
+  retryDelay: string;
+  retryMaxDelay: string;
   json?: boolean;
 }
 
@@ -114,6 +116,12 @@ export function registerLoad(program: Command, io: Io): void {
     .option('--prefix <name>', 'file name prefix (default: load-<time>)')
     .option('--backup', 'also run the backup job once and check its latest snapshot')
     .option('--replication-timeout <time>', 'how long to wait for sub to have every file', '60s')
+    .option(
+      '--retry-delay <time>',
+      'pause after a failed attempt; doubles per failure in a row (jitter)',
+      '100ms',
+    )
+    .option('--retry-max-delay <time>', 'cap of that backoff', '5s')
     .option('--json', 'print one JSON document');
   topologyOption(cmd);
   cmd.addHelpText(
@@ -133,6 +141,12 @@ acknowledged was lost or corrupt (or nothing was acknowledged); 2 bad input.`,
     const size = parseSize(o.size);
     const target = parseTarget(o.target);
     const replicationTimeoutMs = parseDuration(o.replicationTimeout, '--replication-timeout');
+    const retryDelayMs = parseDuration(o.retryDelay, '--retry-delay');
+    const retryMaxDelayMs = parseDuration(o.retryMaxDelay, '--retry-max-delay');
+    if (retryMaxDelayMs < retryDelayMs)
+      throw new InputError(
+        `--retry-max-delay: expected at least --retry-delay (${o.retryDelay}), got "${o.retryMaxDelay}"`,
+      );
     const t = loadTopology(o.config);
 
     const s = await labStatus(t);
@@ -155,6 +169,8 @@ acknowledged was lost or corrupt (or nothing was acknowledged); 2 bad input.`,
       ledger,
       ...(durationMs ? { durationMs } : {}),
       maxAttempts: 20,
+      retryDelayMs,
+      retryMaxDelayMs,
       onEvent: (e) => {
         if (e.kind === 'fail') io.err(`  retry: client ${e.client} ${e.path}: ${e.error}\n`);
       },
