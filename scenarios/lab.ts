@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
+import { seedVariant } from '../src/lab/variant.ts';
 import { labStatus, labUp, waitReady, type LabStatus } from '../src/lab/index.ts';
 import { REPO_ROOT, stateDir } from '../src/lab/state.ts';
 import { raiseInotifyInstances } from '../src/lab/lab.ts';
@@ -53,16 +54,7 @@ export function scenarioTopology(): { file: string; t: Topology } {
     const doc = parse(readFileSync(given, 'utf8')) as unknown;
     return { file: given, t: topologyFromObject(doc, given) };
   }
-  const doc = parse(readFileSync(join(REPO_ROOT, 'configs/stack.yaml'), 'utf8')) as Record<string, unknown>;
-  const octet = 96;
-  doc.name = 'scen';
-  doc.networks = {
-    wan: { subnet: `10.${octet}.0.0/24` },
-    transit: { subnet: `10.${octet}.1.0/24` },
-    dmz: { subnet: `10.${octet}.2.0/24` },
-    lan: { subnet: `10.${octet}.3.0/24` },
-    mgmt: { subnet: `10.${octet}.9.0/24` },
-  };
+  const doc = seedVariant('scen', 96);
   const dir = join(REPO_ROOT, '.wharf', 'scenarios');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'scen.yaml');

@@ -82,12 +82,12 @@ function natTable(lines_: string[]): string[] {
   ];
 }
 
-export function renderRouterNft(t: Topology, inv: Inventory, node: string): RenderedFile {
-  const wan = addressOf(inv, node, 'wan');
-  const text = lines(
-    ...preamble(t, `${node} (router): port forwards from ${wan} into the chain; forwards nothing else.`),
-    ...natTable(dnat(t.router.forwards, wan, (r) => addressOf(inv, r.to, 'transit'))),
-    '',
+/**
+ * wharf's filter table: the node's input chain, and a forward chain that never forwards the
+ * management network, passes established flows, drops invalid ones, then `forward` (default drop).
+ */
+function filterTable(t: Topology, inv: Inventory, node: string, forward: string[]): string[] {
+  return [
     'table inet wharf {',
     ...inputChain(t, inv, node),
     '',
@@ -96,9 +96,19 @@ export function renderRouterNft(t: Topology, inv: Inventory, node: string): Rend
     ...mgmtNeverForwarded(t, inv),
     '    ct state established,related accept',
     '    ct state invalid drop',
-    `    ct status dnat accept ${comment('port-forwarded flows only')}`,
+    ...forward,
     '  }',
     '}',
+  ];
+}
+
+export function renderRouterNft(t: Topology, inv: Inventory, node: string): RenderedFile {
+  const wan = addressOf(inv, node, 'wan');
+  const text = lines(
+    ...preamble(t, `${node} (router): port forwards from ${wan} into the chain; forwards nothing else.`),
+    ...natTable(dnat(t.router.forwards, wan, (r) => addressOf(inv, r.to, 'transit'))),
+    '',
+    ...filterTable(t, inv, node, [`    ct status dnat accept ${comment('port-forwarded flows only')}`]),
   );
   return file(NFT_CONF, text, { mode: 0o755, check: CHECKS.nft, notify: ['nftables'] });
 }
@@ -177,17 +187,12 @@ export function renderFirewallNft(t: Topology, inv: Inventory, node: string): Re
     ...preamble(t, `${node} (firewall): NAT to HAProxy, then the rules in order; default deny.`),
     ...natTable(dnat(t.firewall.nat, transit, (r) => addressOf(inv, r.to, 'dmz'))),
     '',
-    'table inet wharf {',
-    ...inputChain(t, inv, node),
-    '',
-    '  chain forward {',
-    '    type filter hook forward priority filter; policy drop;',
-    ...mgmtNeverForwarded(t, inv),
-    '    ct state established,related accept',
-    '    ct state invalid drop',
-    ...t.firewall.rules.flatMap((r, i) => firewallRule(t, inv, node, r, i)),
-    '  }',
-    '}',
+    ...filterTable(
+      t,
+      inv,
+      node,
+      t.firewall.rules.flatMap((r, i) => firewallRule(t, inv, node, r, i)),
+    ),
   );
   return file(NFT_CONF, text, { mode: 0o755, check: CHECKS.nft, notify: ['nftables'] });
 }

@@ -1,26 +1,19 @@
 // Shared by the lab tests: a topology like configs/stack.yaml under another name and subnets
 // (so a developer's running `seed` lab is left alone), and small probes run inside nodes.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { topologyFromObject } from '../../src/topology/load.ts';
 import type { Topology } from '../../src/topology/model.ts';
 import { run } from '../../src/lab/docker.ts';
+import { seedVariant } from '../../src/lab/variant.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 
 /** Write configs/stack.yaml with another name and a second octet for every subnet. */
 export function testTopology(name: string, octet: number): { file: string; t: Topology } {
-  const doc = parse(readFileSync(join(REPO, 'configs/stack.yaml'), 'utf8')) as Record<string, unknown>;
-  doc.name = name;
-  doc.networks = {
-    wan: { subnet: `10.${octet}.0.0/24` },
-    transit: { subnet: `10.${octet}.1.0/24` },
-    dmz: { subnet: `10.${octet}.2.0/24` },
-    lan: { subnet: `10.${octet}.3.0/24` },
-    mgmt: { subnet: `10.${octet}.9.0/24` },
-  };
+  const doc = seedVariant(name, octet);
   const file = join(mkdtempSync(join(tmpdir(), 'wharf-labtest-')), `${name}.yaml`);
   writeFileSync(file, stringify(doc));
   return { file, t: topologyFromObject(doc, file) };

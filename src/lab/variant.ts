@@ -1,0 +1,20 @@
+// A lab of the seed stack under another name and subnets (10.<octet>.x), so tests, scenarios and
+// benches run next to a developer's `seed` lab (and next to each other) without touching it.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { REPO_ROOT } from './state.ts';
+
+/** configs/stack.yaml as a plain document, renamed, with a second octet for every subnet. */
+export function seedVariant(name: string, octet: number): Record<string, unknown> {
+  const doc = parse(readFileSync(join(REPO_ROOT, 'configs/stack.yaml'), 'utf8')) as Record<string, unknown>;
+  doc.name = name;
+  doc.networks = {
+    wan: { subnet: `10.${octet}.0.0/24` },
+    transit: { subnet: `10.${octet}.1.0/24` },
+    dmz: { subnet: `10.${octet}.2.0/24` },
+    lan: { subnet: `10.${octet}.3.0/24` },
+    mgmt: { subnet: `10.${octet}.9.0/24` },
+  };
+  return doc;
+}
