@@ -4,7 +4,7 @@
 //   chain / direct throughput (same client, same way in) · ssh2-sftp-client vs OpenSSH sftp
 //   RTO: median of several real kills of sftp-main during a small-file workload
 //
-//   npx tsx bench/run.ts [--skip-cold] [--skip-lab-bench] [--reuse] [--size 512MiB] [--rounds 2]
+//   npx tsx bench/run.ts [--skip-cold] [--skip-lab-bench] [--reuse] [--size 512MiB] [--rounds 3]
 //                        [--kills 3] [--handshake-timeout 2s] [--skip-throughput] [--skip-rto] [--keep]
 //                        [--stack wbench --octet 98] [--json]
 // Its own stack "wbench" (10.98.x). Without --reuse the bench lab is made fresh (lab down → up →
@@ -37,7 +37,8 @@ const flag = (f: string) => args.includes(f);
 const value = (f: string, d: string) => (args.includes(f) ? (args[args.indexOf(f) + 1] ?? d) : d);
 const json = flag('--json');
 const size = parseSize(value('--size', '512MiB'));
-const rounds = Number(value('--rounds', '2')) || 2;
+// 3 by default: the median of 3 rounds, not the mean of 2, so one disturbed round does not decide
+const rounds = Number(value('--rounds', '3')) || 3;
 const kills = Number(value('--kills', '3')) || 3;
 // The workload client's SSH handshake timeout during the RTO runs (node-loss uses 2 s too): a
 // connection HAProxy sends to the dead main before marking it down costs the client this long.
@@ -166,10 +167,11 @@ const dir = t.sftp.uploadDir;
 const main = nodeOfRole(t, 'main');
 const sub = nodeOfRole(t, 'sub');
 const sftpRoot = userRoot(t, user, 'sftp');
+// then wait out lsyncd's delay (1 s) and the run the deletes trigger, so it is not in the next round
 const clean = () =>
-  onLabNode(s, main, `rm -f ${sftpRoot}/${dir}/bench-*`).then(() =>
-    onLabNode(s, sub, `rm -f ${sftpRoot}/${dir}/bench-*`),
-  );
+  onLabNode(s, main, `rm -f ${sftpRoot}/${dir}/bench-*`)
+    .then(() => onLabNode(s, sub, `rm -f ${sftpRoot}/${dir}/bench-*`))
+    .then(() => new Promise((r) => setTimeout(r, 2500)));
 
 // Upload helpers: ssh2-sftp-client (tuned fastPut) and OpenSSH sftp, each timed connect → close.
 async function ssh2Put(target: 'direct' | 'main', local: string, remote: string) {
@@ -244,10 +246,15 @@ class SkipThroughput extends Error {}
 const payload = await makeLocalFile(flag('--skip-throughput') ? 1 : size);
 const MB = size / 1e6;
 const want = (remote: string) => new Map([[remote, payload.sha256]]);
-/** After each upload: wait until lsyncd copied it to sub, so the next one has the CPU to itself. */
+/**
+ * After each upload: wait until lsyncd copied it to sub, then flush the page cache (`sync`: the
+ * nodes' overlay filesystems live on this host's disk), so the next upload has the CPU and the
+ * disk to itself instead of sharing them with the writeback of the previous ~2 × size bytes.
+ */
 const settle = async (remote: string) => {
   const r = await waitForUploads(s, sub, sftpRoot, dir, remote.slice(dir.length + 1), want(remote), 180_000);
   if (!r.complete) log(`warning: ${remote} not on ${sub} after ${secs(r.waitedMs)} s`);
+  spawnSync('sync', { timeout: 120_000 });
 };
 try {
   if (flag('--skip-throughput')) throw new SkipThroughput();
