@@ -124,6 +124,36 @@ describe('lsyncd (rendered config, real lsyncd 2.2.3)', () => {
     expect([...seen]).toEqual([size]);
   }, 90_000);
 
+  it('an upload still open for writing is not copied; its close copies it whole (pitfall 2)', async () => {
+    const path = join(src, 'demo/upload/slow.bin');
+    const target = join(dst, 'demo/upload/slow.bin');
+    const fd = openSync(path, 'w');
+    const chunk = Buffer.alloc(256 << 10, 3);
+    const seen = new Set<number>();
+    // written for ~4 s (4 × the delay): without the hold, lsyncd copies the part written so far
+    for (let i = 0; i < 16; i++) {
+      writeSync(fd, chunk);
+      await new Promise((r) => setTimeout(r, 250));
+      if (existsSync(target)) seen.add(statSync(target).size);
+    }
+    expect(existsSync(target), `not on the target while open\n${log}`).toBe(false);
+    expect(log).toMatch(/Still open for writing, copied when closed: \/demo\/upload\/slow\.bin/);
+    closeSync(fd);
+    const lag = await until('slow.bin whole on the target', () => {
+      if (existsSync(target)) seen.add(statSync(target).size);
+      return seen.has(16 * chunk.length);
+    });
+    expect([...seen]).toEqual([16 * chunk.length]);
+    console.log(`lsyncd: held while open, on the target ${lag} ms after close`);
+    // a reader (a download, a checksum) does not hold a file back
+    const r = openSync(join(src, 'demo/upload/hello.txt'), 'r');
+    writeFileSync(join(src, 'demo/upload/read-while-new.txt'), 'x');
+    const rd = openSync(join(src, 'demo/upload/read-while-new.txt'), 'r');
+    await until('read-while-new.txt', () => existsSync(join(dst, 'demo/upload/read-while-new.txt')));
+    closeSync(rd);
+    closeSync(r);
+  }, 60_000);
+
   it('keeps files that exist only on the target and skips excluded names', async () => {
     writeFileSync(join(src, 'demo/upload/skip.part'), 'partial upload');
     writeFileSync(join(src, 'demo/upload/marker.txt'), 'sync me');
