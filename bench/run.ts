@@ -342,8 +342,9 @@ try {
 }
 
 // 5. RTO: kill sftp-main (docker kill, SIGKILL) during a small-file workload through the entry point;
-// RTO = kill issued → first upload acknowledged after the kill returned. Then the operator's path:
-// failover --unplanned → docker start → failback (main back in rotation) before the next kill.
+// RTO = kill issued → first acknowledged upload that started after the kill returned. Then the
+// operator's path: failover --unplanned → docker start → failback (main in rotation again) before
+// the next kill.
 const rtoKills = flag('--skip-rto') ? 0 : kills;
 if (rtoKills)
   say(`== RTO: ${kills} kill(s) of ${main} during a 4-client 64 KiB workload through the entry point`);
@@ -364,7 +365,9 @@ for (let k = 0; k < rtoKills; k++) {
     signal: ctl.signal,
     retryDelayMs: 50,
     onEvent: (e) => {
-      if (e.kind === 'ack' && killDone && !firstAfter && e.at >= killDone) firstAfter = e.at;
+      // an upload started once main was dead (one whose reply was in flight at the kill is no recovery)
+      if (e.kind === 'ack' && killDone && !firstAfter && (e.ack.startedAt ?? 0) >= killDone)
+        firstAfter = e.at;
     },
   });
   await new Promise((r) => setTimeout(r, 2000));

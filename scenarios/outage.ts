@@ -100,7 +100,10 @@ export async function killMain(lab: ScenarioLab): Promise<{ diedAt: number; call
   return { diedAt, calledAt };
 }
 
-/** Kill main during the workload and wait for the first ack after it: RTO in ms (undefined: none in timeoutMs). */
+/**
+ * Kill main during the workload and wait for the first ack of an upload started after it: RTO in ms
+ * (undefined: none in timeoutMs).
+ */
 export async function killAndMeasureRto(
   lab: ScenarioLab,
   w: RunningWorkload,
@@ -108,8 +111,10 @@ export async function killAndMeasureRto(
 ): Promise<{ rtoMs?: number; diedAt: number; calledAt: number }> {
   const k = await killMain(lab);
   let first: number | undefined;
+  // only uploads started once main was dead: an ack whose reply was in flight at the kill is no
+  // recovery (it measured "1 ms" here)
   await until(timeoutMs, () => {
-    const a = w.acks.filter((x) => x.ackAt > k.diedAt).sort((x, y) => x.ackAt - y.ackAt)[0];
+    const a = w.acks.filter((x) => (x.startedAt ?? 0) >= k.diedAt).sort((x, y) => x.ackAt - y.ackAt)[0];
     first = a?.ackAt;
     return first !== undefined;
   });

@@ -165,11 +165,20 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
         let done = false;
         while (!done && !stopped()) {
           attempts++;
+          const startedAt = Date.now();
           try {
             conn ??= await connectSftp(o.endpoint);
             if ('buf' in content && content.buf) await conn.put(content.buf, path);
             else await conn.fastPut(content.file!, path, FAST_PUT);
-            const ack: Ack = { path, size, sha256: content.sha256, ackAt: Date.now(), client: id, attempts };
+            const ack: Ack = {
+              path,
+              size,
+              sha256: content.sha256,
+              ackAt: Date.now(),
+              startedAt,
+              client: id,
+              attempts,
+            };
             ledger.record(ack);
             acks.push(ack);
             bytes += size;

@@ -10,6 +10,12 @@ export interface Ack {
   sha256: string;
   /** Epoch ms when the server acknowledged the upload. */
   ackAt: number;
+  /**
+   * Epoch ms when the acknowledged attempt started (its connect, if it made one). An RTO counts
+   * only uploads started after the fault: one whose reply was in flight when main died says nothing
+   * about recovery.
+   */
+  startedAt?: number;
   client: number;
   attempts: number;
 }
