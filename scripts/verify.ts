@@ -1,17 +1,14 @@
 // verify: the stack works end to end. HAProxy backends UP (runtime API), sshd config valid, chroot
 // ownership right, lsyncd running, a probe file uploaded through the entry point appears on main
 // and then on sub with the same checksum, and its upload notice is delivered.
-import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { Journal } from '../src/runbook/journal.ts';
 import { shQuote } from '../src/transport/quote.ts';
 import type { Transport } from '../src/transport/types.ts';
-import { expandHome } from '../src/transport/ssh.ts';
-import { connectSftp } from '../src/workload/generator.ts';
+import { probeUser, putProbe, type Probe } from '../src/failover/probe.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import { managedNodes } from '../src/stack/desired.ts';
-import { durationMs, nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
-import type { Inventory } from '../src/topology/inventory.ts';
+import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
 import type { Runbook, RunbookContext } from './runbook.ts';
 
 export interface VerifyCheck {
@@ -48,15 +45,6 @@ async function until<T>(timeoutMs: number, fn: () => Promise<T | undefined>): Pr
 }
 
 /** A user with usable credentials for the probe upload (inventory: password or private key). */
-function probeUser(t: Topology, inv: Inventory) {
-  for (const u of t.sftp.users) {
-    const c = inv.users?.[u.name];
-    if (c?.password) return { name: u.name, password: c.password };
-    if (c?.privateKey) return { name: u.name, privateKey: readFileSync(expandHome(c.privateKey), 'utf8') };
-  }
-  return undefined;
-}
-
 export async function verifyStack(ctx: RunbookContext): Promise<VerifyCheck[]> {
   const { topology: t, inventory: inv } = ctx;
   const checks: VerifyCheck[] = [];
@@ -161,39 +149,23 @@ export async function verifyStack(ctx: RunbookContext): Promise<VerifyCheck[]> {
     return checks;
   }
   if (!managed.has(main) || !managed.has(sub)) return checks;
-  const name = `wharf-probe-${Date.now()}-${randomBytes(3).toString('hex')}.bin`;
-  const rel = `${t.sftp.uploadDir}/${name}`;
-  const content = randomBytes(64 * 1024);
-  const sha = createHash('sha256').update(content).digest('hex');
   const t0 = Date.now();
+  let probe: Probe;
   try {
-    const c = await connectSftp({
-      host: inv.entrypoint.host,
-      port: inv.entrypoint.port,
-      username: user.name,
-      ...(user.password ? { password: user.password } : {}),
-      ...(user.privateKey ? { privateKey: user.privateKey } : {}),
-      hostKey: secrets.hostKeys.ed25519.public,
-      readyTimeoutMs: 10_000,
-    });
-    try {
-      await c.put(content, rel);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
+    probe = await putProbe(t, inv, user, 64 * 1024);
     add({
       node: 'entrypoint',
       name: `probe upload as ${user.name} through ${inv.entrypoint.host}:${inv.entrypoint.port}`,
       ok: true,
-      detail: `${content.length} bytes`,
+      detail: `${probe.bytes} bytes`,
       ms: Date.now() - t0,
     });
   } catch (e) {
     add({ node: 'entrypoint', name: 'probe upload', ok: false, detail: (e as Error).message });
     return checks;
   }
+  const { name, path, sha256: sha } = probe;
   const acked = Date.now();
-  const path = `${base}/${user.name}/${rel}`;
   const sumOn = (node: string) => async () => {
     const r = await sh(tr(node), `sha256sum ${shQuote(path)} 2>/dev/null`);
     return r.stdout.startsWith(sha) ? Date.now() : undefined;
