@@ -56,17 +56,37 @@ command -v node >/dev/null || die "node is missing: install Node.js >= 20.19 (e.
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
   die "node $(node --version) is too old: wharf needs >= 20.19"
 
-# Docker engine: the lab tests need one that answers.
-if docker info >/dev/null 2>&1; then
+# Docker engine: the lab tests need one that answers. Same rules as src/lab/engine.ts: a pid file
+# whose process is gone or is another program now (pids wrap) is stale; a dockerd that runs but
+# does not answer is restarted only when wharf started it (/run/wharf-dockerd.pid), else named.
+if [[ ${WHARF_SETUP_NO_ENGINE:-} == 1 ]]; then
+  log "docker: not started (WHARF_SETUP_NO_ENGINE=1: the caller starts it)"
+elif docker info >/dev/null 2>&1; then
   log "docker: answering"
 else
   [[ $(id -u) -eq 0 ]] || die "docker does not answer and we are not root to start dockerd"
-  # A stale pid file from a killed daemon stops dockerd from starting.
-  for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
-    if [[ -f $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then rm -f "$pidfile"; fi
+  for entry in /var/run/docker.pid:dockerd /var/run/docker/containerd/containerd.pid:containerd; do
+    pidfile=${entry%%:*} comm=${entry##*:}
+    [[ -f $pidfile ]] || continue
+    pid=$(cat "$pidfile")
+    if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]]; then
+      if [[ $comm == dockerd && $(cat /run/wharf-dockerd.pid 2>/dev/null) != "$pid" ]]; then
+        die "dockerd (pid $pid) runs but does not answer and was not started by wharf: restart it (e.g. systemctl restart docker)"
+      fi
+      log "docker: $comm (pid $pid) runs but does not answer: stopping it"
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 150); do [[ -e /proc/$pid ]] || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
   done
   log "docker: starting dockerd (log: /var/log/wharf-dockerd.log)"
-  nohup dockerd >>/var/log/wharf-dockerd.log 2>&1 </dev/null &
+  # tini -s (a docker.io dependency) keeps containerd's shims in this tree rather than under PID 1
+  if command -v tini >/dev/null; then
+    nohup tini -s -- dockerd >>/var/log/wharf-dockerd.log 2>&1 </dev/null &
+  else
+    nohup dockerd >>/var/log/wharf-dockerd.log 2>&1 </dev/null &
+  fi
   for _ in $(seq 1 120); do
     docker info >/dev/null 2>&1 && break
     sleep 0.5
@@ -75,5 +95,6 @@ else
     tail -n 20 /var/log/wharf-dockerd.log >&2 || true
     die "dockerd did not answer within 60 s"
   }
+  cp /var/run/docker.pid /run/wharf-dockerd.pid
   log "docker: answering"
 fi

@@ -1,6 +1,6 @@
 // Find a Docker engine, or start one where wharf may (Debian, root): `lab up`, the README demo and
 // the lab tests all start here. Never pulls: there is no registry.
-import { existsSync, openSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { RunError } from '../core/errors.ts';
 import { run } from './docker.ts';
@@ -59,28 +59,21 @@ export async function ensureEngine(log: (line: string) => void = () => {}): Prom
     await run('apt-get', ['update', '-q'], { env, timeoutMs: 300_000 });
     await run('apt-get', ['install', '-y', '-q', 'docker.io'], { env, timeoutMs: 600_000 });
   }
-  // A stale pid file from a killed daemon stops dockerd from starting.
-  for (const pidFile of ['/var/run/docker.pid', '/var/run/docker/containerd/containerd.pid']) {
-    if (existsSync(pidFile)) {
-      const pid = Number(readFileSync(pidFile, 'utf8').trim());
-      let alive = false;
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch {
-        /* dead */
-      }
-      if (!alive) await run('rm', ['-f', pidFile]);
-    }
-  }
+  await clearPidFiles(log);
   log(`docker engine: starting dockerd (log: ${DOCKERD_LOG})`);
   const out = openSync(DOCKERD_LOG, 'a');
-  const child = spawn('dockerd', [], { detached: true, stdio: ['ignore', out, out] });
+  // Under `tini -s` (a docker.io dependency) containerd's shims stay children of this tree instead
+  // of being re-parented to PID 1: the lab's containers live and die with the engine wharf started.
+  const [cmd, args] = (await onPath('tini')) ? ['tini', ['-s', '--', 'dockerd']] : ['dockerd', []];
+  const child = spawn(cmd as string, args as string[], { detached: true, stdio: ['ignore', out, out] });
   child.unref();
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     const ok = await answers();
-    if (ok) return { serverVersion: ok, how };
+    if (ok) {
+      rememberStarted();
+      return { serverVersion: ok, how };
+    }
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -91,4 +84,81 @@ export async function ensureEngine(log: (line: string) => void = () => {}): Prom
     /* no log */
   }
   throw new RunError(`dockerd did not answer within 60 s; last lines of ${DOCKERD_LOG}:\n${tail}`);
+}
+
+/** Where wharf (engine.ts, scripts/setup-host.sh, .ci/run) records the pid of a dockerd it started. */
+export const WHARF_DOCKERD_PID = '/run/wharf-dockerd.pid';
+const PID_FILES = [
+  { file: '/var/run/docker.pid', comm: 'dockerd' },
+  { file: '/var/run/docker/containerd/containerd.pid', comm: 'containerd' },
+];
+
+/**
+ * What to do about a daemon's pid file when the engine does not answer (pure). `comm` is what
+ * /proc/<pid>/comm says, or null when no such process lives.
+ * - `stale`: nobody, or another program that got the pid again (pids wrap around quickly on a
+ *   busy test host), holds it: remove the file, or dockerd refuses to start.
+ * - `restart`: the daemon itself runs but does not answer, and wharf started it: stop it, start anew.
+ * - `refuse`: the same, but somebody else's daemon: name it and stop; wharf does not kill it.
+ */
+export function pidFileVerdict(
+  expected: string,
+  comm: string | null,
+  startedByWharf: boolean,
+): 'stale' | 'restart' | 'refuse' {
+  if (comm === null || comm !== expected) return 'stale';
+  return startedByWharf ? 'restart' : 'refuse';
+}
+
+const readText = (f: string): string | null => {
+  try {
+    return readFileSync(f, 'utf8').trim();
+  } catch {
+    return null;
+  }
+};
+
+async function clearPidFiles(log: (line: string) => void): Promise<void> {
+  const ours = readText(WHARF_DOCKERD_PID);
+  for (const { file, comm: expected } of PID_FILES) {
+    const pid = Number(readText(file));
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const comm = readText(`/proc/${pid}/comm`);
+    const verdict = pidFileVerdict(expected, comm, expected === 'containerd' || String(pid) === ours);
+    if (verdict === 'refuse') {
+      throw new RunError(
+        `dockerd (pid ${pid}) runs but does not answer \`docker info\` within 20 s; wharf did not start ` +
+          'it and leaves it alone: restart it (e.g. `systemctl restart docker`) and try again',
+      );
+    }
+    if (verdict === 'restart') {
+      log(`docker engine: ${expected} (pid ${pid}) runs but does not answer: stopping it`);
+      await stopPid(pid);
+    }
+    await run('rm', ['-f', file]);
+  }
+}
+
+/** SIGTERM, then SIGKILL after 15 s: a hung daemon may ignore the first. */
+async function stopPid(pid: number): Promise<void> {
+  const gone = () => readText(`/proc/${pid}/comm`) === null;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 150 && !gone(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!gone()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    for (let i = 0; i < 50 && !gone(); i++) await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function rememberStarted(): void {
+  const pid = readText('/var/run/docker.pid');
+  if (pid) writeFileSync(WHARF_DOCKERD_PID, `${pid}\n`);
 }
