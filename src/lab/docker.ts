@@ -7,7 +7,22 @@ export interface RunResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** Killed after `timeoutMs`. */
+  timedOut?: boolean;
 }
+
+/**
+ * A docker CLI call that did not return in time: the engine looks hung (seen once in CI: dockerd
+ * stopped answering in the middle of a `lab down`). Callers that can (lab up/down) restart an
+ * engine wharf started and try once more.
+ */
+export class DockerTimeoutError extends RunError {}
+
+/**
+ * How long a docker CLI call may take unless its caller says otherwise (builds do): 120 s, or
+ * WHARF_DOCKER_TIMEOUT_MS.
+ */
+export const dockerTimeoutMs = (): number => Number(process.env.WHARF_DOCKER_TIMEOUT_MS) || 120_000;
 
 export interface RunOptions {
   input?: string | Buffer | NodeJS.ReadableStream;
@@ -18,6 +33,9 @@ export interface RunOptions {
   /** Called with each complete line of stdout/stderr (progress). */
   onLine?: (line: string) => void;
 }
+
+const shownCmd = (cmd: string, args: string[]) =>
+  [cmd, ...args.slice(0, 6)].join(' ') + (args.length > 6 ? ' …' : '');
 
 /** Run a program, collect its output; throws a RunError with the program's own stderr on failure. */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -47,8 +65,10 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
       lines(d);
     });
     let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
     if (opts.timeoutMs) {
       timer = setTimeout(() => {
+        timedOut = true;
         child.kill('SIGKILL');
         stderr += `\n(timed out after ${opts.timeoutMs} ms)`;
       }, opts.timeoutMs);
@@ -60,17 +80,19 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
       if (partial && opts.onLine) opts.onLine(partial);
-      const res = { code: code ?? (signal ? 128 : 1), stdout, stderr };
+      const res: RunResult = {
+        code: code ?? (signal ? 128 : 1),
+        stdout,
+        stderr,
+        ...(timedOut && { timedOut }),
+      };
       if (process.env.WHARF_DEBUG) {
         process.stderr.write(
           `  (${Date.now() - started} ms, exit ${res.code}) ${cmd} ${args.slice(0, 3).join(' ')}\n`,
         );
       }
       if (res.code !== 0 && !opts.nothrow) {
-        const shown = [cmd, ...args.slice(0, 6)].join(' ');
-        reject(
-          new RunError(`${shown}${args.length > 6 ? ' …' : ''} failed (exit ${res.code}): ${stderr.trim()}`),
-        );
+        reject(new RunError(`${shownCmd(cmd, args)} failed (exit ${res.code}): ${stderr.trim()}`));
       } else resolve(res);
     });
     child.stdin.on('error', () => {});
@@ -81,14 +103,32 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
   });
 }
 
-/** `docker ARGS…` → trimmed stdout. */
-export async function docker(args: string[], opts: RunOptions = {}): Promise<string> {
-  const r = await run('docker', args, opts);
-  return r.stdout.trim();
+/**
+ * `docker ARGS…` → the result. A call given no timeout of its own is a management call that
+ * returns in seconds: past dockerTimeoutMs() it throws DockerTimeoutError, even with `nothrow`.
+ */
+async function dockerRun(args: string[], opts: RunOptions): Promise<RunResult> {
+  if (opts.timeoutMs !== undefined) return run('docker', args, opts);
+  const timeoutMs = dockerTimeoutMs();
+  const r = await run('docker', args, { ...opts, timeoutMs, nothrow: true });
+  if (r.timedOut) {
+    throw new DockerTimeoutError(
+      `${shownCmd('docker', args)} did not return within ${timeoutMs / 1000} s: the Docker engine looks hung`,
+    );
+  }
+  if (r.code !== 0 && !opts.nothrow) {
+    throw new RunError(`${shownCmd('docker', args)} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  }
+  return r;
 }
 
-export const dockerNothrow = (args: string[], opts: RunOptions = {}) =>
-  run('docker', args, { ...opts, nothrow: true });
+/** `docker ARGS…` → trimmed stdout. */
+export async function docker(args: string[], opts: RunOptions = {}): Promise<string> {
+  return (await dockerRun(args, opts)).stdout.trim();
+}
+
+export const dockerNothrow = (args: string[], opts: RunOptions = {}): Promise<RunResult> =>
+  dockerRun(args, { ...opts, nothrow: true });
 
 /** Lines of a command's output, empty lines dropped. */
 export const lines = (s: string): string[] =>

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { InputError, RunError } from '../core/errors.ts';
 import type { Topology } from '../topology/model.ts';
 import { subnetsOverlap } from '../topology/net.ts';
-import { docker, dockerNothrow, lines, run } from './docker.ts';
+import { DockerTimeoutError, docker, dockerNothrow, lines, run } from './docker.ts';
 import { ensureEngine } from './engine.ts';
 import { ensureImages, variantOf, type Variant } from './images.ts';
 import { installFiles, nodeFiles } from './files.ts';
@@ -240,9 +240,25 @@ export function raiseInotifyInstances(log: Log = () => {}, want = 8192): void {
 export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
   const unlock = lockLab(t.name);
   try {
-    return await up(t, opts);
+    return await onceMoreIfHung(() => up(t, opts), opts.log ?? (() => {}));
   } finally {
     unlock();
+  }
+}
+
+/**
+ * Run a lab operation; when a docker call in it hangs (DockerTimeoutError), let ensureEngine
+ * judge the engine (a hung dockerd wharf started is restarted; anyone else's is named) and run
+ * the operation once more: both `up` and `down` converge from wherever the first try stopped.
+ */
+export async function onceMoreIfHung<T>(op: () => Promise<T>, log: Log): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    if (!(e instanceof DockerTimeoutError)) throw e;
+    log(`docker engine: ${e.message}; checking it and trying once more`);
+    await ensureEngine(log);
+    return op();
   }
 }
 
@@ -452,6 +468,8 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
     return { state, created: todo.map((n) => n.container), durationMs: Date.now() - t0 };
   } catch (e) {
     // Roll back what this run created; what existed before stays for the next `up` to repair.
+    // Not through an engine that hangs: the retry after its restart converges instead.
+    if (e instanceof DockerTimeoutError) throw e;
     if (created.containers.length) await dockerNothrow(['rm', '-f', ...created.containers]);
     for (const n of created.networks) await dockerNothrow(['network', 'rm', n]);
     for (const v of created.volumes) await dockerNothrow(['volume', 'rm', v]);
@@ -469,7 +487,7 @@ export interface DownResult {
 export async function labDown(stack: string, log: Log = () => {}): Promise<DownResult> {
   const unlock = lockLab(stack);
   try {
-    return await down(stack, log);
+    return await onceMoreIfHung(() => down(stack, log), log);
   } finally {
     unlock();
   }

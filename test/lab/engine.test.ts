@@ -1,26 +1,43 @@
-// Engine recovery with the real dockerd. What broke a CI run once: the lab's dockerd stopped
-// answering mid-run with its pid still alive, and every later test waited on it. A dockerd that
+// Engine recovery with the real dockerd. What broke a CI run once: dockerd stopped answering in
+// the middle of a `lab down`, its pid still alive; the docker CLI call waited forever and every
+// later test waited on the engine. Now a management docker call that hangs throws
+// DockerTimeoutError; `lab up`/`lab down` then let ensureEngine judge the engine — a dockerd that
 // wharf started (/run/wharf-dockerd.pid) and that runs but does not answer is stopped and started
-// anew; somebody else's is never touched (test/unit/engine.test.ts). A small file: with no timing
-// cache vitest runs it after the bigger lab files, so the restart disturbs none of their labs.
+// anew, somebody else's is never touched (test/unit/engine.test.ts) — and try once more.
+// A small file: with no timing cache vitest runs it after the bigger lab files, so the restart
+// disturbs none of their labs.
 import { existsSync, readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
-import { run } from '../../src/lab/docker.ts';
-import { WHARF_DOCKERD_PID, ensureEngine } from '../../src/lab/engine.ts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DockerTimeoutError, docker, dockerNothrow } from '../../src/lab/docker.ts';
+import { WHARF_DOCKERD_PID } from '../../src/lab/engine.ts';
+import { onceMoreIfHung } from '../../src/lab/lab.ts';
 
 const pidOf = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').trim() : '');
 const ours = pidOf('/var/run/docker.pid') !== '' && pidOf('/var/run/docker.pid') === pidOf(WHARF_DOCKERD_PID);
 
+afterEach(() => {
+  delete process.env.WHARF_DOCKER_TIMEOUT_MS;
+});
+
 describe('engine recovery', () => {
   it.runIf(ours || process.env.CI)(
-    'a hung dockerd that wharf started is stopped and started anew',
+    'a docker call on a hung dockerd that wharf started: DockerTimeoutError, engine restarted, call retried',
     async () => {
       expect(ours, `.ci/run starts dockerd and records it in ${WHARF_DOCKERD_PID}`).toBe(true);
       const old = Number(pidOf('/var/run/docker.pid'));
+      process.env.WHARF_DOCKER_TIMEOUT_MS = '3000';
       process.kill(old, 'SIGSTOP'); // alive but not answering: a hung daemon, seen from outside
       const log: string[] = [];
+      let tries = 0;
       try {
-        expect((await ensureEngine((l) => log.push(l))).how).toBe('started');
+        const out = await onceMoreIfHung(
+          async () => {
+            tries++;
+            return docker(['ps', '-q', '--filter', 'label=wharf.engine-test']);
+          },
+          (l) => log.push(l),
+        );
+        expect(out).toBe('');
       } finally {
         try {
           process.kill(old, 'SIGCONT');
@@ -28,13 +45,28 @@ describe('engine recovery', () => {
           /* gone, as it should be */
         }
       }
-      expect(log.join('\n')).toContain(`dockerd (pid ${old}) runs but does not answer: stopping it`);
+      const text = log.join('\n');
+      expect(tries).toBe(2);
+      expect(text).toContain('docker ps -q --filter label=wharf.engine-test did not return within 3 s');
+      expect(text).toContain(`dockerd (pid ${old}) runs but does not answer: stopping it`);
       expect(existsSync(`/proc/${old}`)).toBe(false);
       const now = pidOf('/var/run/docker.pid');
       expect(now).not.toBe(String(old));
       expect(pidOf(WHARF_DOCKERD_PID)).toBe(now);
-      expect((await run('docker', ['info', '--format', '{{.ServerVersion}}'])).stdout.trim()).not.toBe('');
+      expect(await docker(['info', '--format', '{{.ServerVersion}}'])).not.toBe('');
     },
     180_000,
   );
+
+  it('a docker call given no timeout of its own that hangs throws DockerTimeoutError, even with nothrow', async () => {
+    // `docker events` never returns by itself: the hang, without stopping the engine
+    process.env.WHARF_DOCKER_TIMEOUT_MS = '1500';
+    const t0 = Date.now();
+    const err = await dockerNothrow(['events', '--filter', 'label=wharf.engine-test']).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(DockerTimeoutError);
+    expect((err as Error).message).toBe(
+      'docker events --filter label=wharf.engine-test did not return within 1.5 s: the Docker engine looks hung',
+    );
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
 });
