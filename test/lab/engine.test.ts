@@ -4,8 +4,7 @@
 // DockerTimeoutError; `lab up`/`lab down` then let ensureEngine judge the engine — a dockerd that
 // wharf started (/run/wharf-dockerd.pid) and that runs but does not answer is stopped and started
 // anew, somebody else's is never touched (test/unit/engine.test.ts) — and try once more.
-// A small file: with no timing cache vitest runs it after the bigger lab files, so the restart
-// disturbs none of their labs.
+// Lab files run one at a time and each brings its own lab, so the restart disturbs none of them.
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DockerTimeoutError, docker, dockerNothrow } from '../../src/lab/docker.ts';
