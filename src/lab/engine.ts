@@ -34,21 +34,33 @@ async function answers(): Promise<string | null> {
   return r.code === 0 && v && !v.includes('<no value>') ? v : null;
 }
 
-export async function ensureEngine(log: (line: string) => void = () => {}): Promise<EngineInfo> {
+/**
+ * `hung`: a docker call just hung (DockerTimeoutError's message). An engine that still answers
+ * `docker info` is then broken all the same: restarted when wharf started it, else named.
+ */
+export async function ensureEngine(
+  log: (line: string) => void = () => {},
+  opts: { hung?: string } = {},
+): Promise<EngineInfo> {
   const v = await answers();
-  if (v) return { serverVersion: v, how: 'running' };
+  if (v && !opts.hung) return { serverVersion: v, how: 'running' };
+  const why = v ? 'answers `docker info` but a call hung' : 'does not answer `docker info` within 20 s';
 
   if (process.env.DOCKER_HOST) {
     throw new RunError(
-      `no Docker engine answers at DOCKER_HOST=${process.env.DOCKER_HOST} (docker info failed); ` +
-        'start that engine or unset DOCKER_HOST to use the local one',
+      v
+        ? `${opts.hung}: the engine at DOCKER_HOST=${process.env.DOCKER_HOST} looks hung; restart it`
+        : `no Docker engine answers at DOCKER_HOST=${process.env.DOCKER_HOST} (docker info failed); ` +
+            'start that engine or unset DOCKER_HOST to use the local one',
     );
   }
   if (!isRoot() || !isDebian()) {
     throw new RunError(
-      'no Docker engine answers on /var/run/docker.sock. Install and start Docker ' +
-        '(Debian/Ubuntu: `apt-get install docker.io` then start dockerd; elsewhere: Docker Engine or ' +
-        'Docker Desktop), or set DOCKER_HOST to a running engine',
+      v
+        ? `${opts.hung}: the Docker engine looks hung; restart it`
+        : 'no Docker engine answers on /var/run/docker.sock. Install and start Docker ' +
+            '(Debian/Ubuntu: `apt-get install docker.io` then start dockerd; elsewhere: Docker Engine or ' +
+            'Docker Desktop), or set DOCKER_HOST to a running engine',
     );
   }
   let how: EngineInfo['how'] = 'started';
@@ -59,7 +71,11 @@ export async function ensureEngine(log: (line: string) => void = () => {}): Prom
     await run('apt-get', ['update', '-q'], { env, timeoutMs: 300_000 });
     await run('apt-get', ['install', '-y', '-q', 'docker.io'], { env, timeoutMs: 600_000 });
   }
-  await clearPidFiles(log);
+  const stopped = await clearPidFiles(why, log);
+  if (v && !stopped)
+    throw new RunError(
+      `${opts.hung}: the Docker engine looks hung and no dockerd pid file names it; restart it`,
+    );
   log(`docker engine: starting dockerd (log: ${DOCKERD_LOG})`);
   const out = openSync(DOCKERD_LOG, 'a');
   // Under `tini -s` (a docker.io dependency) containerd's shims stay children of this tree instead
@@ -118,8 +134,10 @@ const readText = (f: string): string | null => {
   }
 };
 
-async function clearPidFiles(log: (line: string) => void): Promise<void> {
+/** Returns whether it stopped a running dockerd. */
+async function clearPidFiles(why: string, log: (line: string) => void): Promise<boolean> {
   const ours = readText(WHARF_DOCKERD_PID);
+  let stopped = false;
   for (const { file, comm: expected } of PID_FILES) {
     const pid = Number(readText(file));
     if (!Number.isInteger(pid) || pid <= 0) continue;
@@ -127,16 +145,18 @@ async function clearPidFiles(log: (line: string) => void): Promise<void> {
     const verdict = pidFileVerdict(expected, comm, expected === 'containerd' || String(pid) === ours);
     if (verdict === 'refuse') {
       throw new RunError(
-        `dockerd (pid ${pid}) runs but does not answer \`docker info\` within 20 s; wharf did not start ` +
-          'it and leaves it alone: restart it (e.g. `systemctl restart docker`) and try again',
+        `dockerd (pid ${pid}) ${why}; wharf did not start it and leaves it alone: restart it ` +
+          '(e.g. `systemctl restart docker`) and try again',
       );
     }
     if (verdict === 'restart') {
-      log(`docker engine: ${expected} (pid ${pid}) runs but does not answer: stopping it`);
+      log(`docker engine: ${expected} (pid ${pid}) ${why}: stopping it`);
       await stopPid(pid);
+      stopped ||= expected === 'dockerd';
     }
     await run('rm', ['-f', file]);
   }
+  return stopped;
 }
 
 /** SIGTERM, then SIGKILL after 15 s: a hung daemon may ignore the first. */

@@ -257,7 +257,7 @@ export async function onceMoreIfHung<T>(op: () => Promise<T>, log: Log): Promise
   } catch (e) {
     if (!(e instanceof DockerTimeoutError)) throw e;
     log(`docker engine: ${e.message}; checking it and trying once more`);
-    await ensureEngine(log);
+    await ensureEngine(log, { hung: e.message });
     return op();
   }
 }
