@@ -18,7 +18,7 @@ import { RunError } from '../core/errors.ts';
 import type { Topology } from '../topology/model.ts';
 import { labInventory } from '../topology/inventory.ts';
 import type { NodeRender } from '../render/types.ts';
-import { run } from './docker.ts';
+import { docker } from './docker.ts';
 import { EDGE_PORT_BASE, type LabNode, type LabPlan } from './plan.ts';
 import type { LabKeys } from './state.ts';
 
@@ -234,7 +234,7 @@ export async function installFiles(container: string, nf: NodeFiles): Promise<vo
       const tar = spawn('tar', ['-C', stage, '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '.'], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
-      run('docker', ['cp', '-', `${container}:/`], { input: tar.stdout }).then(() => resolve(), reject);
+      docker(['cp', '-', `${container}:/`], { input: tar.stdout }).then(() => resolve(), reject);
     });
   } finally {
     rmSync(stage, { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { topologyFromObject } from '../../src/topology/load.ts';
 import type { Topology } from '../../src/topology/model.ts';
-import { run } from '../../src/lab/docker.ts';
+import { docker, run } from '../../src/lab/docker.ts';
 import { seedVariant } from '../../src/lab/variant.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
@@ -60,9 +60,7 @@ export async function labelled(
 ): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
   const sel = ['--filter', `label=wharf.lab=${stack}`];
   const list = async (args: string[], field: string) =>
-    (await run('docker', [...args, ...sel, '--format', `{{${field}}}`], {})).stdout
-      .split('\n')
-      .filter(Boolean);
+    (await docker([...args, ...sel, '--format', `{{${field}}}`])).split('\n').filter(Boolean);
   return {
     containers: await list(['ps', '-a'], '.Names'),
     networks: await list(['network', 'ls'], '.Name'),
