@@ -61,7 +61,7 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 # does not answer is restarted only when wharf started it (/run/wharf-dockerd.pid), else named.
 if [[ ${WHARF_SETUP_NO_ENGINE:-} == 1 ]]; then
   log "docker: not started (WHARF_SETUP_NO_ENGINE=1: the caller starts it)"
-elif docker info >/dev/null 2>&1; then
+elif timeout 20 docker info >/dev/null 2>&1; then
   log "docker: answering"
 else
   [[ $(id -u) -eq 0 ]] || die "docker does not answer and we are not root to start dockerd"
@@ -88,10 +88,10 @@ else
     nohup dockerd >>/var/log/wharf-dockerd.log 2>&1 </dev/null &
   fi
   for _ in $(seq 1 120); do
-    docker info >/dev/null 2>&1 && break
+    timeout 20 docker info >/dev/null 2>&1 && break
     sleep 0.5
   done
-  docker info >/dev/null 2>&1 || {
+  timeout 20 docker info >/dev/null 2>&1 || {
     tail -n 20 /var/log/wharf-dockerd.log >&2 || true
     die "dockerd did not answer within 60 s"
   }
