@@ -35,21 +35,22 @@ async function answers(): Promise<string | null> {
 }
 
 /**
- * `hung`: a docker call just hung (DockerTimeoutError's message). An engine that still answers
- * `docker info` is then broken all the same: restarted when wharf started it, else named.
+ * `broken`: what just went wrong with an engine that may still answer `docker info` (a call that
+ * hung; a network endpoint only a restart clears). It is then restarted all the same when wharf
+ * started it; anyone else's is named.
  */
 export async function ensureEngine(
   log: (line: string) => void = () => {},
-  opts: { hung?: string } = {},
+  opts: { broken?: string } = {},
 ): Promise<EngineInfo> {
   const v = await answers();
-  if (v && !opts.hung) return { serverVersion: v, how: 'running' };
-  const why = v ? 'answers `docker info` but a call hung' : 'does not answer `docker info` within 20 s';
+  if (v && !opts.broken) return { serverVersion: v, how: 'running' };
+  const why = v ? `answers \`docker info\` but ${opts.broken}` : 'does not answer `docker info` within 20 s';
 
   if (process.env.DOCKER_HOST) {
     throw new RunError(
       v
-        ? `${opts.hung}: the engine at DOCKER_HOST=${process.env.DOCKER_HOST} looks hung; restart it`
+        ? `the engine at DOCKER_HOST=${process.env.DOCKER_HOST} ${why}; restart it`
         : `no Docker engine answers at DOCKER_HOST=${process.env.DOCKER_HOST} (docker info failed); ` +
             'start that engine or unset DOCKER_HOST to use the local one',
     );
@@ -57,7 +58,7 @@ export async function ensureEngine(
   if (!isRoot() || !isDebian()) {
     throw new RunError(
       v
-        ? `${opts.hung}: the Docker engine looks hung; restart it`
+        ? `the Docker engine ${why}; restart it`
         : 'no Docker engine answers on /var/run/docker.sock. Install and start Docker ' +
             '(Debian/Ubuntu: `apt-get install docker.io` then start dockerd; elsewhere: Docker Engine or ' +
             'Docker Desktop), or set DOCKER_HOST to a running engine',
@@ -73,9 +74,7 @@ export async function ensureEngine(
   }
   const stopped = await clearPidFiles(why, log);
   if (v && !stopped)
-    throw new RunError(
-      `${opts.hung}: the Docker engine looks hung and no dockerd pid file names it; restart it`,
-    );
+    throw new RunError(`the Docker engine ${why} and no dockerd pid file names it; restart it`);
   log(`docker engine: starting dockerd (log: ${DOCKERD_LOG})`);
   const out = openSync(DOCKERD_LOG, 'a');
   // Under `tini -s` (a docker.io dependency) containerd's shims stay children of this tree instead
@@ -176,6 +175,12 @@ async function stopPid(pid: number): Promise<void> {
     }
     for (let i = 0; i < 50 && !gone(); i++) await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Whether the dockerd running now is one wharf started. */
+export function engineStartedByWharf(): boolean {
+  const pid = readText('/var/run/docker.pid');
+  return !!pid && pid === readText(WHARF_DOCKERD_PID) && readText(`/proc/${pid}/comm`) === 'dockerd';
 }
 
 function rememberStarted(): void {

@@ -7,7 +7,7 @@ import { InputError, RunError } from '../core/errors.ts';
 import type { Topology } from '../topology/model.ts';
 import { subnetsOverlap } from '../topology/net.ts';
 import { DockerTimeoutError, docker, dockerNothrow, lines, run } from './docker.ts';
-import { ensureEngine } from './engine.ts';
+import { engineStartedByWharf, ensureEngine } from './engine.ts';
 import { ensureImages, variantOf, type Variant } from './images.ts';
 import { installFiles, nodeFiles } from './files.ts';
 import {
@@ -257,7 +257,7 @@ export async function onceMoreIfHung<T>(op: () => Promise<T>, log: Log): Promise
   } catch (e) {
     if (!(e instanceof DockerTimeoutError)) throw e;
     log(`docker engine: ${e.message}; checking it and trying once more`);
-    await ensureEngine(log, { hung: e.message });
+    await ensureEngine(log, { broken: 'a call hung' });
     return op();
   }
 }
@@ -518,12 +518,8 @@ async function removeNetwork(id: string, log: Log): Promise<boolean> {
     }
     await new Promise((res) => setTimeout(res, 500 * (attempt + 1)));
   }
-  // A stale endpoint without a container is a Docker bug that only a dockerd restart clears: leave
-  // the (labelled, empty) network for the next `lab down` instead of failing the whole teardown.
-  if (/active endpoints/.test(last)) {
-    log(`warning: docker network ${id} keeps a stale endpoint (restart dockerd to clear it); left in place`);
-    return false;
-  }
+  // A stale endpoint without a container is a Docker bug that only a dockerd restart clears
+  if (/active endpoints/.test(last)) return false;
   throw new RunError(`cannot remove docker network ${id}: ${last}`);
 }
 
@@ -533,7 +529,18 @@ async function down(stack: string, log: Log): Promise<DownResult> {
   const containers = lines(await docker(['ps', '-aq', ...sel]));
   if (containers.length) await docker(['rm', '-f', '-v', ...containers]);
   const networks = lines(await docker(['network', 'ls', '-q', ...sel]));
-  for (const n of networks) await removeNetwork(n, log);
+  let left: string[] = [];
+  for (const n of networks) if (!(await removeNetwork(n, log))) left.push(n);
+  if (left.length && engineStartedByWharf() && !lines(await docker(['ps', '-q'])).length) {
+    // Only a restart clears it: done when the engine is wharf's and nothing runs on it.
+    await ensureEngine(log, { broken: `network(s) ${left.join(', ')} keep a stale endpoint` });
+    const still: string[] = [];
+    for (const n of left) if (!(await removeNetwork(n, log))) still.push(n);
+    left = still;
+  }
+  // Otherwise the (labelled, empty) network stays for the next `lab down`, not a failed teardown.
+  for (const n of left)
+    log(`warning: docker network ${n} keeps a stale endpoint (restart dockerd to clear it); left in place`);
   const volumes = lines(await docker(['volume', 'ls', '-q', ...sel]));
   if (volumes.length) await docker(['volume', 'rm', '-f', ...volumes]);
   // Close multiplexed ssh masters of the old lab (their sockets are /tmp/wharf-<hash>).
