@@ -529,14 +529,17 @@ async function down(stack: string, log: Log): Promise<DownResult> {
   const containers = lines(await docker(['ps', '-aq', ...sel]));
   if (containers.length) await docker(['rm', '-f', '-v', ...containers]);
   const networks = lines(await docker(['network', 'ls', '-q', ...sel]));
-  let left: string[] = [];
-  for (const n of networks) if (!(await removeNetwork(n, log))) left.push(n);
+  /** The networks a stale endpoint keeps. */
+  const removeAll = async (ids: string[]) => {
+    const left: string[] = [];
+    for (const n of ids) if (!(await removeNetwork(n, log))) left.push(n);
+    return left;
+  };
+  let left = await removeAll(networks);
   if (left.length && engineStartedByWharf() && !lines(await docker(['ps', '-q'])).length) {
     // Only a restart clears it: done when the engine is wharf's and nothing runs on it.
     await ensureEngine(log, { broken: `network(s) ${left.join(', ')} keep a stale endpoint` });
-    const still: string[] = [];
-    for (const n of left) if (!(await removeNetwork(n, log))) still.push(n);
-    left = still;
+    left = await removeAll(left);
   }
   // Otherwise the (labelled, empty) network stays for the next `lab down`, not a failed teardown.
   for (const n of left)

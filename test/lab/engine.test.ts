@@ -8,11 +8,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DockerTimeoutError, docker, dockerNothrow } from '../../src/lab/docker.ts';
-import { WHARF_DOCKERD_PID } from '../../src/lab/engine.ts';
+import { WHARF_DOCKERD_PID, engineStartedByWharf } from '../../src/lab/engine.ts';
 import { onceMoreIfHung } from '../../src/lab/lab.ts';
 
 const pidOf = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').trim() : '');
-const ours = pidOf('/var/run/docker.pid') !== '' && pidOf('/var/run/docker.pid') === pidOf(WHARF_DOCKERD_PID);
+const ours = engineStartedByWharf();
 
 afterEach(() => {
   delete process.env.WHARF_DOCKER_TIMEOUT_MS;
