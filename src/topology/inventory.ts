@@ -1,7 +1,7 @@
 // The inventory: how each node of the topology is reached (ssh) and its addresses on the data
 // networks. The lab writes one for its containers; production keeps its own. Only this differs.
 import { z } from 'zod';
-import { NETWORKS, port, type NetworkName } from './schema.ts';
+import { NETWORKS, cidr, port, type NetworkName } from './schema.ts';
 import type { Topology } from './model.ts';
 import { hostAddress, inSubnet } from './net.ts';
 
@@ -29,7 +29,7 @@ export const InventorySchema = z.strictObject({
   /** known_hosts to check host keys against (strict checking is always on). */
   knownHosts: z.string().optional(),
   /** Subnets of the data networks when they differ from the topology's (production). */
-  networks: z.partialRecord(z.enum(NETWORKS), z.string()).optional(),
+  networks: z.partialRecord(z.enum(NETWORKS), cidr()).optional(),
   hosts: z.record(
     z.string(),
     z.strictObject({

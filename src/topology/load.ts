@@ -72,8 +72,26 @@ export function parseYaml(text: string, file: string): unknown {
     });
     throw new InputError(problems.join('\n'), problems);
   }
-  return doc.toJS() ?? {};
+  // An empty or comment-only file is refused, never read as "all defaults": a truncated topology
+  // would otherwise make `configure` rewrite every host with a default stack.
+  if (doc.contents === null) {
+    throw new InputError(
+      `${file}: the file is empty (nothing but comments or whitespace): expected a YAML mapping`,
+    );
+  }
+  try {
+    // Aliases expanded past this are an attack (a "billion laughs" document), not a topology.
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    const why = /alias/i.test((e as Error).message)
+      ? `too many alias expansions (more than ${MAX_ALIAS_COUNT}): refusing to expand this document`
+      : (e as Error).message.split('\n')[0]!;
+    throw new InputError(`${file}: YAML: ${why}`);
+  }
 }
+
+/** Alias expansions a topology or inventory may use (yaml's own default is 100). */
+export const MAX_ALIAS_COUNT = 100;
 
 function readText(file: string): string {
   try {

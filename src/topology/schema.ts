@@ -32,7 +32,7 @@ const name = (what: string) =>
         `expected a ${what} name (lowercase letters, digits, - and _, max 31), got ${show(i.input)}`,
     });
 
-const cidr = () =>
+export const cidr = () =>
   z
     .string({ error: (i) => `expected an IPv4 subnet like 10.88.0.0/24, got ${show(i.input)}` })
     .regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([89]|[12]\d|30)$/, {

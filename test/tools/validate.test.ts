@@ -190,9 +190,20 @@ for (const [name, make] of CASES) {
   describe(`${name}: every rendered file passes its real checker`, () => {
     const { t, inv } = make();
     const stack = renderStack(t, inv);
-    for (const [node, r] of Object.entries(stack)) {
+    // A node whose files have no checker would drop out of this loop silently: only the lab-only
+    // kinds may (the internet client has no files, the notify sink's is plain data).
+    it('every stack node has files checked by a real tool; only lab-only kinds have none', () => {
+      const kindsWhere = (checked: boolean) =>
+        new Set(
+          Object.entries(stack)
+            .filter(([, r]) => r.files.some((f) => f.check) === checked)
+            .map(([node]) => t.nodes[node]!.kind),
+        );
+      expect(kindsWhere(true)).toEqual(new Set(['router', 'firewall', 'haproxy', 'sftp']));
+      for (const kind of kindsWhere(false)) expect(['wan-client', 'notify-sink']).toContain(kind);
+    });
+    for (const [node, r] of Object.entries(stack).filter(([, r]) => r.files.some((f) => f.check))) {
       const checked = r.files.filter((f) => f.check);
-      if (!checked.length) continue;
       it(`${node}: ${checked.map((f) => f.path).join(', ')}`, async () => {
         const nodeRoot = join(root, name, node);
         // All files first (units reference scripts), then the checks, in render order.

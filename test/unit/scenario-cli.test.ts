@@ -195,6 +195,19 @@ async function runWith(registry: Record<string, Scenario>, argv: string[]) {
   return { code, stdout, stderr };
 }
 
+describe('the scenario catalogue is registered, not imported by src/', () => {
+  it('an entry point that registered nothing gets a clear failure (exit 1), not an empty list', async () => {
+    for (const argv of [
+      ['scenario', 'list'],
+      ['scenario', 'run', 'all'],
+    ]) {
+      const r = await runWith({}, argv);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('no scenarios are registered: the entry point must load scenarios/index.ts');
+    }
+  });
+});
+
 describe('wharf scenario run: flat TAP and JUnit through tap-junit', () => {
   const registry = { good: hashing('good', false), bad: hashing('bad', true) };
 

@@ -1,10 +1,10 @@
 // wharf scenario list | run NAME…: scenarios against the scenario lab, as flat TAP (stdout or
 // --tap FILE) and JUnit (--junit FILE, made by tap-junit). Checks carry their measured numbers.
 import type { Command } from 'commander';
-import { InputError, ReportedFailure } from '../../core/errors.ts';
+import { InputError, ReportedFailure, RunError } from '../../core/errors.ts';
 import { runScenarios, writeJunit, writeTap } from '../../scenario/runner.ts';
 import { toTap } from '../../scenario/tap.ts';
-import { SCENARIOS, pickScenarios } from '../../../scenarios/index.ts';
+import { pickScenarios, registeredScenarios } from '../../scenario/registry.ts';
 import type { Scenario } from '../../scenario/types.ts';
 import { type Io, printJson } from '../io.ts';
 
@@ -14,12 +14,19 @@ interface RunOptions {
   json?: boolean;
 }
 
-/** `registry` is the scenario set (tests pass their own). */
+/**
+ * `registry` is the scenario set: by default the registered catalogue (scenarios/index.ts, loaded by
+ * the entry point); tests pass their own.
+ */
 export function registerScenario(
   program: Command,
   io: Io,
-  registry: Record<string, Scenario> = SCENARIOS,
+  registry: Record<string, Scenario> = registeredScenarios(),
 ): void {
+  const known = () => {
+    if (!Object.keys(registry).length)
+      throw new RunError('no scenarios are registered: the entry point must load scenarios/index.ts');
+  };
   const sc = program
     .command('scenario')
     .description('scenarios: known state → act → check invariants → metrics (TAP / JUnit)');
@@ -28,6 +35,7 @@ export function registerScenario(
     .description('the scenarios and what each proves')
     .option('--json', 'JSON output')
     .action((o: { json?: boolean }) => {
+      known();
       const all = Object.values(registry).map((s) => ({ name: s.name, description: s.description }));
       if (o.json) printJson(io, all);
       else {
@@ -48,6 +56,7 @@ export function registerScenario(
 Progress goes to stderr. Exit: 0 every check passed, 1 a check failed, 2 unknown scenario name.`,
     )
     .action(async (names: string[], o: RunOptions) => {
+      known();
       const wanted = names.includes('all') ? Object.keys(registry) : names;
       const { picked, unknown } = pickScenarios(wanted, registry);
       if (unknown.length) {
