@@ -64,6 +64,26 @@ export class TransportError extends Error {
   }
 }
 
+/**
+ * A command ran and exited non-zero where success was required (`host.$` without `nothrow`). The
+ * message names the host, the command (secrets masked) and what it wrote to stderr.
+ */
+export class CommandFailed extends TransportError {
+  constructor(
+    host: string,
+    /** The command as it may be shown (masked, or «secret command»). */
+    readonly command: string,
+    readonly result: ExecResult,
+  ) {
+    const said = (result.stderr || result.stdout).trim();
+    super(host, `\`${command}\` failed (exit ${result.code})${said ? `: ${said}` : ''}`, result.stderr);
+    this.name = 'CommandFailed';
+  }
+  get code(): number {
+    return this.result.code;
+  }
+}
+
 /** A candidate file was rejected by its checker; the target was left as it was. */
 export class CheckFailed extends Error {
   constructor(
