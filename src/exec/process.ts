@@ -46,8 +46,7 @@ export interface LineResult {
 }
 
 /** A spawn that never crashes us when the child exits before reading its stdin (EPIPE). */
-const guarded =
-  (spawn: Spawn): Spawn =>
+const guarded = (spawn: Spawn): Spawn =>
   ((...args: Parameters<Spawn>) => {
     const child = (spawn as (...a: unknown[]) => childProcess.ChildProcess)(...args);
     child.stdin?.on('error', () => {});
@@ -56,7 +55,11 @@ const guarded =
 
 /** Run one `sh` line through zx and report how it ended; never throws for an exit code. */
 export async function runLine(line: string, o: RunLineOptions): Promise<LineResult> {
-  const store = { stdout: [] as (string | Buffer)[], stderr: [] as (string | Buffer)[], stdall: [] as (string | Buffer)[] };
+  const store = {
+    stdout: [] as (string | Buffer)[],
+    stderr: [] as (string | Buffer)[],
+    stdall: [] as (string | Buffer)[],
+  };
   const hasInput = o.input !== undefined && o.input.length > 0;
   // zx kills the process tree (children first) when the timeout fires: the shell may then exit with
   // a code of its own rather than by the signal, so the deadline itself says whether it timed out.
@@ -77,7 +80,8 @@ export async function runLine(line: string, o: RunLineOptions): Promise<LineResu
     timeout: o.timeoutMs,
     timeoutSignal: 'SIGKILL',
   })(asTemplate(line)).finally(() => clearTimeout(deadline));
-  const bytes = (xs: (string | Buffer)[]) => Buffer.concat(xs.map((x) => (typeof x === 'string' ? Buffer.from(x) : x)));
+  const bytes = (xs: (string | Buffer)[]) =>
+    Buffer.concat(xs.map((x) => (typeof x === 'string' ? Buffer.from(x) : x)));
   const stdoutBuffer = bytes(store.stdout);
   const error = out.cause ?? undefined;
   return {

@@ -24,10 +24,14 @@ export type ShellArg = string | number | boolean | readonly (string | number | b
  * A tagged template's pieces and values as one command line, the way zx builds it: every value is
  * quoted, an array becomes several quoted arguments. The literal parts are shell syntax.
  */
-export function shCommand(pieces: TemplateStringsArray | readonly string[], args: readonly ShellArg[]): string {
+export function shCommand(
+  pieces: TemplateStringsArray | readonly string[],
+  args: readonly ShellArg[],
+): string {
   let cmd = pieces[0] ?? '';
   args.forEach((a, i) => {
-    cmd += (Array.isArray(a) ? a.map((x) => shQuote(String(x))).join(' ') : shQuote(String(a))) + pieces[i + 1];
+    cmd +=
+      (Array.isArray(a) ? a.map((x) => shQuote(String(x))).join(' ') : shQuote(String(a))) + pieces[i + 1];
   });
   return cmd;
 }

@@ -151,7 +151,8 @@ export function saveConflictsCommand(base: string, dest: string, paths: string[]
   ].join(' && ');
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** zx's sleep (milliseconds, or a duration such as '2s'): kept here for the runbooks' imports. */
+export { sleep } from '../exec/process.ts';
 
 export async function reachable(tr: Transport | undefined, timeoutMs = 8_000): Promise<boolean> {
   if (!tr) return false;
