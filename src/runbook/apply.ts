@@ -136,13 +136,13 @@ export async function applyHost(
           await sh(t, `${aptEnv} apt-get update -qq`, 'apt-get update', { timeoutMs });
           await sh(
             t,
-            `${aptEnv} apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${install.map(shQuote).join(' ')}`,
+            `${aptEnv} apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${shJoin(install)}`,
             'apt-get install',
             { timeoutMs },
           );
         }
         if (remove.length)
-          await sh(t, `${aptEnv} apt-get remove -y -qq ${remove.map(shQuote).join(' ')}`, 'apt-get remove', {
+          await sh(t, `${aptEnv} apt-get remove -y -qq ${shJoin(remove)}`, 'apt-get remove', {
             timeoutMs,
           });
         return;

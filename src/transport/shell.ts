@@ -58,6 +58,18 @@ export function parseStat(line: string): FileStat {
 
 export const STAT_FORMAT = '%a|%U|%G|%s|%F';
 
+/**
+ * `host.$` for any Transport: the transport's own when it has one (SSH, local: secrets masked with
+ * its list), else one over its `exec` (failures name the command as written).
+ */
+export function shell(t: Transport): HostShell {
+  if (t instanceof ShellTransport) return t.$;
+  return hostShell(
+    (line, o) => t.exec(line, o),
+    (line, o, r) => new CommandFailed(t.host, o.secret ? '«secret command»' : line, r),
+  );
+}
+
 export abstract class ShellTransport implements Transport {
   abstract readonly host: string;
   abstract readonly options: { secrets?: string[] };

@@ -76,13 +76,25 @@ export class CommandFailed extends TransportError {
     readonly result: ExecResult,
   ) {
     const said = (result.stderr || result.stdout).trim();
-    super(host, `\`${command}\` failed (exit ${result.code})${said ? `: ${said}` : ''}`, result.stderr);
+    super(
+      host,
+      `\`${headOf(command)}\` failed (exit ${result.code})${said ? `: ${tailOf(said)}` : ''}`,
+      result.stderr,
+    );
     this.name = 'CommandFailed';
   }
   get code(): number {
     return this.result.code;
   }
 }
+
+/** A script's first line, shortened: enough to recognise it in a message. */
+const headOf = (cmd: string): string => {
+  const first = cmd.split('\n')[0]!;
+  return first.length > 160 || first !== cmd ? `${first.slice(0, 160)} …` : first;
+};
+/** The end of a long stderr (where the error usually is). */
+const tailOf = (text: string): string => (text.length > 2000 ? `… ${text.slice(-2000)}` : text);
 
 /** A candidate file was rejected by its checker; the target was left as it was. */
 export class CheckFailed extends Error {
