@@ -9,7 +9,8 @@ import { $ } from '../../src/exec/process.ts';
 import { MASK } from '../../src/transport/mask.ts';
 import { LocalTransport } from '../../src/transport/local.ts';
 import { remoteCommand, SshTransport } from '../../src/transport/ssh.ts';
-import { CommandFailed, TransportError } from '../../src/transport/types.ts';
+import { shell } from '../../src/transport/shell.ts';
+import { CommandFailed, TransportError, type Transport } from '../../src/transport/types.ts';
 
 interface Call {
   /** The shell the line was handed to (zx: spawn(line, [], {shell})). */
@@ -151,6 +152,33 @@ describe('SshTransport on a fake spawn (no sshd)', () => {
     expect((await host.readFile('/etc/motd'))?.toString()).toBe('hello\n');
     expect(await host.readFile('/etc/absent')).toBeNull();
     expect(calls.map((c) => c.argv.at(-1)!.startsWith('sudo'))).toEqual([false, false, false]); // root
+  });
+});
+
+describe('shell(t) and CommandFailed', () => {
+  it('gives any Transport a host.$ over its exec; a long script is named by its first line', async () => {
+    const calls: string[] = [];
+    const plain: Transport = {
+      host: 'fake',
+      exec: async (cmd) => {
+        calls.push(typeof cmd === 'string' ? cmd : cmd.join(' '));
+        return { stdout: '', stderr: 'no such unit\n', code: 5, stdoutBuffer: Buffer.alloc(0) };
+      },
+      readFile: async () => null,
+      stat: async () => null,
+      writeFileAtomic: async () => {},
+      close: async () => {},
+    };
+    const err = await shell(plain)`systemctl reload ${'my unit'}`.catch((e: unknown) => e);
+    expect(calls).toEqual([`systemctl reload 'my unit'`]);
+    expect((err as Error).message).toBe("fake: `systemctl reload 'my unit'` failed (exit 5): no such unit");
+    const long = new CommandFailed('h', `cd /srv\n${'x'.repeat(50)}`, {
+      stdout: '',
+      stderr: '',
+      code: 1,
+      stdoutBuffer: Buffer.alloc(0),
+    });
+    expect(long.message).toBe('h: `cd /srv …` failed (exit 1)');
   });
 });
 
