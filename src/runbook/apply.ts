@@ -13,6 +13,7 @@ import { changeSummary, type Change, type Plan } from './plan.ts';
 import type { Reporter } from './progress.ts';
 import type { UnitResource } from './resources.ts';
 import { DEFAULT_STATE_DIR, pendingMarker } from './observe.ts';
+import { sleep } from '../exec/process.ts';
 
 /** Extra health probe after a unit was reloaded/restarted: throw (or return a reason) if unhealthy. */
 export type HealthHook = (
@@ -378,7 +379,7 @@ export async function applyHost(
     for (;;) {
       bad = await healthOf(u);
       if (!bad || Date.now() >= deadline) break;
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
     o.journal?.write({
       host,

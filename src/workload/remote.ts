@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunError } from '../core/errors.ts';
-import { $ } from '../exec/process.ts';
+import { $, sleep } from '../exec/process.ts';
 import { shQuote } from '../exec/quote.ts';
 import type { LabStatus } from '../lab/lab.ts';
 import { secretsDir } from '../lab/state.ts';
@@ -109,7 +109,7 @@ export async function waitForUploads(
     const seen = new Map(files.map((f) => [f.path, f.sha256]));
     const complete = [...want].every(([p, sha]) => seen.get(p) === sha);
     if (complete || Date.now() - t0 > timeoutMs) return { files, waitedMs: Date.now() - t0, complete };
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
 }
 
