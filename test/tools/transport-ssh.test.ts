@@ -172,7 +172,7 @@ describe('SshTransport (real sshd)', () => {
 
   it('a failing check keeps the old file, removes the temp file and carries the checker output', async () => {
     const p = join(dir, 'b.sh');
-    await inNode(`echo old > ${p} && chmod 644 ${p}`);
+    await inNode(`echo 'echo old' > ${p} && chmod 644 ${p}`);
     const err = await t
       .writeFileAtomic(p, 'if then fi (\n', {
         mode: 0o600,
