@@ -12,5 +12,5 @@ export {
   type Spawn,
   type LineResult,
 } from './process.ts';
-export { hostShell, type HostShell, type ShellOptions, type ShellResult } from './template.ts';
+export { hostShell, HostCommand, type HostShell, type ShellOptions, type ShellResult } from './template.ts';
 export { shQuote, shJoin, shCommand, type ShellArg } from './quote.ts';

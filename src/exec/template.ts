@@ -28,8 +28,59 @@ export interface ShellResult {
 }
 
 export interface HostShell {
-  (pieces: TemplateStringsArray, ...args: ShellArg[]): Promise<ShellResult>;
+  (pieces: TemplateStringsArray, ...args: ShellArg[]): HostCommand;
   (opts: ShellOptions): HostShell;
+}
+
+/**
+ * One command on a host, like zx's ProcessPromise: it starts on the next microtask, so modifiers
+ * chained right away apply (`host.$\`systemctl is-active ${u}\`.nothrow()`), then settles with the
+ * result, or with the transport's error for a non-zero exit unless nothrow.
+ */
+export class HostCommand implements PromiseLike<ShellResult> {
+  private readonly settled: Promise<ShellResult>;
+
+  constructor(
+    /** The command line as built (values quoted). */
+    readonly line: string,
+    private readonly opts: ShellOptions,
+    run: (line: string, o: ShellOptions) => Promise<ShellResult>,
+    fail: (line: string, o: ShellOptions, r: ShellResult) => Error,
+  ) {
+    this.settled = Promise.resolve()
+      .then(() => run(line, { ...this.opts }))
+      .then((r) => {
+        if (r.code !== 0 && !this.opts.nothrow) throw fail(line, this.opts, r);
+        return r;
+      });
+  }
+
+  /** Resolve with the result whatever the exit code. */
+  nothrow(v = true): this {
+    this.opts.nothrow = v;
+    return this;
+  }
+
+  /** Kill the command after ms (before it starts: chain it right away). */
+  timeout(ms: number): this {
+    this.opts.timeoutMs = ms;
+    return this;
+  }
+
+  then<A = ShellResult, B = never>(
+    onfulfilled?: ((r: ShellResult) => A | PromiseLike<A>) | null,
+    onrejected?: ((e: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.settled.then(onfulfilled, onrejected);
+  }
+
+  catch<B = never>(onrejected?: ((e: unknown) => B | PromiseLike<B>) | null): Promise<ShellResult | B> {
+    return this.settled.catch(onrejected);
+  }
+
+  finally(onfinally?: (() => void) | null): Promise<ShellResult> {
+    return this.settled.finally(onfinally);
+  }
 }
 
 /**
@@ -41,13 +92,9 @@ export function hostShell(
   fail: (line: string, o: ShellOptions, r: ShellResult) => Error,
   base: ShellOptions = {},
 ): HostShell {
-  function shell(first: TemplateStringsArray | ShellOptions, ...args: ShellArg[]): unknown {
+  function shell(first: TemplateStringsArray | ShellOptions, ...args: ShellArg[]): HostShell | HostCommand {
     if (!Array.isArray(first)) return hostShell(run, fail, { ...base, ...(first as ShellOptions) });
-    const line = shCommand(first as TemplateStringsArray, args);
-    return run(line, base).then((r) => {
-      if (r.code !== 0 && !base.nothrow) throw fail(line, base, r);
-      return r;
-    });
+    return new HostCommand(shCommand(first as TemplateStringsArray, args), { ...base }, run, fail);
   }
   return shell as HostShell;
 }

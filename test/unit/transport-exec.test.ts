@@ -124,6 +124,15 @@ describe('SshTransport on a fake spawn (no sshd)', () => {
     expect((await host.exec(['login'])).code).toBe(3);
   });
 
+  it('modifiers like zx: .nothrow() and .timeout(ms) chained before the command starts', async () => {
+    const { spawn, calls } = fakeSpawn(() => ({ stderr: 'inactive\n', code: 3 }));
+    const host = new SshTransport('db1', { ...target, user: 'root' }, { controlDir: '/tmp', spawn });
+    const r = await host.$`systemctl is-active ${'haproxy'}`.nothrow().timeout(9000);
+    expect(r.code).toBe(3);
+    expect(calls[0]!.argv.at(-1)).toBe(`timeout -k 2 10 sh -c 'systemctl is-active haproxy'`);
+    await expect(host.$`systemctl is-active haproxy`).rejects.toBeInstanceOf(CommandFailed);
+  });
+
   it('ssh exit 255 is a TransportError naming user, host and port', async () => {
     const { spawn } = fakeSpawn(() => ({ stderr: 'Host key verification failed.\n', code: 255 }));
     const host = new SshTransport('db1', target, { controlDir: '/tmp', spawn });
