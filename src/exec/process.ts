@@ -12,8 +12,8 @@ export { sleep, ProcessOutput, type ProcessPromise };
 /** Node's spawn signature: what zx calls to start the shell (`spawn(line, [], {shell})`). */
 export type Spawn = typeof childProcess.spawn;
 
-/** zx's `$` for wharf's local commands: `await $\`nft -c -f ${file}\``; `$({nothrow: true})\`…\``. */
-export const $ = zx$({
+/** How wharf runs zx (ZX_* environment variables cannot turn on echoing of commands or secrets). */
+const WHARF = {
   shell: '/bin/sh',
   prefix: '',
   postfix: '',
@@ -21,7 +21,10 @@ export const $ = zx$({
   quiet: true,
   verbose: false,
   timeoutSignal: 'SIGKILL',
-});
+} as const;
+
+/** zx's `$` for wharf's local commands: `await $\`nft -c -f ${file}\``; `$({nothrow: true})\`…\``. */
+export const $ = zx$(WHARF);
 
 export interface RunLineOptions {
   /** Bytes for stdin; without it stdin is /dev/null. */
@@ -66,19 +69,13 @@ export async function runLine(line: string, o: RunLineOptions): Promise<LineResu
   let timedOut = false;
   const deadline = setTimeout(() => (timedOut = true), o.timeoutMs);
   const out: ProcessOutput = await zx$({
-    shell: '/bin/sh',
-    prefix: '',
-    postfix: '',
-    quote: shQuote,
-    quiet: true,
-    verbose: false,
+    ...WHARF,
     nothrow: true,
     store,
     spawn: guarded(o.spawn ?? childProcess.spawn),
     stdio: hasInput ? 'pipe' : ['ignore', 'pipe', 'pipe'],
     ...(hasInput ? { input: o.input } : {}),
     timeout: o.timeoutMs,
-    timeoutSignal: 'SIGKILL',
   })(asTemplate(line)).finally(() => clearTimeout(deadline));
   const bytes = (xs: (string | Buffer)[]) =>
     Buffer.concat(xs.map((x) => (typeof x === 'string' ? Buffer.from(x) : x)));
