@@ -2,11 +2,22 @@ import { defineConfig } from 'vitest/config';
 
 // Three projects: fast pure tests, tests that run the real daemons' checkers on the host,
 // and lab tests that start containers (slow, run one file at a time).
+// testcontainers (throwaway sshd containers in tools tests, lab tests): no registry here, so no
+// ryuk reaper (fixtures remove their own containers) and no alpine pull for host-IP detection.
+const testcontainersEnv = { TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: 'localhost' };
+
 export default defineConfig({
   test: {
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000 } },
-      { test: { name: 'tools', include: ['test/tools/**/*.test.ts'], testTimeout: 60_000 } },
+      {
+        test: {
+          name: 'tools',
+          include: ['test/tools/**/*.test.ts'],
+          testTimeout: 60_000,
+          env: testcontainersEnv,
+        },
+      },
       {
         test: {
           name: 'lab',
@@ -14,7 +25,7 @@ export default defineConfig({
           testTimeout: 900_000,
           hookTimeout: 900_000,
           fileParallelism: false,
-          env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
+          env: testcontainersEnv,
         },
       },
     ],

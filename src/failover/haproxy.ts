@@ -1,6 +1,7 @@
 // HAProxy runtime API (stats socket, level admin): the commands failover and failback send, and a
 // parser for `show stat`. Pure.
 import type { Topology } from '../topology/model.ts';
+import { shQuote } from '../transport/quote.ts';
 
 export type ServerAdminState = 'ready' | 'drain' | 'maint';
 
@@ -75,6 +76,5 @@ export function statusOf(rows: StatRow[], t: Topology, node: string): Record<str
 
 /** The shell line that sends commands to the socket in one connection (`;`-separated). */
 export function socatLine(socket: string, commands: string[]): string {
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  return `echo ${q(commands.join('; '))} | socat -t 5 stdio ${q(socket)}`;
+  return `echo ${shQuote(commands.join('; '))} | socat -t 5 stdio ${shQuote(socket)}`;
 }

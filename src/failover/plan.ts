@@ -9,6 +9,8 @@
 //   sub wins (it is what clients were acknowledged against most recently).
 // - nothing is ever deleted, and no file is overwritten just because it differs.
 
+import { shQuote as q } from '../transport/quote.ts';
+
 export interface FileInfo {
   size: number;
   /** Seconds since the epoch (fractional), as find -printf %T@. */
@@ -41,7 +43,6 @@ export interface FailbackPlan {
  * `L<TAB>mtime<TAB>size<TAB>path` lines, then sha256sum lines.
  */
 export function listingCommand(base: string, excludeDirs: string[], excludeNames: string[] = []): string {
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const prune = [
     ...excludeDirs.map((d) => `-path ${q(`./${d}`)} -prune -o`),
     ...excludeNames.map((n) => `-name ${q(n)} -prune -o`),

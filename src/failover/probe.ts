@@ -9,6 +9,7 @@ import type { Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
 import { ensureStackSecrets } from '../stack/secrets.ts';
 import { connectSftp } from '../workload/generator.ts';
+import { sleep } from '../exec/process.ts';
 
 export interface ProbeResult {
   ok: boolean;
@@ -110,7 +111,7 @@ export async function probeUpload(
       };
     } catch (e) {
       last = (e as Error).message;
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
     }
   }
   return { ok: false, detail: `probe upload failed: ${last}` };

@@ -1,6 +1,8 @@
 // The failover/failback steps that talk to hosts (through the runbook transports).
+import { posix } from 'node:path';
+import { shell } from '../transport/shell.ts';
 import { shQuote } from '../transport/quote.ts';
-import type { Transport } from '../transport/types.ts';
+import { CommandFailed, type Transport } from '../transport/types.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
 import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS } from '../render/lsyncd.ts';
@@ -26,12 +28,10 @@ export interface FailoverState {
   rpo?: unknown;
 }
 
+/** Run an already-built command line that must succeed; a non-zero exit throws CommandFailed. */
 export async function must(t: Transport, cmd: string, timeoutMs = 60_000, input?: string) {
   const r = await t.exec(cmd, { timeoutMs, ...(input !== undefined ? { input } : {}) });
-  if (r.code !== 0)
-    throw new Error(
-      `${t.host}: ${cmd.split('\n')[0]!.slice(0, 120)}: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 400)}`,
-    );
+  if (r.code !== 0) throw new CommandFailed(t.host, cmd, r);
   return r;
 }
 
@@ -60,7 +60,7 @@ export async function readFailoverState(hap: Transport): Promise<FailoverState |
 }
 
 export async function writeFailoverState(hap: Transport, s: FailoverState): Promise<void> {
-  await must(hap, 'mkdir -p /var/lib/wharf');
+  await shell(hap)`mkdir -p ${posix.dirname(FAILOVER_STATE)}`;
   await hap.writeFileAtomic(FAILOVER_STATE, JSON.stringify(s, null, 2) + '\n', {
     mode: 0o644,
     owner: 'root',
@@ -70,10 +70,8 @@ export async function writeFailoverState(hap: Transport, s: FailoverState): Prom
 
 /** Failback done: keep the record as failover.last.json. */
 export async function clearFailoverState(hap: Transport): Promise<void> {
-  await must(
-    hap,
-    `if [ -f ${FAILOVER_STATE} ]; then mv -f ${FAILOVER_STATE} /var/lib/wharf/failover.last.json; fi`,
-  );
+  const last = posix.join(posix.dirname(FAILOVER_STATE), 'failover.last.json');
+  await shell(hap)`if [ -f ${FAILOVER_STATE} ]; then mv -f ${FAILOVER_STATE} ${last}; fi`;
 }
 
 const syncKeys = `${SYNC_HOME}/.ssh/authorized_keys`;
@@ -151,12 +149,13 @@ export function saveConflictsCommand(base: string, dest: string, paths: string[]
   ].join(' && ');
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** zx's sleep (milliseconds, or a duration such as '2s'): kept here for the runbooks' imports. */
+export { sleep } from '../exec/process.ts';
 
 export async function reachable(tr: Transport | undefined, timeoutMs = 8_000): Promise<boolean> {
   if (!tr) return false;
   try {
-    return (await tr.exec('true', { timeoutMs })).code === 0;
+    return (await shell(tr)({ timeoutMs, nothrow: true })`true`).code === 0;
   } catch {
     return false;
   }

@@ -1,6 +1,7 @@
 // Small helpers shared by the renderers: file records, headers, quoting, the check commands.
 import type { CheckCommand, RenderedFile } from './types.ts';
 import type { Topology } from '../topology/model.ts';
+import { shQuote } from '../exec/quote.ts';
 
 /** A header line saying who wrote the file, in the file's comment syntax. Deterministic. */
 export function header(t: Topology, comment = '#'): string {
@@ -19,9 +20,8 @@ export function file(
 export const lines = (...xs: Array<string | false | undefined | null>): string =>
   xs.filter((x): x is string => typeof x === 'string').join('\n') + '\n';
 
-/** POSIX shell single-quote. */
-export const shq = (s: string): string =>
-  /^[A-Za-z0-9_./:=@%+,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+/** POSIX shell single-quote: the exec layer's one quoter, under the renderers' short name. */
+export const shq = shQuote;
 
 /** A Lua string literal. */
 export const luaStr = (s: string): string =>

@@ -13,6 +13,7 @@ import { changeSummary, type Change, type Plan } from './plan.ts';
 import type { Reporter } from './progress.ts';
 import type { UnitResource } from './resources.ts';
 import { DEFAULT_STATE_DIR, pendingMarker } from './observe.ts';
+import { sleep } from '../exec/process.ts';
 
 /** Extra health probe after a unit was reloaded/restarted: throw (or return a reason) if unhealthy. */
 export type HealthHook = (
@@ -136,13 +137,13 @@ export async function applyHost(
           await sh(t, `${aptEnv} apt-get update -qq`, 'apt-get update', { timeoutMs });
           await sh(
             t,
-            `${aptEnv} apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${install.map(shQuote).join(' ')}`,
+            `${aptEnv} apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${shJoin(install)}`,
             'apt-get install',
             { timeoutMs },
           );
         }
         if (remove.length)
-          await sh(t, `${aptEnv} apt-get remove -y -qq ${remove.map(shQuote).join(' ')}`, 'apt-get remove', {
+          await sh(t, `${aptEnv} apt-get remove -y -qq ${shJoin(remove)}`, 'apt-get remove', {
             timeoutMs,
           });
         return;
@@ -378,7 +379,7 @@ export async function applyHost(
     for (;;) {
       bad = await healthOf(u);
       if (!bad || Date.now() >= deadline) break;
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
     o.journal?.write({
       host,

@@ -1,6 +1,7 @@
 // Preflight: before any change anywhere, every host must be reachable, run privileged commands
 // non-interactively, be Debian 12 and have enough free disk. One round trip per host (plus one for
 // reachability without sudo).
+import { shJoin } from '../transport/quote.ts';
 import { RunError } from '../core/errors.ts';
 import type { Transport } from '../transport/types.ts';
 
@@ -60,10 +61,7 @@ export async function preflightHost(t: Transport, o: PreflightOptions = {}): Pro
   const sep = '@@wharf-df';
   let r;
   try {
-    r = await t.exec(
-      `cat /etc/os-release; echo ${sep}; df -Pk ${paths.map((p) => `'${p.replace(/'/g, `'\\''`)}'`).join(' ')}`,
-      { timeoutMs },
-    );
+    r = await t.exec(`cat /etc/os-release; echo ${sep}; df -Pk ${shJoin(paths)}`, { timeoutMs });
   } catch (e) {
     problems.push(`privileged command failed: ${(e as Error).message}`);
     return done();

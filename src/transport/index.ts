@@ -11,4 +11,5 @@ export {
   type SshOptions,
 } from './ssh.ts';
 export { LocalTransport } from './local.ts';
-export { checkArgv } from './shell.ts';
+export { checkArgv, shell } from './shell.ts';
+export type { HostShell, ShellOptions } from '../exec/template.ts';

@@ -1,6 +1,6 @@
-// Runs commands on this machine through `sh -c`: for tests of the engine and for host-side
-// steps. Same file scripts as the SSH transport (ShellTransport).
-import { spawn } from 'node:child_process';
+// Runs commands on this machine through `sh -c` (zx's `$`, see src/exec): for tests of the engine
+// and for host-side steps. Same file scripts as the SSH transport (ShellTransport).
+import { runLine, type Spawn } from '../exec/process.ts';
 import { mask } from './mask.ts';
 import { shJoin } from './quote.ts';
 import { ShellTransport } from './shell.ts';
@@ -9,47 +9,25 @@ import { TransportError, type ExecOptions, type ExecResult } from './types.ts';
 export class LocalTransport extends ShellTransport {
   constructor(
     readonly host = 'local',
-    readonly options: { commandTimeoutMs?: number; secrets?: string[] } = {},
+    readonly options: { commandTimeoutMs?: number; secrets?: string[]; spawn?: Spawn } = {},
   ) {
     super();
   }
 
-  exec(cmd: string | readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  async exec(cmd: string | readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? this.options.commandTimeoutMs ?? 120_000;
-    const line = shJoin(cmd);
-    const shown = opts.secret ? '«secret command»' : mask(line, this.options.secrets ?? []);
-    return new Promise((resolve, reject) => {
-      const child = spawn('sh', ['-c', line], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        try {
-          process.kill(-child.pid!, 'SIGKILL'); // the whole process group
-        } catch {
-          child.kill('SIGKILL');
-        }
-      }, timeoutMs);
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.stdin.on('error', () => {});
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(new TransportError(this.host, `cannot start sh: ${e.message}`));
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        const stderr = mask(Buffer.concat(err).toString('utf8'), this.options.secrets ?? []);
-        if (timedOut)
-          return reject(new TransportError(this.host, `timed out after ${timeoutMs} ms: ${shown}`, stderr));
-        if (code === null)
-          return reject(new TransportError(this.host, `killed by ${signal}: ${shown}`, stderr));
-        const stdoutBuffer = Buffer.concat(out);
-        resolve({ stdout: stdoutBuffer.toString('utf8'), stderr, code, stdoutBuffer });
-      });
-      child.stdin.end(opts.input ?? '');
+    const shown = this.shown(shJoin(cmd), opts.secret);
+    const r = await runLine(shJoin(cmd), {
+      timeoutMs,
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      ...(this.options.spawn ? { spawn: this.options.spawn } : {}),
     });
+    const stderr = mask(r.stderr, this.options.secrets ?? []);
+    if (r.error) throw new TransportError(this.host, `cannot start sh: ${r.error.message}`);
+    // zx kills the whole process tree on timeout, so nothing the command started outlives it.
+    if (r.timedOut) throw new TransportError(this.host, `timed out after ${timeoutMs} ms: ${shown}`, stderr);
+    if (r.code === null) throw new TransportError(this.host, `killed by ${r.signal}: ${shown}`, stderr);
+    return { stdout: r.stdout, stderr, code: r.code, stdoutBuffer: r.stdoutBuffer };
   }
 
   async close(): Promise<void> {}

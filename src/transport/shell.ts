@@ -2,9 +2,12 @@
 // local transport behave the same. Each operation is ONE round trip.
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
+import { hostShell, type HostShell } from '../exec/template.ts';
+import { mask } from './mask.ts';
 import { shJoin, shQuote } from './quote.ts';
 import {
   CheckFailed,
+  CommandFailed,
   TransportError,
   type ExecOptions,
   type ExecResult,
@@ -55,10 +58,40 @@ export function parseStat(line: string): FileStat {
 
 export const STAT_FORMAT = '%a|%U|%G|%s|%F';
 
+/**
+ * `host.$` for any Transport: the transport's own when it has one (SSH, local: secrets masked with
+ * its list), else one over its `exec` (failures name the command as written).
+ */
+export function shell(t: Transport): HostShell {
+  if (t instanceof ShellTransport) return t.$;
+  return hostShell(
+    (line, o) => t.exec(line, o),
+    (line, o, r) => new CommandFailed(t.host, o.secret ? '«secret command»' : line, r),
+  );
+}
+
 export abstract class ShellTransport implements Transport {
   abstract readonly host: string;
+  abstract readonly options: { secrets?: string[] };
   abstract exec(cmd: string | readonly string[], opts?: ExecOptions): Promise<ExecResult>;
   abstract close(): Promise<void>;
+
+  /**
+   * zx-style commands on this host: `await host.$\`systemctl reload ${unit}\`` (values quoted,
+   * arrays as several arguments); `host.$({nothrow, input, timeoutMs, sudo, secret})\`…\``.
+   * A non-zero exit throws CommandFailed (host, masked command, stderr) unless `nothrow`.
+   */
+  get $(): HostShell {
+    return hostShell(
+      (line, o) => this.exec(line, o),
+      (line, o, r) => new CommandFailed(this.host, this.shown(line, o.secret), r),
+    );
+  }
+
+  /** A command line as it may appear in errors and logs. */
+  protected shown(line: string, secret?: boolean): string {
+    return secret ? '«secret command»' : mask(line, this.options.secrets ?? []);
+  }
 
   async readFile(path: string): Promise<Buffer | null> {
     const p = shQuote(path);

@@ -1,7 +1,7 @@
 // Transport over the system OpenSSH client: the operator's ssh_config, agent, ProxyJump and
 // known_hosts apply; host keys are always checked strictly; one multiplexed connection per host.
-import { spawn } from 'node:child_process';
 import { homedir } from 'node:os';
+import { runLine, type Spawn } from '../exec/process.ts';
 import type { Inventory, SshTargetT } from '../topology/inventory.ts';
 import { mask } from './mask.ts';
 import { shJoin, shQuote } from './quote.ts';
@@ -21,6 +21,8 @@ export interface SshOptions {
   controlPersist?: string;
   /** Values that must never be shown (masked in errors). */
   secrets?: string[];
+  /** Starts the local `sh -c 'ssh …'` process (zx's spawn option); tests pass a fake one. */
+  spawn?: Spawn;
 }
 
 export function expandHome(p: string): string {
@@ -85,7 +87,7 @@ export class SshTransport extends ShellTransport {
   exec(cmd: string | readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? this.options.commandTimeoutMs ?? 120_000;
     const remote = remoteCommand(cmd, { sudo: (opts.sudo ?? true) && this.needsSudo, timeoutMs });
-    const shown = opts.secret ? '«secret command»' : mask(shJoin(cmd), this.options.secrets ?? []);
+    const shown = this.shown(shJoin(cmd), opts.secret);
     return this.run([...this.base, '--', this.target.host, remote], { input: opts.input, timeoutMs, shown });
   }
 
@@ -107,49 +109,30 @@ export class SshTransport extends ShellTransport {
     });
   }
 
-  private run(
+  /** Runs the local `ssh` through zx (src/exec) and turns how it ended into a result or an error. */
+  private async run(
     args: string[],
     o: { input?: string | Buffer; timeoutMs: number; shown: string; allow255?: boolean },
   ): Promise<ExecResult> {
-    return new Promise((resolve, reject) => {
-      // stderr goes to a pipe; the ControlPersist master detaches from it (stdfd to /dev/null).
-      const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, o.timeoutMs);
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.stdin.on('error', () => {}); // the command may exit without reading its input
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(new TransportError(this.host, `cannot start ssh: ${e.message}`));
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        const stdoutBuffer = Buffer.concat(out);
-        const stderr = mask(Buffer.concat(err).toString('utf8'), this.options.secrets ?? []);
-        if (timedOut)
-          return reject(
-            new TransportError(this.host, `timed out after ${o.timeoutMs} ms: ${o.shown}`, stderr),
-          );
-        if (code === null)
-          return reject(new TransportError(this.host, `ssh killed by ${signal}: ${o.shown}`, stderr));
-        if (code === 255 && !o.allow255)
-          return reject(
-            new TransportError(
-              this.host,
-              `ssh ${this.target.user}@${this.target.host}:${this.target.port} failed: ${stderr.trim() || 'exit 255'} (running: ${o.shown})`,
-              stderr,
-            ),
-          );
-        resolve({ stdout: stdoutBuffer.toString('utf8'), stderr, code, stdoutBuffer });
-      });
-      child.stdin.end(o.input ?? '');
+    // stderr goes to a pipe; the ControlPersist master detaches from it (stdfd to /dev/null).
+    const r = await runLine(shJoin(['ssh', ...args]), {
+      timeoutMs: o.timeoutMs,
+      ...(o.input !== undefined ? { input: o.input } : {}),
+      ...(this.options.spawn ? { spawn: this.options.spawn } : {}),
     });
+    const stderr = mask(r.stderr, this.options.secrets ?? []);
+    if (r.error || (r.code === 127 && /ssh: (command )?not found/.test(r.stderr)))
+      throw new TransportError(this.host, `cannot start ssh: ${r.error?.message ?? stderr.trim()}`);
+    if (r.timedOut)
+      throw new TransportError(this.host, `timed out after ${o.timeoutMs} ms: ${o.shown}`, stderr);
+    if (r.code === null) throw new TransportError(this.host, `ssh killed by ${r.signal}: ${o.shown}`, stderr);
+    if (r.code === 255 && !o.allow255)
+      throw new TransportError(
+        this.host,
+        `ssh ${this.target.user}@${this.target.host}:${this.target.port} failed: ${stderr.trim() || 'exit 255'} (running: ${o.shown})`,
+        stderr,
+      );
+    return { stdout: r.stdout, stderr, code: r.code, stdoutBuffer: r.stdoutBuffer };
   }
 }
 

@@ -64,6 +64,38 @@ export class TransportError extends Error {
   }
 }
 
+/**
+ * A command ran and exited non-zero where success was required (`host.$` without `nothrow`). The
+ * message names the host, the command (secrets masked) and what it wrote to stderr.
+ */
+export class CommandFailed extends TransportError {
+  constructor(
+    host: string,
+    /** The command as it may be shown (masked, or «secret command»). */
+    readonly command: string,
+    readonly result: ExecResult,
+  ) {
+    const said = (result.stderr || result.stdout).trim();
+    super(
+      host,
+      `\`${headOf(command)}\` failed (exit ${result.code})${said ? `: ${tailOf(said)}` : ''}`,
+      result.stderr,
+    );
+    this.name = 'CommandFailed';
+  }
+  get code(): number {
+    return this.result.code;
+  }
+}
+
+/** A script's first line, shortened: enough to recognise it in a message. */
+const headOf = (cmd: string): string => {
+  const first = cmd.split('\n')[0]!;
+  return first.length > 160 || first !== cmd ? `${first.slice(0, 160)} …` : first;
+};
+/** The end of a long stderr (where the error usually is). */
+const tailOf = (text: string): string => (text.length > 2000 ? `… ${text.slice(-2000)}` : text);
+
 /** A candidate file was rejected by its checker; the target was left as it was. */
 export class CheckFailed extends Error {
   constructor(

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import SftpClient from 'ssh2-sftp-client';
 import { Ledger, type Ack } from './ledger.ts';
+import { sleep } from '../exec/process.ts';
 
 export interface SftpEndpoint {
   host: string;
@@ -116,8 +117,6 @@ export async function writeRandomFile(file: string, size: number): Promise<strin
   await once(out, 'finish');
   return hash.digest('hex');
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Backoff after `inARow` failures in a row (1 = the first): base × 2^(inARow−1), capped at max,

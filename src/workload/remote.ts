@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunError } from '../core/errors.ts';
-import { run } from '../lab/docker.ts';
+import { $, sleep } from '../exec/process.ts';
+import { shQuote } from '../exec/quote.ts';
 import type { LabStatus } from '../lab/lab.ts';
 import { secretsDir } from '../lab/state.ts';
 import { sftpNode, type Topology } from '../topology/model.ts';
@@ -48,11 +49,18 @@ export function labEndpoint(t: Topology, s: LabStatus, target: Target): SftpEndp
 
 /** Run a command on a lab node as root through the lab's ssh_config (strict host key checking). */
 export async function onLabNode(s: LabStatus, node: string, cmd: string, timeoutMs = 60_000) {
-  const r = await run('ssh', ['-F', s.sshConfig, '-o', 'StrictHostKeyChecking=yes', node, cmd], {
+  const r = await $({
     nothrow: true,
-    timeoutMs,
-  });
-  return r;
+    timeout: timeoutMs,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })`ssh -F ${s.sshConfig} -o StrictHostKeyChecking=yes ${node} ${cmd}`;
+  const timedOut = r.signal !== null;
+  return {
+    code: r.exitCode ?? 128,
+    stdout: r.stdout,
+    stderr: r.stderr + (timedOut ? `\n(timed out after ${timeoutMs} ms)` : ''),
+    ...(timedOut && { timedOut }),
+  };
 }
 
 /** Where a user's chroot is on a node: the SFTP nodes' chroot, or the backup's latest snapshot. */
@@ -73,7 +81,7 @@ export async function observeUploads(
   dir: string,
   prefix: string,
 ): Promise<ObservedFile[]> {
-  const q = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+  const q = shQuote;
   const cmd =
     `cd ${q(root)} 2>/dev/null || exit 0; [ -d ${q(dir)} ] || exit 0; ` +
     `find ${q(dir)} -maxdepth 1 -type f -name ${q(prefix + '*')} -print0 | xargs -0 -r sha256sum`;
@@ -101,7 +109,7 @@ export async function waitForUploads(
     const seen = new Map(files.map((f) => [f.path, f.sha256]));
     const complete = [...want].every(([p, sha]) => seen.get(p) === sha);
     if (complete || Date.now() - t0 > timeoutMs) return { files, waitedMs: Date.now() - t0, complete };
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
 }
 

@@ -21,7 +21,7 @@ import { ensureStackSecrets } from '../../src/stack/secrets.ts';
 import { sshTransports, closeAll } from '../../src/transport/index.ts';
 import type { Transport } from '../../src/transport/types.ts';
 import { onNode, testTopology, REPO } from './helpers.ts';
-import { freePort } from '../helpers/local-sshd.ts';
+import { freePort } from '../../src/core/net.ts';
 
 const STACK = 'rbtest';
 let t: Topology;

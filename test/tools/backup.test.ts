@@ -22,14 +22,14 @@ import { parse } from 'yaml';
 import { topologyFromObject } from '../../src/topology/load.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import { renderBackupScript } from '../../src/render/backup.ts';
-import { startLoopbackSshd, type LoopbackSshd } from './helpers/sshd.ts';
+import { startHostSshd, type HostSshd } from '../helpers/host-sshd.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'wharf-backup-'));
 const src = join(root, 'src');
 const snaps = join(root, 'snapshots');
 const spool = join(root, 'spool');
 const script = join(root, 'backup.sh');
-let sshd: LoopbackSshd;
+let sshd: HostSshd;
 
 function run(): { code: number | null; err: string } {
   const r = spawnSync('bash', [script], {
@@ -58,7 +58,7 @@ const nextSecond = () => new Promise((r) => setTimeout(r, 1100)); // snapshot na
 
 beforeAll(async () => {
   for (const d of [src, snaps, spool]) mkdirSync(d, { recursive: true });
-  sshd = await startLoopbackSshd(join(root, 'sshd'));
+  sshd = await startHostSshd();
 
   const d = parse(readFileSync('configs/stack.yaml', 'utf8'));
   d.sftp.chrootBase = src;
@@ -68,8 +68,8 @@ beforeAll(async () => {
   writeFileSync(script, renderBackupScript(t, labInventory(t)).content, { mode: 0o755 });
 }, 30_000);
 
-afterAll(() => {
-  sshd?.stop();
+afterAll(async () => {
+  await sshd?.close();
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -8,14 +8,14 @@ import { MemoryReporter } from '../../src/runbook/progress.ts';
 import type { Resource } from '../../src/runbook/resources.ts';
 import { runRunbook } from '../../src/runbook/run.ts';
 import { SshTransport } from '../../src/transport/ssh.ts';
-import { startTestSshd, type TestSshd } from '../../src/transport/testing.ts';
+import { startHostSshd, type HostSshd } from '../helpers/host-sshd.ts';
 
-let sshd: TestSshd;
+let sshd: HostSshd;
 beforeAll(async () => {
-  sshd = await startTestSshd();
+  sshd = await startHostSshd();
 });
 afterAll(async () => {
-  await sshd?.stop();
+  await sshd?.close();
 });
 
 const desired = (root: string, reload: string[]): Resource[] => [

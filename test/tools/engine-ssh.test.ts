@@ -12,10 +12,11 @@ import { observeHost } from '../../src/runbook/observe.ts';
 import { plan, planChangeCount } from '../../src/runbook/plan.ts';
 import { MASK } from '../../src/transport/mask.ts';
 import { SshTransport } from '../../src/transport/ssh.ts';
-import { freePort, startTestSshd, type TestSshd } from '../../src/transport/testing.ts';
+import { freePort } from '../../src/core/net.ts';
+import { startHostSshd, type HostSshd } from '../helpers/host-sshd.ts';
 import type { Transport } from '../../src/transport/types.ts';
 
-let sshd: TestSshd;
+let sshd: HostSshd;
 let alpha: SshTransport;
 let beta: SshTransport;
 let root: string;
@@ -24,13 +25,13 @@ const ipForward = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward']).toString
 const SECRET = 'super-secret-token-0123456789';
 
 beforeAll(async () => {
-  sshd = await startTestSshd();
+  sshd = await startHostSshd();
   alpha = new SshTransport('alpha', sshd.target, sshd.options);
   beta = new SshTransport('beta', sshd.target, sshd.options);
 });
 afterAll(async () => {
   await alpha?.close();
-  await sshd?.stop();
+  await sshd?.close();
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 beforeEach(() => {

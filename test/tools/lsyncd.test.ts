@@ -23,12 +23,12 @@ import { parse } from 'yaml';
 import { topologyFromObject } from '../../src/topology/load.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS, renderLsyncdConf } from '../../src/render/lsyncd.ts';
-import { startLoopbackSshd, type LoopbackSshd } from './helpers/sshd.ts';
+import { startHostSshd, type HostSshd } from '../helpers/host-sshd.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'wharf-lsyncd-'));
 const src = join(root, 'srv-main');
 const dst = join(root, 'srv-sub');
-let sshd: LoopbackSshd;
+let sshd: HostSshd;
 let lsyncd: ChildProcess;
 let log = '';
 
@@ -42,7 +42,7 @@ const until = async (what: string, ok: () => boolean, ms = 20_000): Promise<numb
 };
 
 beforeAll(async () => {
-  sshd = await startLoopbackSshd(join(root, 'sshd'));
+  sshd = await startHostSshd();
   mkdirSync(join(src, 'demo/upload'), { recursive: true });
   mkdirSync(join(dst, 'demo/upload'), { recursive: true });
   // The runbook creates the temp dir on the target (rsync does not create --temp-dir).
@@ -91,7 +91,7 @@ afterAll(async () => {
     }
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
   }
-  await sshd?.stop();
+  await sshd?.close();
   // an rsync child of lsyncd may still be finishing a write: retry until the tree is gone
   rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
 });

@@ -1,21 +1,34 @@
-// The SSH transport against a REAL OpenSSH server started for the test on 127.0.0.1.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// The SSH transport against a REAL OpenSSH server: a throwaway container of the lab's node image
+// (testcontainers) running sshd, published on 127.0.0.1. Files are checked inside the container.
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/core/net.ts';
 import { MASK } from '../../src/transport/mask.ts';
 import { SshTransport } from '../../src/transport/ssh.ts';
-import { freePort, startTestSshd, type TestSshd } from '../../src/transport/testing.ts';
-import { CheckFailed, TransportError } from '../../src/transport/types.ts';
+import { CheckFailed, CommandFailed, TransportError } from '../../src/transport/types.ts';
+import { startSshdContainer, type SshdFixture } from '../helpers/sshd-container.ts';
 
-let sshd: TestSshd;
+let sshd: SshdFixture;
 let t: SshTransport;
-let dir: string;
+/** A directory in the container. */
+const dir = '/tmp/wharf-tr';
+/** A directory on this host (known_hosts files of the client). */
+let local: string;
+
+/** A shell line run in the container (docker exec, not ssh); fails the test when it fails. */
+const inNode = async (line: string): Promise<string> => {
+  const r = await sshd.sh(line);
+  if (r.exitCode !== 0) throw new Error(`in the container: ${line}: exit ${r.exitCode}: ${r.stderr}`);
+  return r.stdout;
+};
 
 beforeAll(async () => {
-  sshd = await startTestSshd();
+  sshd = await startSshdContainer();
   t = new SshTransport('test-host', sshd.target, sshd.options);
-  dir = mkdtempSync('/tmp/wharf-tr-');
-});
+  local = mkdtempSync('/tmp/wharf-tr-');
+  await inNode(`mkdir -p ${dir}`);
+}, 300_000);
 const tempDirs: string[] = [];
 /** A short temp dir (control sockets need short paths), removed after the tests. */
 const shortTmp = (prefix: string) => {
@@ -25,8 +38,8 @@ const shortTmp = (prefix: string) => {
 };
 afterAll(async () => {
   await t?.close();
-  await sshd?.stop();
-  for (const d of [dir, ...tempDirs]) if (d) rmSync(d, { recursive: true, force: true });
+  await sshd?.close();
+  for (const d of [local, ...tempDirs]) if (d) rmSync(d, { recursive: true, force: true });
 });
 
 describe('SshTransport (real sshd)', () => {
@@ -40,6 +53,18 @@ describe('SshTransport (real sshd)', () => {
     const nasty = ["it's", '$HOME `id` $(id)', 'a;b|c&&d', '"q" \\ \n\t*', '', '-n'];
     const r = await t.exec(['printf', '%s\\0', ...nasty]);
     expect(r.stdout.split('\0').slice(0, -1)).toEqual(nasty);
+  });
+
+  it('host.$: values quoted like zx (arrays as several args); a failure names host, command and stderr', async () => {
+    const nasty = ["it's", '$HOME `id`', 'a;b', ''];
+    expect((await t.$`printf '%s|' ${nasty}`).stdout).toBe("it's|$HOME `id`|a;b||");
+    const err = await t.$`ls ${'/nope dir'}`.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandFailed);
+    expect((err as Error).message).toMatch(
+      /^test-host: `ls '\/nope dir'` failed \(exit 2\): ls: cannot access '\/nope dir': No such file/,
+    );
+    expect((await t.$({ nothrow: true })`exit 5`).code).toBe(5);
+    expect((await t.$({ input: 'piped' })`cat`).stdout).toBe('piped');
   });
 
   it('feeds stdin (binary-safe) and reads binary stdout', async () => {
@@ -94,7 +119,7 @@ describe('SshTransport (real sshd)', () => {
   });
 
   it('refuses an unknown host key (strict checking, no TOFU)', async () => {
-    const empty = join(dir, 'empty_known_hosts');
+    const empty = join(local, 'empty_known_hosts');
     writeFileSync(empty, '');
     const strict = new SshTransport('strict', sshd.target, {
       ...sshd.options,
@@ -124,7 +149,7 @@ describe('SshTransport (real sshd)', () => {
 
   it('readFile and stat: content, owner, mode; null when absent', async () => {
     const p = join(dir, 'r.txt');
-    writeFileSync(p, 'hello\n', { mode: 0o640 });
+    await inNode(`printf 'hello\\n' > ${p} && chmod 640 ${p}`);
     expect((await t.readFile(p))?.toString()).toBe('hello\n');
     expect(await t.stat(p)).toEqual({ mode: 0o640, owner: 'root', group: 'root', size: 6, type: 'file' });
     expect(await t.stat(dir)).toMatchObject({ type: 'directory' });
@@ -140,14 +165,14 @@ describe('SshTransport (real sshd)', () => {
       group: 'daemon',
       check: { argv: ['bash', '-n', '{}'], name: 'bash -n' },
     });
-    expect(readFileSync(p, 'utf8')).toBe('#!/bin/sh\necho ok\n');
-    expect(await t.stat(p)).toMatchObject({ mode: 0o750, owner: 'root', group: 'daemon' });
-    expect(readdirSync(join(dir, 'sub dir'))).toEqual(['a.sh']);
+    expect(await inNode(`cat '${p}'`)).toBe('#!/bin/sh\necho ok\n');
+    expect(await inNode(`stat -c '%a %U %G' '${p}'`)).toBe('750 root daemon\n');
+    expect(await inNode(`ls -A '${dir}/sub dir'`)).toBe('a.sh\n');
   });
 
   it('a failing check keeps the old file, removes the temp file and carries the checker output', async () => {
     const p = join(dir, 'b.sh');
-    writeFileSync(p, 'echo old\n', { mode: 0o644 });
+    await inNode(`echo 'echo old' > ${p} && chmod 644 ${p}`);
     const err = await t
       .writeFileAtomic(p, 'if then fi (\n', {
         mode: 0o600,
@@ -160,9 +185,9 @@ describe('SshTransport (real sshd)', () => {
     expect((err as CheckFailed).message).toContain(`bash -n rejected the new ${p} (old file kept)`);
     expect((err as CheckFailed).output).toMatch(/syntax error/);
     expect((err as CheckFailed).output).toContain(p); // temp path shown as the target's
-    expect(readFileSync(p, 'utf8')).toBe('echo old\n');
-    expect(statSync(p).mode & 0o777).toBe(0o644);
-    expect(readdirSync(dir).filter((f) => f.includes('.wharf-tmp'))).toEqual([]);
+    expect(await inNode(`cat ${p}`)).toBe('echo old\n');
+    expect(await inNode(`stat -c %a ${p}`)).toBe('644\n');
+    expect(await inNode(`ls -A ${dir} | grep -c wharf-tmp || true`)).toBe('0\n');
   });
 
   it('never shows a secret command or content in errors', async () => {
@@ -186,6 +211,6 @@ describe('SshTransport (real sshd)', () => {
       .catch((e: unknown) => e);
     expect(e2).toBeInstanceOf(CheckFailed);
     expect((e2 as Error).message).not.toContain(secret);
-    expect(existsSync(p)).toBe(false);
+    expect((await sshd.sh(`test -e ${p}`)).exitCode).toBe(1);
   });
 });

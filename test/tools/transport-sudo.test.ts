@@ -1,65 +1,60 @@
-// sudo through the SSH transport against a real sshd: a temporary non-root user (removed after)
-// with NOPASSWD sudo, then without it (preflight must say sudo does not work).
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+// sudo through the SSH transport against a real sshd in a throwaway node container: a non-root
+// user with NOPASSWD sudo, then without it (preflight must say sudo does not work). The user and
+// its sudoers entry live in the container only; this host's users are not touched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { preflightHost } from '../../src/runbook/preflight.ts';
 import { SshTransport } from '../../src/transport/ssh.ts';
-import { startTestSshd, type TestSshd } from '../../src/transport/testing.ts';
+import { startSshdContainer, type SshdFixture } from '../helpers/sshd-container.ts';
 
-const user = `wharft${randomBytes(3).toString('hex')}`;
+const user = 'wharfops';
 const sudoers = `/etc/sudoers.d/${user}`;
-let sshd: TestSshd;
-let home: string;
+let sshd: SshdFixture;
+
+/** A shell line run in the container (docker exec, not ssh); fails the test when it fails. */
+const inNode = async (line: string): Promise<string> => {
+  const r = await sshd.sh(line);
+  if (r.exitCode !== 0) throw new Error(`in the container: ${line}: exit ${r.exitCode}: ${r.stderr}`);
+  return r.stdout;
+};
 
 beforeAll(async () => {
-  sshd = await startTestSshd();
-  home = mkdtempSync('/tmp/wharf-home-');
-  execFileSync('useradd', ['-M', '-d', home, '-s', '/bin/sh', '-p', '*', user]); // '*': no password, not locked
-  execFileSync('chown', [user, home]);
-  writeFileSync(sudoers, `${user} ALL=(ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
-});
+  sshd = await startSshdContainer();
+  // '*': no password, not locked (key login works, sudo cannot ask for one)
+  await inNode(`useradd -m -s /bin/sh -p '*' ${user}`);
+  await inNode(`echo '${user} ALL=(ALL) NOPASSWD: ALL' > ${sudoers} && chmod 440 ${sudoers}`);
+}, 300_000);
 afterAll(async () => {
-  rmSync(sudoers, { force: true });
-  try {
-    execFileSync('userdel', [user]);
-  } catch {
-    /* already gone */
-  }
-  rmSync(home, { recursive: true, force: true });
-  await sshd?.stop();
+  await sshd?.close();
 });
 
-describe('sudo over SSH (real sshd, temporary user)', () => {
+describe('sudo over SSH (real sshd in a container, non-root user)', () => {
   it('privileged commands run as root through sudo -n; sudo:false runs as the user', async () => {
     const t = new SshTransport('ops', { ...sshd.target, user, sudo: true }, sshd.options);
     expect((await t.exec(['id', '-un'])).stdout).toBe('root\n');
     expect((await t.exec(['id', '-un'], { sudo: false })).stdout).toBe(`${user}\n`);
+    expect((await t.$({ sudo: false })`id -un`).stdout).toBe(`${user}\n`);
     expect((await t.exec(['printf', '%s', "it's $(id -u)"])).stdout).toBe("it's $(id -u)");
 
     // A root-only directory: only a privileged atomic write can place a root-owned 0600 file there.
-    const dir = mkdtempSync('/tmp/wharf-sudo-');
-    chmodSync(dir, 0o755);
-    const p = join(dir, 'secret.conf');
+    await inNode('mkdir -p /srv/rootonly && chmod 700 /srv/rootonly');
+    const p = '/srv/rootonly/secret.conf';
+    expect((await t.exec(['ls', '/srv/rootonly'], { sudo: false })).code).not.toBe(0);
     await t.writeFileAtomic(p, 'x=1\n', {
       mode: 0o600,
       owner: 'root',
       group: 'root',
       check: { argv: ['test', '-s', '{}'], name: 'test -s' },
     });
-    expect(readFileSync(p, 'utf8')).toBe('x=1\n');
-    expect(statSync(p).mode & 0o777).toBe(0o600);
+    expect(await inNode(`cat ${p}`)).toBe('x=1\n');
+    expect(await inNode(`stat -c '%a %U' ${p}`)).toBe('600 root\n');
     expect((await t.readFile(p))?.toString()).toBe('x=1\n'); // read back through sudo
 
     expect(await preflightHost(t)).toMatchObject({ ok: true, problems: [] });
     await t.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('without a sudoers entry, preflight reports that sudo does not work non-interactively', async () => {
-    rmSync(sudoers, { force: true });
+    await inNode(`rm -f ${sudoers}`);
     const t = new SshTransport('ops', { ...sshd.target, user, sudo: true }, sshd.options);
     const r = await preflightHost(t);
     expect(r.ok).toBe(false);

@@ -6,20 +6,19 @@ import { join } from 'node:path';
 import { runWorkload } from '../../src/workload/generator.ts';
 import { Ledger } from '../../src/workload/ledger.ts';
 import { check, parseSha256sum } from '../../src/workload/checker.ts';
-import { startLocalSshd, cleanupSshd, type LocalSshd } from '../helpers/local-sshd.ts';
+import { startHostSshd, type HostSshd } from '../helpers/host-sshd.ts';
 
 // GIVEN a real OpenSSH sftp server on loopback, WHEN clients upload, THEN every ack is on disk.
 describe('workload generator against a real sshd', () => {
-  let sshd: LocalSshd;
+  let sshd: HostSshd;
   let root: string;
   beforeAll(async () => {
-    sshd = await startLocalSshd();
+    sshd = await startHostSshd();
     root = mkdtempSync(join(tmpdir(), 'wharf-upload-'));
     mkdirSync(join(root, 'upload'));
   });
   afterAll(async () => {
-    await sshd.stop();
-    cleanupSshd(sshd);
+    await sshd.close();
     rmSync(root, { recursive: true, force: true });
   });
 

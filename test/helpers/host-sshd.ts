@@ -1,0 +1,157 @@
+// A throwaway OpenSSH server on THIS host (127.0.0.1), for the tests that need the server's side
+// of the connection to be this machine:
+// - the engine tests (engine-ssh, engine-interrupt) assert on files under a temp root of this host
+//   and interrupt a run whose remote command must be seen on this host;
+// - lsyncd and backup run the real lsyncd/rsync between two directories of this host;
+// - the workload test checks uploads on this host's disk and kills the server mid-run (sessions
+//   included, like a crashed host), then starts it again on the same port.
+// Everything else uses the container fixture (sshd-container.ts). Strict host-key checking stays
+// on: a fresh host key, written into known_hosts.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { freePort } from '../../src/core/net.ts';
+import { $, sleep, type ProcessPromise } from '../../src/exec/process.ts';
+import type { SshOptions } from '../../src/transport/ssh.ts';
+import type { SshTargetT } from '../../src/topology/inventory.ts';
+
+export interface HostSshd {
+  port: number;
+  dir: string;
+  /** root@127.0.0.1 with the client key: for `new SshTransport(name, target, options)`. */
+  target: SshTargetT;
+  options: SshOptions;
+  /** ssh_config with a Host alias `wharf-test` for this server. */
+  sshConfig: string;
+  /** The client's private key (path, and its content for ssh2 clients). */
+  identity: string;
+  clientKey: string;
+  /** The server's host key line (`ssh-ed25519 AAAA…`). */
+  hostPublicKey: string;
+  knownHosts: string;
+  /** ssh command line (as rsync -e / lsyncd run it). */
+  ssh: string;
+  /** Start the listener again after stop(), on the same port and keys. */
+  start(): Promise<void>;
+  /** Kill the listener and every session (a crashed host). */
+  stop(): Promise<void>;
+  /** stop() and remove the keys and config. */
+  close(): Promise<void>;
+}
+
+/** True once something on the port answers with an SSH banner. */
+export function sshBanner(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection({ host, port });
+    c.once('data', (d) => {
+      c.destroy();
+      resolve(d.toString().startsWith('SSH-2.0'));
+    });
+    c.once('error', () => resolve(false));
+    c.setTimeout(1000, () => {
+      c.destroy();
+      resolve(false);
+    });
+  });
+}
+
+export async function startHostSshd(o: { extraConfig?: string } = {}): Promise<HostSshd> {
+  const dir = mkdtempSync('/tmp/wharf-sshd-');
+  const controlDir = mkdtempSync('/tmp/wc-'); // short: control socket paths must stay < 104 bytes
+  mkdirSync('/run/sshd', { recursive: true }); // privilege separation directory
+  const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
+  keygen(join(dir, 'host_ed25519'));
+  keygen(join(dir, 'id_ed25519'));
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'id_ed25519.pub')), { mode: 0o644 });
+  // sshd reads AuthorizedKeysFile as the logging-in user: let it traverse the dir (keys stay 0600).
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  const identity = join(dir, 'id_ed25519');
+  const knownHosts = join(dir, 'known_hosts');
+  const hostPublicKey = readFileSync(join(dir, 'host_ed25519.pub'), 'utf8')
+    .trim()
+    .split(' ')
+    .slice(0, 2)
+    .join(' ');
+  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostPublicKey}\n`);
+  const config = join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${dir}/host_ed25519`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'MaxSessions 50',
+      'MaxStartups 50',
+      'PidFile none',
+      'LogLevel ERROR',
+      'Subsystem sftp internal-sftp',
+      o.extraConfig ?? '',
+      '',
+    ].join('\n'),
+  );
+  const sshConfig = join(dir, 'ssh_config');
+  writeFileSync(
+    sshConfig,
+    [
+      'Host wharf-test',
+      '  HostName 127.0.0.1',
+      `  Port ${port}`,
+      '  User root',
+      `  IdentityFile ${identity}`,
+      '  IdentitiesOnly yes',
+      `  UserKnownHostsFile ${knownHosts}`,
+      '',
+    ].join('\n'),
+  );
+
+  let proc: ProcessPromise | undefined;
+  const s: HostSshd = {
+    port,
+    dir,
+    target: { host: '127.0.0.1', port, user: 'root', identityFile: identity, sudo: false },
+    options: { knownHosts, controlDir, connectTimeoutS: 5 },
+    sshConfig,
+    identity,
+    clientKey: readFileSync(identity, 'utf8'),
+    hostPublicKey,
+    knownHosts,
+    ssh: `ssh -i ${identity} -p ${port} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHosts}`,
+    async start() {
+      const p = $({
+        nothrow: true,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })`exec /usr/sbin/sshd -D -e -f ${config}`;
+      proc = p;
+      const deadline = Date.now() + 10_000;
+      while (!(await sshBanner('127.0.0.1', port))) {
+        if (p.stage !== 'running' || Date.now() > deadline)
+          throw new Error(
+            `sshd did not start on 127.0.0.1:${port}: ${p.output?.stderr ?? '(still starting)'}`,
+          );
+        await sleep(50);
+      }
+    },
+    async stop() {
+      const p = proc;
+      proc = undefined;
+      if (!p || p.stage !== 'running') return;
+      await p.kill('SIGKILL'); // zx kills the process tree: the listener and its sessions
+      await p;
+    },
+    async close() {
+      await s.stop();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(controlDir, { recursive: true, force: true });
+    },
+  };
+  await s.start();
+  return s;
+}
