@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { topologyFromObject } from '../../src/topology/load.ts';
 import type { Topology } from '../../src/topology/model.ts';
-import { docker, run } from '../../src/lab/docker.ts';
+import { $ } from 'zx';
+import { dockerCall } from '../../src/lab/docker.ts';
 import { seedVariant } from '../../src/lab/variant.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
@@ -20,11 +21,18 @@ export function testTopology(name: string, octet: number): { file: string; t: To
 }
 
 /** Run a command on a lab node through the generated ssh_config (strict host key checking). */
-export async function onNode(sshConfig: string, node: string, cmd: string, timeoutMs = 20_000) {
-  return run('ssh', ['-F', sshConfig, '-o', 'StrictHostKeyChecking=yes', node, cmd], {
+export async function onNode(
+  sshConfig: string,
+  node: string,
+  cmd: string,
+  timeoutMs = 20_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await $({
     nothrow: true,
-    timeoutMs,
-  });
+    quiet: true,
+    timeout: timeoutMs,
+  })`ssh -F ${sshConfig} -o StrictHostKeyChecking=yes ${node} ${cmd}`;
+  return { code: r.exitCode ?? 124, stdout: r.stdout, stderr: r.stderr };
 }
 
 /**
@@ -58,12 +66,15 @@ export async function tcpProbe(
 export async function labelled(
   stack: string,
 ): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
-  const sel = ['--filter', `label=wharf.lab=${stack}`];
-  const list = async (args: string[], field: string) =>
-    (await docker([...args, ...sel, '--format', `{{${field}}}`])).split('\n').filter(Boolean);
+  const filters = { label: [`wharf.lab=${stack}`] };
+  const [cs, ns, vs] = await Promise.all([
+    dockerCall('ps -a', (d, abortSignal) => d.listContainers({ all: true, filters, abortSignal })),
+    dockerCall('network ls', (d, abortSignal) => d.listNetworks({ filters, abortSignal })),
+    dockerCall('volume ls', (d, abortSignal) => d.listVolumes({ filters, abortSignal })),
+  ]);
   return {
-    containers: await list(['ps', '-a'], '.Names'),
-    networks: await list(['network', 'ls'], '.Name'),
-    volumes: await list(['volume', 'ls'], '.Name'),
+    containers: cs.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, '')).sort(),
+    networks: ns.map((n) => n.Name).sort(),
+    volumes: (vs.Volumes ?? []).map((v) => v.Name).sort(),
   };
 }
