@@ -78,7 +78,8 @@ export class LabNodeHandle {
       } as Docker.ExecCreateOptions),
     );
     const stream = await this.call(what, (_, abortSignal) =>
-      exec.start({ hijack: true, stdin: hasInput, abortSignal } as Docker.ExecStartOptions),
+      // hijacked (a raw two-way socket) only to write stdin; else a plain streamed response
+      exec.start({ hijack: hasInput, stdin: hasInput, abortSignal } as Docker.ExecStartOptions),
     );
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -124,7 +125,7 @@ export class LabNodeHandle {
 
   /** Copy files (absolute paths) into the node as root, parents created (archive upload at /). */
   async putFiles(files: NodeFileSpec[], links: { path: string; target: string }[] = []): Promise<void> {
-    const tar = tarArchive(filesToEntries(files, links));
+    const tar = tarArchive(filesToEntries(files, links), { mtime: Math.floor(Date.now() / 1000) });
     await this.call(`put archive into ${this.container} (${files.length} file(s))`, (d, abortSignal) =>
       this.c(d).putArchive(tar, { path: '/', abortSignal }),
     );

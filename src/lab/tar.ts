@@ -29,7 +29,7 @@ function splitPath(path: string): { name: string; prefix: string } {
   throw new Error(`tar: path too long for ustar: ${path}`);
 }
 
-function header(e: TarEntry, size: number): Buffer {
+function header(e: TarEntry, size: number, mtime: number): Buffer {
   const h = Buffer.alloc(BLOCK, 0);
   const p = e.type === 'dir' && !e.path.endsWith('/') ? `${e.path}/` : e.path;
   const { name, prefix } = splitPath(p);
@@ -38,7 +38,7 @@ function header(e: TarEntry, size: number): Buffer {
   h.write(octal(0, 8), 108, 8, 'ascii'); // uid
   h.write(octal(0, 8), 116, 8, 'ascii'); // gid
   h.write(octal(size, 12), 124, 12, 'ascii');
-  h.write(octal(0, 12), 136, 12, 'ascii'); // mtime: content decides, not the clock
+  h.write(octal(mtime, 12), 136, 12, 'ascii');
   h.write('        ', 148, 8, 'ascii'); // checksum placeholder
   h.write(e.type === 'file' ? '0' : e.type === 'dir' ? '5' : '2', 156, 1, 'ascii');
   if (e.type === 'symlink') h.write(e.target ?? '', 157, 100, 'utf8');
@@ -53,14 +53,18 @@ function header(e: TarEntry, size: number): Buffer {
   return h;
 }
 
-/** The archive: entries in the given order, then two zero blocks. */
-export function tarArchive(entries: TarEntry[]): Buffer {
+/**
+ * The archive: entries in the given order, then two zero blocks. `mtime` (seconds) defaults to 0,
+ * so the same entries make the same bytes (a build context); uploads into a node pass the time.
+ */
+export function tarArchive(entries: TarEntry[], opts: { mtime?: number } = {}): Buffer {
+  const mtime = opts.mtime ?? 0;
   const parts: Buffer[] = [];
   for (const e of entries) {
     if (e.path.startsWith('/') || e.path.split('/').includes('..'))
       throw new Error(`tar: path must be relative and stay inside: ${e.path}`);
     const body = e.type === 'file' ? Buffer.from(e.content ?? '') : Buffer.alloc(0);
-    parts.push(header(e, body.length), body);
+    parts.push(header(e, body.length, mtime), body);
     const pad = (BLOCK - (body.length % BLOCK)) % BLOCK;
     if (pad) parts.push(Buffer.alloc(pad, 0));
   }
