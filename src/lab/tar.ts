@@ -73,13 +73,14 @@ export function tarArchive(entries: TarEntry[], opts: { mtime?: number } = {}): 
 }
 
 /**
- * Absolute file paths (with content and mode) → entries with every parent directory first.
- * `dirMode` decides a parent's mode (Debian's: 0755; /root and /root/.ssh: 0700).
+ * Absolute file paths (with content and mode) → entries. A parent directory gets an entry only
+ * when `dirMode` gives it a mode (default: /root/.ssh 0700): the engine creates a missing parent
+ * with 0755 and leaves an existing one as it is — an entry would reset its mode (/tmp's 1777).
  */
 export function filesToEntries(
   files: { path: string; content: string | Buffer; mode: number }[],
   links: { path: string; target: string }[] = [],
-  dirMode: (dir: string) => number = defaultDirMode,
+  dirMode: (dir: string) => number | null = defaultDirMode,
 ): TarEntry[] {
   const out: TarEntry[] = [];
   const dirs = new Set<string>();
@@ -89,7 +90,8 @@ export function filesToEntries(
       const d = '/' + parts.slice(0, i).join('/');
       if (dirs.has(d)) continue;
       dirs.add(d);
-      out.push({ path: d.slice(1), type: 'dir', mode: dirMode(d) });
+      const mode = dirMode(d);
+      if (mode !== null) out.push({ path: d.slice(1), type: 'dir', mode });
     }
   };
   for (const f of files) {
@@ -103,5 +105,5 @@ export function filesToEntries(
   return out;
 }
 
-export const defaultDirMode = (dir: string): number =>
-  dir === '/root' || dir === '/root/.ssh' ? 0o700 : 0o755;
+/** sshd refuses keys under a group/other-writable ~/.ssh: the lab makes root's 0700. */
+export const defaultDirMode = (dir: string): number | null => (dir === '/root/.ssh' ? 0o700 : null);

@@ -113,6 +113,8 @@ describe('fresh nodes are as bare as new hosts (before provisioning)', () => {
     expect((await main.exec(['stat', '-c', '%a %U %n', '/tmp/wharf-handle/x.txt'])).stdout).toBe(
       '640 root /tmp/wharf-handle/x.txt\n',
     );
+    // the upload left /tmp as it was (apt needs it world-writable)
+    expect((await main.exec(['stat', '-c', '%a', '/tmp'])).stdout).toBe('1777\n');
   });
 });
 

@@ -140,7 +140,7 @@ describe('diffLab', () => {
 });
 
 describe('tarArchive', () => {
-  it('is read back by tar(1) with paths, modes, root ownership, parents and symlinks', () => {
+  it('is read back by tar(1) with paths, modes, root ownership, /root/.ssh 0700 and symlinks', () => {
     const long = `/etc/${'d'.repeat(60)}/${'e'.repeat(60)}/file.conf`;
     const tar = tarArchive(
       filesToEntries(
@@ -161,7 +161,9 @@ describe('tarArchive', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wharf-tar-'));
     writeFileSync(join(dir, 'a.tar'), tar);
     const listing = execFileSync('tar', ['-tvf', join(dir, 'a.tar')], { encoding: 'utf8' });
-    expect(listing).toMatch(/^drwx------ root\/root +0 .* root\/$/m);
+    expect(listing).toMatch(/^drwx------ root\/root +0 .* root\/\.ssh\/$/m);
+    // no entry for other parents: the engine keeps an existing directory's mode (/tmp 1777)
+    expect(listing).not.toMatch(/ etc\/$/m);
     expect(listing).toMatch(/^-rw------- root\/root +19 .* root\/\.ssh\/authorized_keys$/m);
     execFileSync('tar', ['-xf', join(dir, 'a.tar'), '-C', dir]);
     expect(readFileSync(join(dir, 'root/.ssh/authorized_keys'), 'utf8')).toBe('ssh-ed25519 AAAA k\n');
