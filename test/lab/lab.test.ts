@@ -259,7 +259,7 @@ describe('provisioned: configure laid down the fabric, the chain works', () => {
       ['firewall', 'router', 'transit'],
       ['router', 'firewall', 'transit'],
       ['haproxy', 'firewall', 'dmz'],
-      ['firewall', 'haproxy', 'dmz'],
+      // (haproxy's dmz :22 is HAProxy's sftp frontend now: sftp-main answers there, see below)
       ['sftp-main', 'haproxy', 'lan'],
       ['wan-client', 'router', 'wan'],
     ];
@@ -267,6 +267,15 @@ describe('provisioned: configure laid down the fabric, the chain works', () => {
       const p = await tcpProbe(cfg, from, a(n, net), 22);
       expect(p.banner, `${from} → ${n} ${net} ${a(n, net)}:22 ${p.detail}`).not.toMatch(/SSH-2\.0/);
     }
+    // On the nodes themselves: sshd listens on the mgmt address alone (configure's drop-in).
+    for (const n of ['router', 'firewall', 'haproxy']) {
+      const r = await onNode(cfg, n, `ss -Htlnp '( sport = :22 )'`);
+      const sshd = r.stdout.split('\n').filter((l) => l.includes('"sshd"'));
+      expect(sshd.length, `${n}: ${r.stdout}`).toBeGreaterThan(0);
+      for (const l of sshd) expect(l, n).toContain(` ${a(n, 'mgmt')}:22 `);
+    }
+    const hap = await onNode(cfg, 'haproxy', `ss -Htlnp '( sport = :22 )'`);
+    expect(hap.stdout).toMatch(new RegExp(`${a('haproxy', 'dmz').replace(/\./g, '\\.')}:22 .*"haproxy"`));
   });
 });
 
