@@ -10,7 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { ensureEngine } from '../../src/lab/engine.ts';
-import { labDown, labStatus, labUp, type LabStatus } from '../../src/lab/lab.ts';
+import { labDown, labStatus, labUp, waitReady, type LabStatus } from '../../src/lab/lab.ts';
+import { DockerApiError } from '../../src/lab/docker.ts';
 import { labNode, labNodes } from '../../src/lab/node.ts';
 import { provisionLab } from '../../src/lab/provision.ts';
 import { loadInventory } from '../../src/topology/load.ts';
@@ -115,6 +116,31 @@ describe('fresh nodes are as bare as new hosts (before provisioning)', () => {
     );
     // the upload left /tmp as it was (apt needs it world-writable)
     expect((await main.exec(['stat', '-c', '%a', '/tmp'])).stdout).toBe('1777\n');
+  });
+
+  it('node handles: pause makes exec fail with 409 naming the node; kill gives exit 137; start brings it back', async () => {
+    const backup = labNode(STACK, 'sftp-backup');
+    await backup.pause();
+    try {
+      expect(await backup.inspect()).toMatchObject({ running: true, paused: true });
+      const err = await backup.exec(['true']).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(DockerApiError);
+      expect((err as DockerApiError).statusCode).toBe(409);
+      expect((err as Error).message).toMatch(/^lab node sftp-backup: .*HTTP 409.*is paused/);
+    } finally {
+      await backup.unpause();
+    }
+    expect((await backup.exec(['true'])).code).toBe(0);
+
+    const sink = labNode(STACK, 'notify-sink');
+    const before = Date.now();
+    await sink.kill();
+    const dead = await sink.inspect();
+    expect(dead).toMatchObject({ running: false, exitCode: 137 });
+    expect(Date.parse(dead.finishedAt)).toBeGreaterThanOrEqual(before - 2000);
+    await sink.start();
+    expect((await sink.inspect()).running).toBe(true);
+    expect(await waitReady(cfg, 'notify-sink', Date.now() + 90_000)).toMatch(/^(running|degraded)$/);
   });
 });
 
