@@ -6,8 +6,8 @@
 import { ensureEngine } from '../src/lab/engine.ts';
 import { labDown, labUp } from '../src/lab/lab.ts';
 import { IMAGE_LABEL } from '../src/lab/images.ts';
-import { docker, dockerNothrow, lines } from '../src/lab/docker.ts';
-import { testTopology } from '../test/lab/helpers.ts';
+import { dockerCall } from '../src/lab/docker.ts';
+import { seedVariantFile } from '../src/lab/variant.ts';
 
 const args = process.argv.slice(2);
 const warmOnly = args.includes('--warm-only');
@@ -17,7 +17,7 @@ const say = (s: string) => {
   if (!json) console.log(s);
 };
 
-const { file, t } = testTopology('labbench', 93);
+const { file, t } = seedVariantFile('labbench', 93);
 const secs = (ms: number) => Math.round(ms / 100) / 10;
 
 await ensureEngine();
@@ -25,18 +25,33 @@ const result: Record<string, number | number[]> = {};
 
 if (!warmOnly) {
   await labDown(t.name);
-  const images = lines(await docker(['images', '-q', '--filter', `label=${IMAGE_LABEL}`]));
-  const users = lines(await docker(['ps', '-a', '--filter', 'label=wharf.lab', '--format', '{{.Names}}']));
+  const images = (
+    await dockerCall(`images --filter label=${IMAGE_LABEL}`, (d, abortSignal) =>
+      d.listImages({ filters: { label: [IMAGE_LABEL] }, abortSignal }),
+    )
+  )
+    .sort((a, b) => b.Created - a.Created)
+    .map((i) => i.Id);
+  const users = (
+    await dockerCall('ps -a --filter label=wharf.lab', (d, abortSignal) =>
+      d.listContainers({ all: true, filters: { label: ['wharf.lab'] }, abortSignal }),
+    )
+  ).map((c) => (c.Names[0] ?? c.Id).replace(/^\//, ''));
   if (users.length) {
     console.error(
       `a cold run needs the lab images unused; these containers use them (run \`wharf lab down\`): ${users.join(' ')}`,
     );
     process.exit(1);
   }
-  if (images.length) {
-    const r = await dockerNothrow(['rmi', '-f', ...new Set(images)]);
-    if (r.code !== 0) {
-      console.error(`could not remove the lab images: ${r.stderr.trim()}`);
+  // Newest first: a node image goes before the base it was built from.
+  for (const id of new Set(images)) {
+    try {
+      await dockerCall(`rmi -f ${id}`, (d, abortSignal) =>
+        d.getImage(id).remove({ force: true, abortSignal }),
+      );
+    } catch (e) {
+      if (/No such image|HTTP 404/.test((e as Error).message)) continue;
+      console.error(`could not remove the lab images: ${(e as Error).message}`);
       process.exit(1);
     }
   }

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import SftpClient from 'ssh2-sftp-client';
 import { parseDuration, parseSize } from '../src/cli/commands/load.ts';
 import { labDown, labStatus, labUp, waitReady, type LabStatus } from '../src/lab/lab.ts';
-import { docker } from '../src/lab/docker.ts';
+import { labNode } from '../src/lab/node.ts';
 import { raiseHostSysctls } from '../src/lab/provision.ts';
 import { loadInventory } from '../src/topology/load.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
@@ -349,7 +349,7 @@ const rtoKills = flag('--skip-rto') ? 0 : kills;
 if (rtoKills)
   say(`== RTO: ${kills} kill(s) of ${main} during a 4-client 64 KiB workload through the entry point`);
 const rtos: number[] = [];
-const container = s.nodes[main]!.container;
+const mainNode = labNode(t.name, main);
 for (let k = 0; k < rtoKills; k++) {
   const ctl = new AbortController();
   let killStart = 0;
@@ -372,7 +372,7 @@ for (let k = 0; k < rtoKills; k++) {
   });
   await new Promise((r) => setTimeout(r, 2000));
   killStart = Date.now();
-  await docker(['kill', container]);
+  await mainNode.kill();
   killDone = Date.now();
   const deadline = Date.now() + 60_000;
   while (!firstAfter && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -385,7 +385,7 @@ for (let k = 0; k < rtoKills; k++) {
     `kill ${k + 1}: RTO ${firstAfter ? `${rto} ms` : 'no upload within 60 s'} (${res.acks.length} acks, ${res.failures.length} failed attempts)`,
   );
   await runbook('failover', { unplanned: true });
-  await docker(['start', container]);
+  await mainNode.start();
   await waitReady(s.sshConfig, main, Date.now() + 120_000);
   const fb = await runbook('failback');
   log(`  failover --unplanned, docker start, failback: ok (failback ${secs(fb.durationMs)} s)`);

@@ -19,7 +19,8 @@ import { nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
 import type { Inventory } from '../src/topology/inventory.ts';
 import { sshTransports, shQuote, closeAll } from '../src/transport/index.ts';
 import type { Transport } from '../src/transport/types.ts';
-import { docker, run } from '../src/lab/docker.ts';
+import { $ } from 'zx';
+import { labNode } from '../src/lab/node.ts';
 import { renderLsyncdConf, LSYNCD_CONF } from '../src/render/lsyncd.ts';
 import { NOTIFY_SPOOL } from '../src/render/notify.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
@@ -85,16 +86,10 @@ export async function ensureScenarioLab(
     await labUp(t, { topologyFile: file, log });
     // re-provisioning a used lab: notices queued for earlier scenarios' files would keep verify's
     // probe notice waiting behind them
-    await run(
-      'ssh',
-      [
-        '-F',
-        (await labStatus(t)).sshConfig,
-        sftpNode(t, 'main').name,
-        `find ${NOTIFY_SPOOL} -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; systemctl restart wharf-notify 2>/dev/null; true`,
-      ],
-      { nothrow: true, timeoutMs: 30_000 },
-    );
+    const cfg = (await labStatus(t)).sshConfig;
+    const main = sftpNode(t, 'main').name;
+    const clear = `find ${NOTIFY_SPOOL} -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; systemctl restart wharf-notify 2>/dev/null; true`;
+    await $({ nothrow: true, quiet: true, timeout: 30_000 })`ssh -F ${cfg} ${main} ${clear}`;
     await provisionLab(t, log);
     writeFileSync(marker, topoKey(file));
     status = await labStatus(t);
@@ -138,8 +133,8 @@ export function labHandle(t: Topology, s: LabStatus, log: (line: string) => void
 export async function startNode(lab: ScenarioLab, node: string): Promise<void> {
   const c = lab.status.nodes[node]?.container;
   if (!c) throw new Error(`${node}: no container in lab ${lab.t.name}`);
-  const running = (await docker(['inspect', '-f', '{{.State.Running}}', c])).trim() === 'true';
-  if (!running) await docker(['start', c]);
+  const n = labNode(lab.t.name, node);
+  if (!(await n.inspect()).running) await n.start();
   await waitReady(lab.sshConfig, node, Date.now() + 90_000);
 }
 
@@ -147,9 +142,13 @@ export async function startNode(lab: ScenarioLab, node: string): Promise<void> {
 export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   const { t } = lab;
   const t0 = Date.now();
-  for (const [name, n] of Object.entries(lab.status.nodes)) {
-    const running = (await docker(['inspect', '-f', '{{.State.Running}}', n.container])).trim() === 'true';
-    if (!running) {
+  for (const name of Object.keys(lab.status.nodes)) {
+    const n = await labNode(t.name, name).inspect();
+    if (n.paused) {
+      lab.log(`reset: unpausing ${name}`);
+      await labNode(t.name, name).unpause();
+    }
+    if (!n.running) {
       lab.log(`reset: starting ${name}`);
       await startNode(lab, name);
     }

@@ -1,7 +1,7 @@
 // What node-loss, failback-naive and the bench share: a small-file workload through the entry point,
 // a real `docker kill` of sftp-main, the RTO measured from the moment the container died to the
 // first upload acknowledged after it, and the checker over main, sub and backup.
-import { docker } from '../src/lab/docker.ts';
+import { labNode } from '../src/lab/node.ts';
 import { sftpNode } from '../src/topology/model.ts';
 import { check, type Verdict } from '../src/workload/checker.ts';
 import type { Ack } from '../src/workload/ledger.ts';
@@ -90,12 +90,12 @@ export async function measureLag(lab: ScenarioLab, ack: Ack): Promise<number | u
   return at === undefined ? undefined : at - ack.ackAt;
 }
 
-/** `docker kill` sftp-main; returns the moment it died (docker's FinishedAt, else the call time). */
+/** Kill sftp-main (SIGKILL through the Engine API); returns the moment it died (docker's FinishedAt, else the call time). */
 export async function killMain(lab: ScenarioLab): Promise<{ diedAt: number; calledAt: number }> {
-  const c = lab.status.nodes[sftpNode(lab.t, 'main').name]!.container;
+  const main = labNode(lab.t.name, sftpNode(lab.t, 'main').name);
   const calledAt = Date.now();
-  await docker(['kill', c]);
-  const fin = Date.parse((await docker(['inspect', '-f', '{{.State.FinishedAt}}', c])).trim());
+  await main.kill();
+  const fin = Date.parse((await main.inspect()).finishedAt);
   const diedAt = Number.isFinite(fin) && fin >= calledAt - 2000 && fin <= Date.now() ? fin : calledAt;
   return { diedAt, calledAt };
 }

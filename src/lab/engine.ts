@@ -1,9 +1,11 @@
 // Find a Docker engine, or start one where wharf may (Debian, root): `lab up`, the README demo and
-// the lab tests all start here. Never pulls: there is no registry.
-import { openSync, readFileSync, writeFileSync } from 'node:fs';
+// the lab tests all start here. The engine is asked over its API (dockerode: DOCKER_HOST or the
+// default socket). Never pulls: there is no registry.
+import { openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { $ } from 'zx';
 import { RunError } from '../core/errors.ts';
-import { run } from './docker.ts';
+import { dockerCall } from './docker.ts';
 
 export const DOCKERD_LOG = '/var/log/wharf-dockerd.log';
 
@@ -22,20 +24,33 @@ const isDebian = () => {
   }
 };
 const onPath = async (prog: string) =>
-  (await run('sh', ['-c', `command -v ${prog}`], { nothrow: true })).code === 0;
+  (await $({ nothrow: true, quiet: true })`command -v ${prog}`).exitCode === 0;
 
+/** How long the engine has to answer `GET /version` before it counts as not answering. */
+export const ANSWER_TIMEOUT_MS = 20_000;
+
+/** The engine's version when it answers the API within 20 s, else null. */
 async function answers(): Promise<string | null> {
-  if (!(await onPath('docker'))) return null;
-  const r = await run('docker', ['info', '--format', '{{.ServerVersion}}'], {
-    nothrow: true,
-    timeoutMs: 20_000,
-  });
-  const v = r.stdout.trim();
-  return r.code === 0 && v && !v.includes('<no value>') ? v : null;
+  try {
+    const v = await dockerCall(
+      'version',
+      (d, abortSignal) => {
+        // @types/dockerode lacks the options argument dockerode 5 takes here
+        const version = d.version as unknown as (o: {
+          abortSignal: AbortSignal;
+        }) => Promise<{ Version: string }>;
+        return version.call(d, { abortSignal });
+      },
+      { timeoutMs: ANSWER_TIMEOUT_MS },
+    );
+    return v.Version || null;
+  } catch {
+    return null;
+  }
 }
 
 /**
- * `broken`: what just went wrong with an engine that may still answer `docker info` (a call that
+ * `broken`: what just went wrong with an engine that may still answer the API (a call that
  * hung; a network endpoint only a restart clears). It is then restarted all the same when wharf
  * started it; anyone else's is named.
  */
@@ -45,13 +60,13 @@ export async function ensureEngine(
 ): Promise<EngineInfo> {
   const v = await answers();
   if (v && !opts.broken) return { serverVersion: v, how: 'running' };
-  const why = v ? `answers \`docker info\` but ${opts.broken}` : 'does not answer `docker info` within 20 s';
+  const why = v ? `answers the Engine API but ${opts.broken}` : 'does not answer the Engine API within 20 s';
 
   if (process.env.DOCKER_HOST) {
     throw new RunError(
       v
         ? `the engine at DOCKER_HOST=${process.env.DOCKER_HOST} ${why}; restart it`
-        : `no Docker engine answers at DOCKER_HOST=${process.env.DOCKER_HOST} (docker info failed); ` +
+        : `no Docker engine answers at DOCKER_HOST=${process.env.DOCKER_HOST} (GET /version failed); ` +
             'start that engine or unset DOCKER_HOST to use the local one',
     );
   }
@@ -65,12 +80,12 @@ export async function ensureEngine(
     );
   }
   let how: EngineInfo['how'] = 'started';
-  if (!(await onPath('dockerd')) || !(await onPath('docker'))) {
+  if (!(await onPath('dockerd'))) {
     log('docker engine: installing docker.io (apt-get)');
     how = 'installed';
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    await run('apt-get', ['update', '-q'], { env, timeoutMs: 300_000 });
-    await run('apt-get', ['install', '-y', '-q', 'docker.io'], { env, timeoutMs: 600_000 });
+    const apt = $({ quiet: true, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    await apt({ timeout: 300_000 })`apt-get update -q`;
+    await apt({ timeout: 600_000 })`apt-get install -y -q docker.io`;
   }
   const stopped = await clearPidFiles(why, log);
   if (v && !stopped)
@@ -153,7 +168,7 @@ async function clearPidFiles(why: string, log: (line: string) => void): Promise<
       await stopPid(pid);
       stopped ||= expected === 'dockerd';
     }
-    await run('rm', ['-f', file]);
+    rmSync(file, { force: true });
   }
   return stopped;
 }

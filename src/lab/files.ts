@@ -1,26 +1,16 @@
-// What the lab places on a node before its first boot (docker cp of a tar): management access
-// (authorized_keys, host keys) and the network fabric rendered from the topology — the same files
-// the renderers produce for real hosts — plus the lab-only pieces (internet edge, notify sink).
-import {
-  chmodSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { spawn } from 'node:child_process';
+// What the lab places on a node before its first boot (an archive upload into the created
+// container): ONLY what the management path needs and the lab-only pieces — see LAB_PRESEED. The
+// network fabric (nftables rulesets, routes, sysctls, the mgmt-only sshd drop-in) is laid down by
+// the configure runbook, in the lab as on real hosts.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { RunError } from '../core/errors.ts';
 import type { Topology } from '../topology/model.ts';
 import { labInventory } from '../topology/inventory.ts';
 import type { NodeRender } from '../render/types.ts';
-import { docker } from './docker.ts';
 import { EDGE_PORT_BASE, type LabNode, type LabPlan } from './plan.ts';
 import type { LabKeys } from './state.ts';
+import type { LabNodeHandle } from './node.ts';
 
 export interface NodeFile {
   path: string;
@@ -34,14 +24,78 @@ export interface NodeFiles {
   enable: { unit: string; unitPath: string; target: string }[];
 }
 
-/** Rendered files the lab installs for the fabric (the rest is the configure runbook's job). */
-export const FABRIC_PATHS = [
-  '/etc/ssh/sshd_config.d/00-wharf-mgmt.conf',
-  '/etc/nftables.conf',
-  '/etc/systemd/system/nftables.service.d/10-wharf.conf',
-  '/etc/wharf/routes',
-  '/etc/systemd/system/wharf-routes.service',
+/**
+ * The one place that says what a lab node gets before its first boot, and why. Everything else a
+ * real host would get from `configure` (nftables rulesets on router and firewall, routes, sysctl
+ * files, the mgmt-only sshd listen drop-in, haproxy.cfg, sshd_config, …) it gets from configure in
+ * the lab too: a fresh node has no wharf nftables table and no data-path routes.
+ */
+export const LAB_PRESEED: readonly { what: string; nodes: string; why: string }[] = [
+  {
+    what: '/root/.ssh/authorized_keys',
+    nodes: 'every node',
+    why: "the lab's management key: wharf reaches each node as root over ssh, like an operator's key on a new VM",
+  },
+  {
+    what: '/etc/ssh/ssh_host_*_key{,.pub}',
+    nodes: 'every node',
+    why: 'pre-generated host keys, so known_hosts is written before any node boots (sftp nodes: the stack’s shared keys)',
+  },
+  {
+    what: '/etc/ssh/sshd_config.d/10-wharf-bastion.conf',
+    nodes: 'bastion (lab-only jump host)',
+    why: 'every management session jumps through it: MaxStartups/MaxSessions for bursts',
+  },
+  {
+    what: 'sshd WAN-only drop-in, edge nftables NAT, default route unit',
+    nodes: 'wan-client (lab-only)',
+    why: 'the internet edge: published 127.0.0.1 ports are DNATed to the router WAN address; configure never manages it',
+  },
+  {
+    what: 'rendered /etc/ssh/sshd_config.d/00-wharf-mgmt.conf',
+    nodes: 'other lab-only nodes (notify-sink)',
+    why: 'configure does not manage lab-only nodes, so the lab gives them their mgmt-only sshd itself',
+  },
+  {
+    what: 'the sink bundle and its unit',
+    nodes: 'notify-sink (lab-only)',
+    why: 'the lab’s SMTP + webhook receivers',
+  },
 ];
+
+/**
+ * Settings that cannot be made from inside a container, so they are container settings at
+ * create time (plan.ts) and not files: configure still renders their real-host form.
+ */
+export const LAB_CONTAINER_SETTINGS: readonly { what: string; nodes: string; why: string }[] = [
+  {
+    what: 'sysctl net.ipv4.ip_forward=1',
+    nodes: 'router, firewall, wan-client',
+    why: 'read-only inside a container: only `--sysctl` at create time sets it (configure still writes /etc/sysctl.d/60-wharf.conf)',
+  },
+  {
+    what: 'capability NET_ADMIN',
+    nodes: 'router, firewall, haproxy, wan-client',
+    why: 'nftables and routes',
+  },
+  {
+    what: 'capability SYS_ADMIN, tmpfs /run and /run/lock, /sys/fs/cgroup read-only',
+    nodes: 'every node',
+    why: 'systemd as PID 1 (and units with systemd sandboxing)',
+  },
+  {
+    what: 'fs.inotify.* (not namespaced)',
+    nodes: 'the Linux host',
+    why: "read-only inside containers: the lab raises the host's values (provision.ts), never lowers them",
+  },
+  {
+    what: 'volume wharf-<stack>-apt at /var/cache/wharf-apt-pool',
+    nodes: 'every node',
+    why: 'the shared apt pool (lab/images/node/rootfs/etc/apt): install downloads each .deb once',
+  },
+];
+
+const MGMT_DROPIN = '/etc/ssh/sshd_config.d/00-wharf-mgmt.conf';
 
 type RenderNode = (t: Topology, inv: ReturnType<typeof labInventory>, node: string) => NodeRender;
 let renderNodeFn: RenderNode | undefined;
@@ -157,29 +211,12 @@ export async function nodeFiles(
         '# wharf lab: the bastion takes bursts of ProxyJump connections.\nMaxStartups 200:30:400\nMaxSessions 200\n',
       mode: 0o644,
     });
-  } else {
+  } else if (t.nodes[node.name]?.labOnly) {
+    // A lab-only node (notify-sink): configure never touches it, so its mgmt-only sshd comes from here.
     const render = await renderer();
     const r = render(t, labInventory(t), node.name);
     for (const f of r.files) {
-      if (!FABRIC_PATHS.includes(f.path)) continue;
-      if (
-        (f.path === '/etc/nftables.conf' || f.path.includes('/nftables.service.d/')) &&
-        node.kind !== 'router' &&
-        node.kind !== 'firewall'
-      )
-        continue;
-      files.push({ path: f.path, content: f.content, mode: f.mode });
-      if (f.path.startsWith('/etc/systemd/system/') && f.path.endsWith('.service')) {
-        const unit = f.path.slice('/etc/systemd/system/'.length);
-        enable.push({ unit, unitPath: f.path, target: wantedBy(f.content) });
-      }
-      if (f.path === '/etc/nftables.conf') {
-        enable.push({
-          unit: 'nftables.service',
-          unitPath: '/lib/systemd/system/nftables.service',
-          target: 'sysinit.target',
-        });
-      }
+      if (f.path === MGMT_DROPIN) files.push({ path: f.path, content: f.content, mode: f.mode });
     }
   }
 
@@ -204,39 +241,11 @@ export async function nodeFiles(
   return { files, enable };
 }
 
-/** Copy the files into a created (not yet started) container, as one tar owned by root. */
-export async function installFiles(container: string, nf: NodeFiles): Promise<void> {
-  const stage = mkdtempSync(join(tmpdir(), 'wharf-node-'));
-  try {
-    chmodSync(stage, 0o755);
-    const mkdir = (d: string) => {
-      // Directories get the modes a Debian system has (tar carries them into the container).
-      const parts = d.split('/').filter(Boolean);
-      let cur = stage;
-      for (const p of parts) {
-        cur = join(cur, p);
-        mkdirSync(cur, { recursive: true });
-        chmodSync(cur, cur === join(stage, 'root') || cur === join(stage, 'root', '.ssh') ? 0o700 : 0o755);
-      }
-    };
-    for (const f of nf.files) {
-      mkdir(dirname(f.path));
-      const p = join(stage, f.path);
-      writeFileSync(p, f.content);
-      chmodSync(p, f.mode);
-    }
-    for (const e of nf.enable) {
-      const wants = `/etc/systemd/system/${e.target}.wants`;
-      mkdir(wants);
-      symlinkSync(e.unitPath, join(stage, wants, e.unit));
-    }
-    await new Promise<void>((resolve, reject) => {
-      const tar = spawn('tar', ['-C', stage, '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '.'], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      docker(['cp', '-', `${container}:/`], { input: tar.stdout }).then(() => resolve(), reject);
-    });
-  } finally {
-    rmSync(stage, { recursive: true, force: true });
-  }
+/** Copy the files into a created (not yet started) container: one archive upload, owned by root. */
+export async function installFiles(node: LabNodeHandle, nf: NodeFiles): Promise<void> {
+  const links = nf.enable.map((e) => ({
+    path: `/etc/systemd/system/${e.target}.wants/${e.unit}`,
+    target: e.unitPath,
+  }));
+  await node.putFiles(nf.files, links);
 }

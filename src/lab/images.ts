@@ -1,13 +1,16 @@
-// Lab images, built offline: a Debian 12 base made with debootstrap and `docker import`, then one
-// image per package set with `docker build` (lab/images/node/Dockerfile). Tags carry a content key,
-// so an image is rebuilt only when its inputs change, and never pulled.
+// Lab images, built offline: a Debian 12 base made with debootstrap and imported into the engine
+// (Engine API: images/create fromSrc), then one image per package set built from
+// lab/images/node/Dockerfile (Engine API: build of a tar context). Tags carry a content key, so an
+// image is rebuilt only when its inputs change, and never pulled.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { $ } from 'zx';
 import { RunError } from '../core/errors.ts';
-import { run, dockerNothrow } from './docker.ts';
+import { dockerCall, dockerCallOr404, followProgress, type ProgressMessage } from './docker.ts';
+import { tarArchive, type TarEntry } from './tar.ts';
 import type { NodeKind } from '../topology/schema.ts';
 
 /** Bump when the way the base is made changes (invalidates the cached base). */
@@ -90,7 +93,7 @@ export function variantTag(variant: Variant, base = baseTag()): string {
 }
 
 export async function imageExists(tag: string): Promise<boolean> {
-  return (await dockerNothrow(['image', 'inspect', '--format', '{{.Id}}', tag])).code === 0;
+  return (await dockerCallOr404(`image inspect ${tag}`, (d) => d.getImage(tag).inspect())) !== null;
 }
 
 type Log = (line: string) => void;
@@ -98,23 +101,38 @@ type Log = (line: string) => void;
 /** Lines worth showing from debootstrap (phases, not one line per package). */
 const noisy = /^I: (Retrieving|Validating|Extracting|Unpacking|Configuring|Checking component) \S+( \S+)?$/;
 
+/** Image builds and imports wait on the mirror: their own, longer deadline. */
+const BUILD_TIMEOUT_MS = 900_000;
+
+/** Each complete line of a stream, to `onLine`. */
+function eachLine(stream: NodeJS.ReadableStream, onLine: (l: string) => void): void {
+  let partial = '';
+  stream.on('data', (d: Buffer | string) => {
+    partial += d.toString();
+    const parts = partial.split('\n');
+    partial = parts.pop() ?? '';
+    for (const l of parts) onLine(l);
+  });
+  stream.on('end', () => {
+    if (partial) onLine(partial);
+  });
+}
+
 async function buildBase(tag: string, log: Log): Promise<void> {
   const mirror = debianMirror();
   const dir = mkdtempSync(join(tmpdir(), 'wharf-base-'));
   log(`image ${tag}: debootstrap ${SUITE} (minbase + ${BASE_PACKAGES.join(' ')}) from ${mirror}`);
   try {
-    const r = await run(
-      'debootstrap',
-      ['--variant=minbase', `--include=${BASE_PACKAGES.join(',')}`, SUITE, dir, mirror],
-      {
-        nothrow: true,
-        timeoutMs: 900_000,
-        onLine: (l) => {
-          if (l.trim() && !noisy.test(l)) log(`  ${l}`);
-        },
-      },
-    );
-    if (r.code !== 0) {
+    const p = $({
+      nothrow: true,
+      quiet: true,
+      timeout: BUILD_TIMEOUT_MS,
+    })`debootstrap --variant=minbase ${`--include=${BASE_PACKAGES.join(',')}`} ${SUITE} ${dir} ${mirror}`;
+    eachLine(p.stdout, (l) => {
+      if (l.trim() && !noisy.test(l)) log(`  ${l}`);
+    });
+    const r = await p;
+    if (r.exitCode !== 0) {
       let detail = (r.stdout + r.stderr).trim().split('\n').slice(-15).join('\n');
       try {
         detail +=
@@ -123,41 +141,74 @@ async function buildBase(tag: string, log: Log): Promise<void> {
       } catch {
         /* no log */
       }
-      throw new RunError(`building ${tag}: debootstrap failed (exit ${r.code}):\n${detail}`);
+      throw new RunError(`building ${tag}: debootstrap failed (exit ${r.exitCode ?? r.signal}):\n${detail}`);
     }
     // A fresh VM's sources: the same mirror, with updates and security (the install runbook runs apt).
     const security = mirror.replace(/\/debian\/?$/, '/debian-security');
-    const sources =
+    writeFileSync(
+      join(dir, 'etc/apt/sources.list'),
       `deb ${mirror} ${SUITE} main\ndeb ${mirror} ${SUITE}-updates main\n` +
-      (security !== mirror ? `deb ${security} ${SUITE}-security main\n` : '');
-    await run('sh', [
-      '-c',
-      `printf '%s' "$1" > "$2"/etc/apt/sources.list && rm -rf "$2"/var/cache/apt/archives/*.deb`,
-      'sh',
-      sources,
-      dir,
-    ]);
-    log(`image ${tag}: docker import`);
+        (security !== mirror ? `deb ${security} ${SUITE}-security main\n` : ''),
+    );
+    const archives = join(dir, 'var/cache/apt/archives');
+    for (const f of readdirSync(archives)) if (f.endsWith('.deb')) rmSync(join(archives, f));
+    log(`image ${tag}: import into the engine`);
     await importDir(dir, tag);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function importDir(dir: string, tag: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const tar = spawn('tar', ['-C', dir, '--numeric-owner', '-cf', '-', '.'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    run('docker', ['import', '--change', `LABEL ${IMAGE_LABEL}=base`, '-', tag], { input: tar.stdout }).then(
-      () => resolve(),
-      reject,
-    );
-    tar.stderr.on('data', () => {});
-  });
+/** The rootfs as a tar (the real tar: device nodes, owners, hard links) → images/create fromSrc. */
+async function importDir(dir: string, tag: string): Promise<void> {
+  const [repo, version] = tag.split(':');
+  const tar = $({ quiet: true, timeout: BUILD_TIMEOUT_MS })`tar -C ${dir} --numeric-owner -cf - .`;
+  tar.catch(() => {}); // its failure shows as a short import, reported below
+  const res = await dockerCall(
+    `import ${tag}`,
+    async (d, abortSignal) => {
+      const stream = await d.importImage(
+        tar.stdout as NodeJS.ReadableStream,
+        {
+          repo,
+          tag: version,
+          changes: [`LABEL ${IMAGE_LABEL}=base`],
+          abortSignal,
+        } as object,
+      );
+      return followProgress(d, stream, () => {});
+    },
+    { timeoutMs: BUILD_TIMEOUT_MS },
+  );
+  const t = await tar.nothrow();
+  if (t.exitCode !== 0) throw new RunError(`building ${tag}: tar of the rootfs failed: ${t.stderr.trim()}`);
+  if (res.error) throw new RunError(`building ${tag}: import failed: ${res.error}`);
+  if (!(await imageExists(tag)))
+    throw new RunError(`building ${tag}: the engine has no such image after the import`);
 }
 
-/** `docker build` of lab/images/node FROM the base with extra packages; fails with the build's text. */
+/** lab/images/node as a build context (modes kept, owned by root). */
+export function buildContext(dir: string = IMAGE_DIR): Buffer {
+  const entries: TarEntry[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d).sort()) {
+      const p = join(d, e);
+      const s = statSync(p);
+      const rel = relative(dir, p);
+      if (s.isDirectory()) {
+        entries.push({ path: rel, type: 'dir', mode: s.mode & 0o7777 });
+        walk(p);
+      } else entries.push({ path: rel, type: 'file', mode: s.mode & 0o7777, content: readFileSync(p) });
+    }
+  };
+  walk(dir);
+  return tarArchive(entries);
+}
+
+/**
+ * Build lab/images/node FROM the base with extra packages. A failed build does not make the Engine
+ * API call fail: the error is in the progress stream, and the build's own last lines are the message.
+ */
 export async function buildNodeImage(
   variant: string,
   packages: readonly string[],
@@ -166,35 +217,33 @@ export async function buildNodeImage(
   log: Log,
 ): Promise<void> {
   const pkgs = packages.join(' ');
-  log(`image ${tag}: docker build FROM ${base}${pkgs ? ` + ${pkgs}` : ''}`);
-  const r = await run(
-    'docker',
-    [
-      'build',
-      '--force-rm',
-      '--label',
-      `${IMAGE_LABEL}=node`,
-      '--build-arg',
-      `BASE=${base}`,
-      '--build-arg',
-      `PACKAGES=${pkgs}`,
-      '-t',
-      tag,
-      IMAGE_DIR,
-    ],
-    {
-      nothrow: true,
-      timeoutMs: 900_000,
-      env: { ...process.env, DOCKER_BUILDKIT: '0' },
-      onLine: (l) => {
-        if (l.trim() && !/^(DEPRECATED|\s+(BuildKit|Install the buildx|Learn more))/.test(l))
-          log(`  [${variant}] ${l}`);
-      },
+  log(`image ${tag}: build FROM ${base}${pkgs ? ` + ${pkgs}` : ''}`);
+  const lines: string[] = [];
+  const onMessage = (m: ProgressMessage) => {
+    const text = m.stream ?? m.status ?? (m.error ? `ERROR: ${m.error}` : '');
+    for (const l of text.split('\n')) {
+      if (!l.trim()) continue;
+      lines.push(l);
+      log(`  [${variant}] ${l}`);
+    }
+  };
+  const res = await dockerCall(
+    `build -t ${tag}`,
+    async (d, abortSignal) => {
+      const stream = await d.buildImage(Readable.from([buildContext()]), {
+        t: tag,
+        forcerm: true,
+        labels: { [IMAGE_LABEL]: 'node' },
+        buildargs: { BASE: base, PACKAGES: pkgs },
+        abortSignal,
+      });
+      return followProgress(d, stream, onMessage);
     },
+    { timeoutMs: BUILD_TIMEOUT_MS },
   );
-  if (r.code !== 0) {
-    const detail = (r.stdout + '\n' + r.stderr).trim().split('\n').slice(-25).join('\n');
-    throw new RunError(`building ${tag} failed (exit ${r.code}):\n${detail}`);
+  if (res.error) {
+    const detail = lines.slice(-25).join('\n');
+    throw new RunError(`building ${tag} failed: ${res.error}\n${detail}`);
   }
 }
 

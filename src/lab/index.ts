@@ -15,3 +15,14 @@ export {
 export { labPlan, labGraph, sshEndpoint, type LabPlan, type LabNode, type LabPorts } from './plan.ts';
 export { readState, stateDir, sshNames, type LabState, type DemoUser } from './state.ts';
 export { ensureImages, baseTag, variantTag, BASE_PACKAGES, VARIANTS } from './images.ts';
+export {
+  LabNodeHandle,
+  labNode,
+  labNodes,
+  type ExecResult,
+  type ExecOptions,
+  type NodeInspect,
+} from './node.ts';
+export { diffLab, describeAction, type LabAction, type ObservedLab, type DesiredLab } from './diff.ts';
+export { DockerTimeoutError, DockerApiError, dockerCall, engineClient } from './docker.ts';
+export { LAB_PRESEED, LAB_CONTAINER_SETTINGS } from './files.ts';

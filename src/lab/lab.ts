@@ -1,15 +1,22 @@
-// The lab's lifecycle: up (idempotent; recovers from a crash), status, down (by label).
-// Everything the lab creates carries the label wharf.lab=<stack>, so `down` finds it without state.
+// The lab's lifecycle: up (idempotent; recovers from a crash), status, down (by label), all over the
+// Docker Engine API (dockerode, every call bounded: docker.ts). `lab up` is observe → pure diff
+// (diff.ts: typed actions, each with its reason) → apply, rolling back what the run created when it
+// fails. Everything the lab creates carries the label wharf.lab=<stack>, so `down` finds it without
+// state.
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type Docker from 'dockerode';
+import { $ } from 'zx';
 import { InputError, RunError } from '../core/errors.ts';
 import type { Topology } from '../topology/model.ts';
 import { subnetsOverlap } from '../topology/net.ts';
-import { DockerTimeoutError, docker, dockerNothrow, lines, run } from './docker.ts';
+import { DockerApiError, DockerTimeoutError, dockerCall, dockerCallOr404 } from './docker.ts';
 import { engineStartedByWharf, ensureEngine } from './engine.ts';
 import { ensureImages, variantOf, type Variant } from './images.ts';
-import { installFiles, nodeFiles } from './files.ts';
+import { installFiles, nodeFiles, type NodeFiles } from './files.ts';
+import { describeAction, diffLab, type LabAction, type ObservedLab, type ObservedNetwork } from './diff.ts';
+import { LabNodeHandle } from './node.ts';
 import {
   BASTION,
   EDGE_PORT_BASE,
@@ -52,10 +59,13 @@ export interface UpResult {
   state: LabState;
   /** Containers created by this run (0 when the lab was already up). */
   created: string[];
+  /** What this run did, in order, each with its reason (empty when the lab was already up). */
+  actions: string[];
   durationMs: number;
 }
 
-const LAB_VERSION = '1';
+/** Bump when the way a node's container is made changes (every node is then recreated). */
+const LAB_VERSION = '2';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
 
 /** Is 127.0.0.1:port free? (Bind and release: what docker will do next.) */
@@ -79,57 +89,41 @@ function freePort(): Promise<number> {
   });
 }
 
-interface Existing {
-  containers: { name: string; running: boolean; spec: string; node: string }[];
-  networks: { name: string; subnets: string[]; lab: string | null }[];
-  volumes: string[];
-}
+const labFilter = (stack: string) => ({ label: [`${LABEL}=${stack}`] });
 
-async function existing(stack: string): Promise<Existing> {
-  const ids = lines(await docker(['ps', '-aq', '--filter', `label=${LABEL}=${stack}`]));
-  const containers = ids.length
-    ? lines(
-        await docker([
-          'inspect',
-          '--format',
-          `{{.Name}}|{{.State.Running}}|{{index .Config.Labels "${SPEC_LABEL}"}}|{{index .Config.Labels "${NODE_LABEL}"}}`,
-          ...ids,
-        ]),
-      ).map((l) => {
-        const [name, running, spec, node] = l.split('|');
-        return {
-          name: name!.replace(/^\//, ''),
-          running: running === 'true',
-          spec: spec ?? '',
-          node: node ?? '',
-        };
-      })
-    : [];
-  const netIds = lines(await docker(['network', 'ls', '-q']));
-  const networks = netIds.length
-    ? lines(
-        await docker([
-          'network',
-          'inspect',
-          '--format',
-          `{{.Name}}|{{range .IPAM.Config}}{{.Subnet}} {{end}}|{{index .Labels "${LABEL}"}}`,
-          ...netIds,
-        ]),
-      ).map((l) => {
-        const [name, subnets, lab] = l.split('|');
-        return {
-          name: name!,
-          subnets: (subnets ?? '').split(' ').filter(Boolean),
-          lab: lab && lab !== '<no value>' ? lab : null,
-        };
-      })
-    : [];
-  const volumes = lines(await docker(['volume', 'ls', '-q', '--filter', `label=${LABEL}=${stack}`]));
-  return { containers, networks, volumes };
+/** What the engine has: this lab's containers and volumes, every network (for subnet clashes). */
+export async function observeLab(stack: string): Promise<ObservedLab> {
+  const [cs, nets, vols] = await Promise.all([
+    dockerCall(`ps -a --filter label=${LABEL}=${stack}`, (d, abortSignal) =>
+      d.listContainers({ all: true, filters: labFilter(stack), abortSignal }),
+    ),
+    dockerCall('network ls', (d, abortSignal) => d.listNetworks({ abortSignal })),
+    dockerCall(`volume ls --filter label=${LABEL}=${stack}`, (d, abortSignal) =>
+      d.listVolumes({ filters: labFilter(stack), abortSignal }),
+    ),
+  ]);
+  return {
+    containers: cs.map((c) => ({
+      name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+      node: c.Labels[NODE_LABEL] ?? '',
+      running: c.State === 'running',
+      spec: c.Labels[SPEC_LABEL] ?? '',
+    })),
+    networks: nets.map((n): ObservedNetwork => ({
+      name: n.Name,
+      subnets: (n.IPAM?.Config ?? []).map((c) => c.Subnet ?? '').filter(Boolean),
+      lab: n.Labels?.[LABEL] ?? null,
+      masquerade: n.Options?.['com.docker.network.bridge.enable_ip_masquerade'] !== 'false',
+    })),
+    volumes: (vols.Volumes ?? []).map((v) => v.Name),
+  };
 }
 
 /** Subnets of the topology that collide with docker networks that are not this lab's. */
-export function subnetClashes(plan: LabPlan, nets: Existing['networks']): string[] {
+export function subnetClashes(
+  plan: LabPlan,
+  nets: Pick<ObservedNetwork, 'name' | 'subnets' | 'lab'>[],
+): string[] {
   const problems: string[] = [];
   for (const want of plan.networks) {
     for (const n of nets) {
@@ -187,19 +181,50 @@ async function choosePorts(
   };
 }
 
-function publishArgs(node: LabNode, plan: LabPlan, ports: LabPorts): string[] {
-  if (node.kind === 'bastion') return ['-p', `127.0.0.1:${ports.bastion}:22`];
-  if (node.kind !== 'wan-client') return [];
-  const args = ['-p', `127.0.0.1:${ports.wanClient}:22`];
+/** Host ports published by a node: container port → 127.0.0.1 port (bastion, wan-client only). */
+export function publishedPorts(node: LabNode, plan: LabPlan, ports: LabPorts): Record<string, number> {
+  if (node.kind === 'bastion') return { '22/tcp': ports.bastion };
+  if (node.kind !== 'wan-client') return {};
+  const out: Record<string, number> = { '22/tcp': ports.wanClient };
   Object.keys(plan.frontends).forEach((name, i) => {
-    args.push('-p', `127.0.0.1:${ports.entry[name]}:${EDGE_PORT_BASE + i}`);
+    out[`${EDGE_PORT_BASE + i}/tcp`] = ports.entry[name]!;
   });
-  return args;
+  return out;
 }
 
-/** One `docker exec` probe. */
-const exec = (container: string, cmd: string[], timeoutMs = 10_000) =>
-  dockerNothrow(['exec', container, ...cmd], { timeoutMs });
+/** The Engine API's container create body for a node (first network only: the rest are connected). */
+export function containerSpec(
+  node: LabNode,
+  plan: LabPlan,
+  ports: LabPorts,
+  image: string,
+  spec: string,
+): Docker.ContainerCreateOptions {
+  const first = node.networks[0]!;
+  const net = plan.networks.find((x) => x.name === first)!;
+  const published = publishedPorts(node, plan, ports);
+  return {
+    name: node.container,
+    Hostname: node.name,
+    Image: image,
+    Labels: { [LABEL]: plan.stack, [NODE_LABEL]: node.name, [SPEC_LABEL]: spec },
+    StopTimeout: 5,
+    ExposedPorts: Object.fromEntries(Object.keys(published).map((p) => [p, {}])),
+    HostConfig: {
+      CapAdd: node.capAdd,
+      Tmpfs: { '/run': '', '/run/lock': '' },
+      Binds: ['/sys/fs/cgroup:/sys/fs/cgroup:ro', `${plan.volume}:/var/cache/wharf-apt-pool`],
+      Sysctls: node.sysctls,
+      NetworkMode: net.docker,
+      PortBindings: Object.fromEntries(
+        Object.entries(published).map(([p, host]) => [p, [{ HostIp: '127.0.0.1', HostPort: String(host) }]]),
+      ),
+    },
+    NetworkingConfig: {
+      EndpointsConfig: { [net.docker]: { IPAMConfig: { IPv4Address: node.addresses[first]! } } },
+    },
+  };
+}
 
 /**
  * Wait until `ssh -F <ssh_config> NODE` works (strict host keys) and the node's systemd has
@@ -208,11 +233,11 @@ const exec = (container: string, cmd: string[], timeoutMs = 10_000) =>
 export async function waitReady(sshConfig: string, node: string, deadline: number): Promise<string> {
   let last = '';
   while (Date.now() < deadline) {
-    const r = await run(
-      'ssh',
-      ['-F', sshConfig, '-o', 'StrictHostKeyChecking=yes', node, 'systemctl is-system-running --wait'],
-      { nothrow: true, timeoutMs: 60_000 },
-    );
+    const r = await $({
+      nothrow: true,
+      quiet: true,
+      timeout: 60_000,
+    })`ssh -F ${sshConfig} -o StrictHostKeyChecking=yes ${node} ${'systemctl is-system-running --wait'}`;
     const state = r.stdout.trim().split('\n').pop() ?? '';
     if (state === 'running' || state === 'degraded') return state;
     last = r.stderr.trim() || state;
@@ -262,6 +287,111 @@ export async function onceMoreIfHung<T>(op: () => Promise<T>, log: Log): Promise
   }
 }
 
+/** What this run created, for the rollback. */
+interface Created {
+  containers: string[];
+  networks: string[];
+  volumes: string[];
+}
+
+async function removeContainer(name: string): Promise<void> {
+  await dockerCallOr404(`rm -f -v ${name}`, (d, abortSignal) =>
+    d.getContainer(name).remove({ force: true, v: true, abortSignal }),
+  );
+}
+
+interface ApplyContext {
+  plan: LabPlan;
+  ports: LabPorts;
+  tags: Record<Variant, string>;
+  files: Map<string, NodeFiles>;
+  log: Log;
+  created: Created;
+}
+
+/** Create a node: container on its first network, the others connected, files in, started. */
+async function createNode(a: Extract<LabAction, { kind: 'create-node' }>, cx: ApplyContext): Promise<void> {
+  const { plan, ports, tags } = cx;
+  const n = a.node;
+  const image = tags[variantOf(n.kind)];
+  await dockerCall(`create ${n.container}`, (d, abortSignal) =>
+    d.createContainer({ ...containerSpec(n, plan, ports, image, a.spec), abortSignal }),
+  );
+  cx.created.containers.push(n.container);
+  for (const net of n.networks.slice(1)) {
+    const docker = plan.networks.find((x) => x.name === net)!.docker;
+    await dockerCall(`network connect --ip ${n.addresses[net]} ${docker} ${n.container}`, (d, abortSignal) =>
+      d.getNetwork(docker).connect({
+        Container: n.container,
+        EndpointConfig: { IPAMConfig: { IPv4Address: n.addresses[net]! } },
+        abortSignal,
+      } as Docker.NetworkConnectOptions),
+    );
+  }
+  const node = new LabNodeHandle(plan.stack, n.name, n.container);
+  await installFiles(node, cx.files.get(n.name)!);
+  await node.start();
+}
+
+/** Run the diff's actions in order (node creations side by side). */
+async function applyLab(actions: LabAction[], cx: ApplyContext): Promise<void> {
+  const { plan, log, created } = cx;
+  const removals = actions.filter((a) => a.kind === 'remove-container');
+  await Promise.all(removals.map((a) => removeContainer(a.container)));
+  for (const a of actions) {
+    if (a.kind === 'remove-network') {
+      if (!(await removeNetwork(a.network, log)))
+        throw new RunError(
+          `cannot replace docker network ${a.network}: Docker keeps a stale endpoint on it; restart dockerd`,
+        );
+    } else if (a.kind === 'create-network') {
+      const net = a.network;
+      await dockerCall(`network create ${net.docker}`, (d, abortSignal) =>
+        d.createNetwork({
+          Name: net.docker,
+          Driver: 'bridge',
+          CheckDuplicate: true,
+          IPAM: { Driver: 'default', Config: [{ Subnet: net.subnet, Gateway: net.gateway }] },
+          Labels: { [LABEL]: plan.stack },
+          Options: { 'com.docker.network.bridge.enable_ip_masquerade': String(net.masquerade) },
+          abortSignal,
+        } as Docker.NetworkCreateOptions),
+      );
+      created.networks.push(net.docker);
+    } else if (a.kind === 'create-volume') {
+      await dockerCall(`volume create ${a.volume}`, (d, abortSignal) =>
+        d.createVolume({ Name: a.volume, Labels: { [LABEL]: plan.stack }, abortSignal }),
+      );
+      created.volumes.push(a.volume);
+    }
+  }
+  const nodes = actions.filter((a) => a.kind === 'create-node');
+  if (nodes.length) log(`creating ${nodes.length} node(s): ${nodes.map((a) => a.node.name).join(' ')}`);
+  const results = await Promise.allSettled(nodes.map((a) => createNode(a, cx)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+async function rollback(created: Created, log: Log): Promise<void> {
+  const problems: string[] = [];
+  const tryIt = async (what: string, f: () => Promise<unknown>) => {
+    try {
+      await f();
+    } catch (e) {
+      problems.push(`${what}: ${(e as Error).message}`);
+    }
+  };
+  await Promise.all(created.containers.map((c) => tryIt(`rm ${c}`, () => removeContainer(c))));
+  for (const n of created.networks) await tryIt(`network rm ${n}`, () => removeNetwork(n, log));
+  for (const v of created.volumes)
+    await tryIt(`volume rm ${v}`, () =>
+      dockerCallOr404(`volume rm ${v}`, (d, abortSignal) =>
+        d.getVolume(v).remove({ force: true, abortSignal }),
+      ),
+    );
+  for (const p of problems) log(`warning: rollback: ${p}`);
+}
+
 async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
   const t0 = Date.now();
   const log = opts.log ?? (() => {});
@@ -271,7 +401,7 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
   raiseInotifyInstances(log);
 
   const prev = readState(stack);
-  const have = await existing(stack);
+  const have = await observeLab(stack);
 
   // Bad input first, before anything is created.
   const clashes = subnetClashes(plan, have.networks);
@@ -295,80 +425,31 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
   const names = sshNames(stack);
 
   // Each node's spec: a container whose label differs (or that is not running) is recreated.
-  const files = new Map<string, Awaited<ReturnType<typeof nodeFiles>>>();
-  const specs = new Map<string, string>();
+  const files = new Map<string, NodeFiles>();
+  const desired: { node: LabNode; spec: string }[] = [];
   for (const n of plan.nodes) {
     const nf = await nodeFiles(t, plan, n, keys);
     files.set(n.name, nf);
-    const image = tags[variantOf(n.kind) as Variant];
-    specs.set(
-      n.name,
-      sha(
-        JSON.stringify({
-          v: LAB_VERSION,
-          n,
-          image,
-          publish: publishArgs(n, plan, ports),
-          files: nf.files.map((f) => [f.path, f.mode, sha(String(f.content))]),
-          enable: nf.enable,
-          subnets: plan.networks.map((x) => x.subnet),
-        }),
-      ),
+    const image = tags[variantOf(n.kind)];
+    const spec = sha(
+      JSON.stringify({
+        v: LAB_VERSION,
+        n,
+        image,
+        publish: publishedPorts(n, plan, ports),
+        files: nf.files.map((f) => [f.path, f.mode, sha(String(f.content))]),
+        enable: nf.enable,
+        subnets: plan.networks.map((x) => x.subnet),
+      }),
     );
+    desired.push({ node: n, spec });
   }
 
-  const created: { containers: string[]; networks: string[]; volumes: string[] } = {
-    containers: [],
-    networks: [],
-    volumes: [],
-  };
-  try {
-    // Remove what does not match: stale containers (other spec, stopped, half-created by a killed
-    // run, or not part of this topology any more).
-    const keep = new Set<string>();
-    const remove: string[] = [];
-    for (const c of have.containers) {
-      const n = plan.nodes.find((x) => x.container === c.name);
-      if (n && c.running && c.spec === specs.get(n.name)) keep.add(c.name);
-      else remove.push(c.name);
-    }
-    if (remove.length) {
-      log(`removing ${remove.length} stale container(s): ${remove.join(' ')}`);
-      await docker(['rm', '-f', ...remove]);
-    }
-    // Networks: reuse ours when the subnet matches; replace it otherwise.
-    for (const net of plan.networks) {
-      const cur = have.networks.find((x) => x.name === net.docker);
-      if (cur && cur.subnets.includes(net.subnet)) continue;
-      if (cur) {
-        if (keep.size) {
-          await docker(['rm', '-f', ...keep]);
-          keep.clear();
-        }
-        await docker(['network', 'rm', net.docker]);
-      }
-      await docker([
-        'network',
-        'create',
-        '--driver',
-        'bridge',
-        '--subnet',
-        net.subnet,
-        '--gateway',
-        net.gateway,
-        '--label',
-        `${LABEL}=${stack}`,
-        '-o',
-        `com.docker.network.bridge.enable_ip_masquerade=${net.masquerade}`,
-        net.docker,
-      ]);
-      created.networks.push(net.docker);
-    }
-    if (!have.volumes.includes(plan.volume)) {
-      await docker(['volume', 'create', '--label', `${LABEL}=${stack}`, plan.volume]);
-      created.volumes.push(plan.volume);
-    }
+  const { actions } = diffLab(have, { networks: plan.networks, nodes: desired, volume: plan.volume });
+  for (const a of actions) if (a.kind !== 'create-node') log(describeAction(a));
 
+  const created: Created = { containers: [], networks: [], volumes: [] };
+  try {
     // ssh_config, known_hosts and inventory are known before any node boots.
     mkdirSync(names.stateDir, { recursive: true });
     writeFileMode(names.sshConfig, sshConfigText(plan, ports, names), 0o644);
@@ -390,52 +471,7 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
       0o600,
     );
 
-    const todo = plan.nodes.filter((n) => !keep.has(n.container));
-    if (todo.length) log(`creating ${todo.length} node(s): ${todo.map((n) => n.name).join(' ')}`);
-    const netOf = (name: string) => plan.networks.find((x) => x.name === name)!;
-    await Promise.all(
-      todo.map(async (n) => {
-        const [first, ...rest] = n.networks;
-        const args = [
-          'create',
-          '--name',
-          n.container,
-          '--hostname',
-          n.name,
-          '--label',
-          `${LABEL}=${stack}`,
-          '--label',
-          `${NODE_LABEL}=${n.name}`,
-          '--label',
-          `${SPEC_LABEL}=${specs.get(n.name)}`,
-          ...n.capAdd.flatMap((c) => ['--cap-add', c]),
-          '--tmpfs',
-          '/run',
-          '--tmpfs',
-          '/run/lock',
-          '-v',
-          '/sys/fs/cgroup:/sys/fs/cgroup:ro',
-          '-v',
-          `${plan.volume}:/var/cache/wharf-apt-pool`,
-          ...Object.entries(n.sysctls).flatMap(([k, v]) => ['--sysctl', `${k}=${v}`]),
-          '--network',
-          netOf(first!).docker,
-          '--ip',
-          n.addresses[first!]!,
-          ...publishArgs(n, plan, ports),
-          '--stop-timeout',
-          '5',
-          tags[variantOf(n.kind) as Variant],
-        ];
-        await docker(args);
-        created.containers.push(n.container);
-        for (const net of rest) {
-          await docker(['network', 'connect', '--ip', n.addresses[net]!, netOf(net).docker, n.container]);
-        }
-        await installFiles(n.container, files.get(n.name)!);
-        await docker(['start', n.container]);
-      }),
-    );
+    await applyLab(actions, { plan, ports, tags, files, log, created });
 
     // Ready: sshd answers through the bastion and systemd finished booting (asked over that same
     // ssh: `is-system-running --wait` blocks on the node until boot is over).
@@ -444,16 +480,18 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
     const states = await Promise.all(plan.nodes.map((n) => waitReady(names.sshConfig, n.name, deadline)));
     for (const [i, n] of plan.nodes.entries()) {
       if (states[i] === 'running') continue;
-      const failed = (
-        await exec(n.container, ['systemctl', '--failed', '--no-legend', '--plain'])
-      ).stdout.trim();
-      log(`warning: ${n.name}: systemd ${states[i]}: ${failed.replace(/\s+/g, ' ')}`);
+      const failed = await new LabNodeHandle(stack, n.name, n.container).exec(
+        ['systemctl', '--failed', '--no-legend', '--plain'],
+        { timeoutMs: 10_000 },
+      );
+      log(`warning: ${n.name}: systemd ${states[i]}: ${failed.stdout.trim().replace(/\s+/g, ' ')}`);
     }
 
+    const createdNodes = actions.flatMap((a) => (a.kind === 'create-node' ? [a.node.container] : []));
     const state: LabState = {
       stack,
       topologyFile: opts.topologyFile,
-      createdAt: prev && !todo.length ? prev.createdAt : new Date().toISOString(),
+      createdAt: prev && !createdNodes.length ? prev.createdAt : new Date().toISOString(),
       ports,
       routerWan: plan.routerWan,
       nodes: Object.fromEntries(
@@ -465,14 +503,16 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
       demoUser: keys.demoUser,
     };
     writeFileMode(statePath(stack), JSON.stringify(state, null, 2) + '\n', 0o600);
-    return { state, created: todo.map((n) => n.container), durationMs: Date.now() - t0 };
+    return {
+      state,
+      created: createdNodes,
+      actions: actions.map(describeAction),
+      durationMs: Date.now() - t0,
+    };
   } catch (e) {
     // Roll back what this run created; what existed before stays for the next `up` to repair.
     // Not through an engine that hangs: the retry after its restart converges instead.
-    if (e instanceof DockerTimeoutError) throw e;
-    if (created.containers.length) await dockerNothrow(['rm', '-f', ...created.containers]);
-    for (const n of created.networks) await dockerNothrow(['network', 'rm', n]);
-    for (const v of created.volumes) await dockerNothrow(['volume', 'rm', v]);
+    if (!(e instanceof DockerTimeoutError)) await rollback(created, log);
     throw e;
   }
 }
@@ -496,24 +536,29 @@ export async function labDown(stack: string, log: Log = () => {}): Promise<DownR
 /**
  * Remove a network. Docker 20.10 sometimes keeps an endpoint of a container it has just removed
  * ("has active endpoints"): wait a little, then force-disconnect what it still lists, and retry.
+ * false: only a dockerd restart clears it.
  */
 async function removeNetwork(id: string, log: Log): Promise<boolean> {
   let last = '';
   for (let attempt = 0; attempt < 6; attempt++) {
-    const r = await dockerNothrow(['network', 'rm', id]);
-    if (r.code === 0 || /not found|No such network/i.test(r.stderr)) return true;
-    last = r.stderr.trim();
+    try {
+      await dockerCallOr404(`network rm ${id}`, (d, abortSignal) => d.getNetwork(id).remove({ abortSignal }));
+      return true;
+    } catch (e) {
+      if (!(e instanceof DockerApiError)) throw e;
+      last = e.message;
+    }
     if (/active endpoints/.test(last)) {
-      const eps = await dockerNothrow([
-        'network',
-        'inspect',
-        '-f',
-        '{{range $k, $v := .Containers}}{{$v.Name}} {{end}}',
-        id,
-      ]);
-      for (const ep of eps.stdout.split(/\s+/).filter(Boolean)) {
+      // (no abortSignal on this one in dockerode: dockerCall's deadline still bounds it)
+      const info = await dockerCallOr404(`network inspect ${id}`, (d) => d.getNetwork(id).inspect());
+      const eps = Object.values((info?.Containers ?? {}) as Record<string, { Name: string }>).map(
+        (c) => c.Name,
+      );
+      for (const ep of eps) {
         log(`network ${id}: force-disconnecting stale endpoint ${ep}`);
-        await dockerNothrow(['network', 'disconnect', '-f', id, ep]);
+        await dockerCallOr404(`network disconnect -f ${id} ${ep}`, (d, abortSignal) =>
+          d.getNetwork(id).disconnect({ Container: ep, Force: true, abortSignal }),
+        ).catch(() => null);
       }
     }
     await new Promise((res) => setTimeout(res, 500 * (attempt + 1)));
@@ -525,10 +570,16 @@ async function removeNetwork(id: string, log: Log): Promise<boolean> {
 
 async function down(stack: string, log: Log): Promise<DownResult> {
   await ensureEngine(log);
-  const sel = ['--filter', `label=${LABEL}=${stack}`];
-  const containers = lines(await docker(['ps', '-aq', ...sel]));
-  if (containers.length) await docker(['rm', '-f', '-v', ...containers]);
-  const networks = lines(await docker(['network', 'ls', '-q', ...sel]));
+  const filters = labFilter(stack);
+  const containers = await dockerCall(`ps -a --filter label=${LABEL}=${stack}`, (d, abortSignal) =>
+    d.listContainers({ all: true, filters, abortSignal }),
+  );
+  await Promise.all(containers.map((c) => removeContainer(c.Id)));
+  const networks = (
+    await dockerCall(`network ls --filter label=${LABEL}=${stack}`, (d, abortSignal) =>
+      d.listNetworks({ filters, abortSignal }),
+    )
+  ).map((n) => n.Id);
   /** The networks a stale endpoint keeps. */
   const removeAll = async (ids: string[]) => {
     const left: string[] = [];
@@ -536,7 +587,9 @@ async function down(stack: string, log: Log): Promise<DownResult> {
     return left;
   };
   let left = await removeAll(networks);
-  if (left.length && engineStartedByWharf() && !lines(await docker(['ps', '-q'])).length) {
+  const running = async () =>
+    (await dockerCall('ps', (d, abortSignal) => d.listContainers({ abortSignal }))).length;
+  if (left.length && engineStartedByWharf() && !(await running())) {
     // Only a restart clears it: done when the engine is wharf's and nothing runs on it.
     await ensureEngine(log, { broken: `network(s) ${left.join(', ')} keep a stale endpoint` });
     left = await removeAll(left);
@@ -544,16 +597,20 @@ async function down(stack: string, log: Log): Promise<DownResult> {
   // Otherwise the (labelled, empty) network stays for the next `lab down`, not a failed teardown.
   for (const n of left)
     log(`warning: docker network ${n} keeps a stale endpoint (restart dockerd to clear it); left in place`);
-  const volumes = lines(await docker(['volume', 'ls', '-q', ...sel]));
-  if (volumes.length) await docker(['volume', 'rm', '-f', ...volumes]);
+  const volumes =
+    (
+      await dockerCall(`volume ls --filter label=${LABEL}=${stack}`, (d, abortSignal) =>
+        d.listVolumes({ filters, abortSignal }),
+      )
+    ).Volumes ?? [];
+  for (const v of volumes)
+    await dockerCallOr404(`volume rm ${v.Name}`, (d, abortSignal) =>
+      d.getVolume(v.Name).remove({ force: true, abortSignal }),
+    );
   // Close multiplexed ssh masters of the old lab (their sockets are /tmp/wharf-<hash>).
   const f = sshNames(stack);
-  if (existsSync(f.sshConfig)) {
-    const hosts = ['bastion'];
-    await Promise.all(
-      hosts.map((h) => run('ssh', ['-F', f.sshConfig, '-O', 'exit', h], { nothrow: true, timeoutMs: 5_000 })),
-    );
-  }
+  if (existsSync(f.sshConfig))
+    await $({ nothrow: true, quiet: true, timeout: 5_000 })`ssh -F ${f.sshConfig} -O exit bastion`;
   removeState(stack);
   return { containers: containers.length, networks: networks.length, volumes: volumes.length };
 }
@@ -588,7 +645,7 @@ export async function labStatus(t: Topology): Promise<LabStatus> {
   if (!state) {
     throw new RunError(`the lab "${plan.stack}" is not up (no ${statePath(plan.stack)}); run: wharf lab up`);
   }
-  const have = await existing(plan.stack);
+  const have = await observeLab(plan.stack);
   const f = sshNames(plan.stack);
   const nodes: LabStatus['nodes'] = {};
   for (const n of plan.nodes) {

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { dirname, join, resolve } from 'node:path';
 import { RunError } from '../core/errors.ts';
 import { randomBytes } from 'node:crypto';
-import { run } from './docker.ts';
+import { $ } from 'zx';
 import type { LabPorts, SshNames } from './plan.ts';
 
 export const REPO_ROOT = resolve(new URL('../../', import.meta.url).pathname);
@@ -111,18 +111,8 @@ async function keygen(file: string, type: 'ed25519' | 'ecdsa' | 'rsa', comment: 
   if (existsSync(file) && existsSync(`${file}.pub`)) return;
   rmSync(file, { force: true });
   rmSync(`${file}.pub`, { force: true });
-  await run('ssh-keygen', [
-    '-q',
-    '-t',
-    type,
-    ...(type === 'rsa' ? ['-b', '3072'] : []),
-    '-N',
-    '',
-    '-C',
-    comment,
-    '-f',
-    file,
-  ]);
+  const bits = type === 'rsa' ? ['-b', '3072'] : [];
+  await $({ quiet: true })`ssh-keygen -q -t ${type} ${bits} -N ${''} -C ${comment} -f ${file}`;
 }
 
 export interface LabKeys {
@@ -179,7 +169,7 @@ export async function ensureKeys(
   const hashFile = join(f.stateDir, `${demoName}.password-hash`);
   if (!existsSync(pwFile) || !existsSync(hashFile)) {
     const pw = randomBytes(12).toString('base64url');
-    const hash = (await run('openssl', ['passwd', '-6', '-stdin'], { input: pw + '\n' })).stdout.trim();
+    const hash = (await $({ quiet: true, input: pw + '\n' })`openssl passwd -6 -stdin`).stdout.trim();
     writeFileSync(pwFile, pw + '\n', { mode: 0o600 });
     writeFileSync(hashFile, hash + '\n', { mode: 0o600 });
   }

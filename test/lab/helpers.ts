@@ -1,30 +1,30 @@
 // Shared by the lab tests: a topology like configs/stack.yaml under another name and subnets
 // (so a developer's running `seed` lab is left alone), and small probes run inside nodes.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { topologyFromObject } from '../../src/topology/load.ts';
 import type { Topology } from '../../src/topology/model.ts';
-import { docker, run } from '../../src/lab/docker.ts';
-import { seedVariant } from '../../src/lab/variant.ts';
+import { $ } from 'zx';
+import { dockerCall } from '../../src/lab/docker.ts';
+import { seedVariantFile } from '../../src/lab/variant.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 
 /** Write configs/stack.yaml with another name and a second octet for every subnet. */
 export function testTopology(name: string, octet: number): { file: string; t: Topology } {
-  const doc = seedVariant(name, octet);
-  const file = join(mkdtempSync(join(tmpdir(), 'wharf-labtest-')), `${name}.yaml`);
-  writeFileSync(file, stringify(doc));
-  return { file, t: topologyFromObject(doc, file) };
+  return seedVariantFile(name, octet);
 }
 
 /** Run a command on a lab node through the generated ssh_config (strict host key checking). */
-export async function onNode(sshConfig: string, node: string, cmd: string, timeoutMs = 20_000) {
-  return run('ssh', ['-F', sshConfig, '-o', 'StrictHostKeyChecking=yes', node, cmd], {
+export async function onNode(
+  sshConfig: string,
+  node: string,
+  cmd: string,
+  timeoutMs = 20_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await $({
     nothrow: true,
-    timeoutMs,
-  });
+    quiet: true,
+    timeout: timeoutMs,
+  })`ssh -F ${sshConfig} -o StrictHostKeyChecking=yes ${node} ${cmd}`;
+  return { code: r.exitCode ?? 124, stdout: r.stdout, stderr: r.stderr };
 }
 
 /**
@@ -58,12 +58,15 @@ export async function tcpProbe(
 export async function labelled(
   stack: string,
 ): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
-  const sel = ['--filter', `label=wharf.lab=${stack}`];
-  const list = async (args: string[], field: string) =>
-    (await docker([...args, ...sel, '--format', `{{${field}}}`])).split('\n').filter(Boolean);
+  const filters = { label: [`wharf.lab=${stack}`] };
+  const [cs, ns, vs] = await Promise.all([
+    dockerCall('ps -a', (d, abortSignal) => d.listContainers({ all: true, filters, abortSignal })),
+    dockerCall('network ls', (d, abortSignal) => d.listNetworks({ filters, abortSignal })),
+    dockerCall('volume ls', (d, abortSignal) => d.listVolumes({ filters, abortSignal })),
+  ]);
   return {
-    containers: await list(['ps', '-a'], '.Names'),
-    networks: await list(['network', 'ls'], '.Name'),
-    volumes: await list(['volume', 'ls'], '.Name'),
+    containers: cs.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, '')).sort(),
+    networks: ns.map((n) => n.Name).sort(),
+    volumes: (vs.Volumes ?? []).map((v) => v.Name).sort(),
   };
 }

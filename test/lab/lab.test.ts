@@ -1,12 +1,19 @@
-// The lab with real containers: every node reachable over ssh like production, the chain routes
-// WAN traffic router → firewall → HAProxy with the client's address intact, and segmentation holds
-// (the wan client reaches the router's WAN side and nothing else; lan nodes cannot reach wan;
-// management sshd answers only on mgmt). GIVEN one lab for the file (stack "labtest", 10.89.x).
+// The lab with real containers: every node reachable over ssh like production; fresh nodes are as
+// bare as new hosts (no wharf nftables table, no data-path routes: the lab pre-seeds only the
+// management path, LAB_PRESEED); after provisioning (install → configure → verify, as on real
+// hosts) the chain routes WAN traffic router → firewall → HAProxy with the client's address intact,
+// and segmentation holds (the wan client reaches the router's WAN side and nothing else; lan nodes
+// cannot reach wan; management sshd answers only on mgmt).
+// GIVEN one lab for the file (stack "labtest", 10.89.x), bare first, then provisioned.
 import { createServer, connect, type Server } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { $ } from 'zx';
 import { ensureEngine } from '../../src/lab/engine.ts';
-import { labDown, labStatus, labUp, type LabStatus } from '../../src/lab/lab.ts';
+import { labDown, labStatus, labUp, waitReady, type LabStatus } from '../../src/lab/lab.ts';
+import { DockerApiError } from '../../src/lab/docker.ts';
+import { labNode, labNodes } from '../../src/lab/node.ts';
+import { provisionLab } from '../../src/lab/provision.ts';
 import { loadInventory } from '../../src/topology/load.ts';
 import type { Topology } from '../../src/topology/model.ts';
 import { runCli } from '../../src/cli/program.ts';
@@ -50,18 +57,91 @@ beforeAll(async () => {
   await labUp(t, { topologyFile: file, log: (l) => process.stderr.write(`[lab up] ${l}\n`) });
   s = await labStatus(t);
   cfg = s.sshConfig;
-  // A throwaway listener where HAProxy will listen later: sshd on the haproxy node's dmz address.
-  const r = await onNode(
-    cfg,
-    'haproxy',
-    `/usr/sbin/sshd -p 2222 -o ListenAddress=${a('haproxy', 'dmz')} -o PidFile=/run/wharf-test-sshd.pid`,
-  );
-  expect(r.code, r.stderr).toBe(0);
 });
 
 afterAll(async () => {
   if (process.env.WHARF_KEEP_LAB) return;
   await labDown(STACK);
+});
+
+/** The nodes configure manages (not lab-only). */
+const MANAGED = ['router', 'firewall', 'haproxy', 'sftp-main', 'sftp-sub', 'sftp-backup'];
+
+describe('fresh nodes are as bare as new hosts (before provisioning)', () => {
+  it('no wharf nftables table, no data-path routes, none of the files configure lays down', async () => {
+    const mgmtGw = `10.${OCTET}.9.1`;
+    for (const n of MANAGED) {
+      const tables = await onNode(
+        cfg,
+        n,
+        'if command -v nft >/dev/null; then nft list tables; else echo no-nft; fi',
+      );
+      expect(tables.code, `${n}: ${tables.stderr}`).toBe(0);
+      expect(tables.stdout, n).not.toMatch(/wharf/);
+      if (n === 'router' || n === 'firewall') expect(tables.stdout, n).not.toContain('no-nft');
+      // only connected routes and the default route via the mgmt gateway (apt, management)
+      const routes = await onNode(cfg, n, 'ip -4 route show');
+      expect(routes.code, routes.stderr).toBe(0);
+      for (const line of routes.stdout.trim().split('\n')) {
+        expect(
+          line.startsWith(`default via ${mgmtGw} `) || / proto kernel scope link /.test(line),
+          `${n}: unexpected route "${line}"`,
+        ).toBe(true);
+      }
+      const files = await onNode(
+        cfg,
+        n,
+        'ls -d /etc/wharf /etc/nftables.conf.d /etc/ssh/sshd_config.d/00-wharf-mgmt.conf ' +
+          '/etc/systemd/system/wharf-routes.service /etc/systemd/system/nftables.service.d /etc/sysctl.d/60-wharf.conf 2>/dev/null; true',
+      );
+      expect(files.stdout.trim(), n).toBe('');
+    }
+    // the container settings that cannot come from inside (LAB_CONTAINER_SETTINGS) are there
+    const fwd = await labNode(STACK, 'router').exec(['cat', '/proc/sys/net/ipv4/ip_forward']);
+    expect(fwd.stdout.trim()).toBe('1');
+  });
+
+  it('node handles: labNodes lists the lab; exec returns output and exit codes, with stdin', async () => {
+    const nodes = await labNodes(STACK);
+    expect(nodes.map((n) => n.name)).toEqual(Object.keys(s.nodes).sort());
+    const main = labNode(STACK, 'sftp-main');
+    const i = await main.inspect();
+    expect(i).toMatchObject({ running: true, paused: false });
+    expect(i.addresses).toMatchObject({ lan: a('sftp-main', 'lan'), mgmt: a('sftp-main', 'mgmt') });
+    const r = await main.exec(['sh', '-c', 'cat; echo err >&2; exit 3'], { input: 'from stdin\n' });
+    expect(r).toEqual({ code: 3, stdout: 'from stdin\n', stderr: 'err\n' });
+    await main.putFiles([{ path: '/tmp/wharf-handle/x.txt', content: 'put\n', mode: 0o640 }]);
+    expect((await main.exec(['stat', '-c', '%a %U %n', '/tmp/wharf-handle/x.txt'])).stdout).toBe(
+      '640 root /tmp/wharf-handle/x.txt\n',
+    );
+    // the upload left /tmp as it was (apt needs it world-writable)
+    expect((await main.exec(['stat', '-c', '%a', '/tmp'])).stdout).toBe('1777\n');
+  });
+
+  it('node handles: pause makes exec fail with 409 naming the node; kill gives exit 137; start brings it back', async () => {
+    const backup = labNode(STACK, 'sftp-backup');
+    await backup.pause();
+    try {
+      expect(await backup.inspect()).toMatchObject({ running: true, paused: true });
+      const err = await backup.exec(['true']).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(DockerApiError);
+      expect((err as DockerApiError).statusCode).toBe(409);
+      expect((err as Error).message).toMatch(/^lab node sftp-backup: .*HTTP 409.*is paused/);
+    } finally {
+      await backup.unpause();
+    }
+    expect((await backup.exec(['true'])).code).toBe(0);
+
+    const sink = labNode(STACK, 'notify-sink');
+    const before = Date.now();
+    await sink.kill();
+    const dead = await sink.inspect();
+    expect(dead).toMatchObject({ running: false, exitCode: 137 });
+    expect(Date.parse(dead.finishedAt)).toBeGreaterThanOrEqual(before - 2000);
+    await sink.start();
+    expect((await sink.inspect()).running).toBe(true);
+    expect(await waitReady(cfg, 'notify-sink', Date.now() + 90_000)).toMatch(/^(running|degraded)$/);
+  });
 });
 
 describe('management access', () => {
@@ -98,24 +178,12 @@ describe('management access', () => {
     const dir = mkdtempSync(`${tmpdir()}/wharf-kh-`);
     const bad = kh.replace(routerLine, `${a('router', 'mgmt')} ${mainKey.split(' ').slice(1).join(' ')}`);
     writeFileSync(`${dir}/known_hosts`, bad);
-    const { run } = await import('../../src/lab/docker.ts');
-    const r = await run(
-      'ssh',
-      [
-        '-F',
-        cfg,
-        '-o',
-        `UserKnownHostsFile=${dir}/known_hosts`,
-        '-o',
-        'ControlMaster=no',
-        '-o',
-        'ControlPath=none',
-        'router',
-        'true',
-      ],
-      { nothrow: true, timeoutMs: 20_000 },
-    );
-    expect(r.code).not.toBe(0);
+    const r = await $({
+      nothrow: true,
+      quiet: true,
+      timeout: 20_000,
+    })`ssh -F ${cfg} -o ${`UserKnownHostsFile=${dir}/known_hosts`} -o ControlMaster=no -o ControlPath=none router true`;
+    expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
   });
 
@@ -168,6 +236,43 @@ describe('management access', () => {
     expect(j.demoUser.password.length).toBeGreaterThanOrEqual(12);
     expect(existsSync(j.demoUser.privateKey)).toBe(true);
   });
+});
+
+describe('shared apt pool', () => {
+  it('two nodes install at the same time, a third installs from the pool without downloading', async () => {
+    const install = (n: string) =>
+      onNode(
+        cfg,
+        n,
+        'apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsync 2>&1',
+        180_000,
+      );
+    const [m, sub] = await Promise.all([install('sftp-main'), install('sftp-sub')]);
+    expect(m.code, m.stdout + m.stderr).toBe(0);
+    expect(sub.code, sub.stdout + sub.stderr).toBe(0);
+    const pool = await onNode(cfg, 'sftp-backup', 'ls /var/cache/wharf-apt-pool');
+    expect(pool.stdout).toMatch(/^rsync_.*\.deb$/m);
+    const b = await install('sftp-backup');
+    expect(b.code, b.stdout).toBe(0);
+    expect(b.stdout).toMatch(/Need to get 0 B\//);
+  });
+});
+
+describe('provisioned: configure laid down the fabric, the chain works', () => {
+  beforeAll(async () => {
+    await provisionLab(t, (l) => process.stderr.write(`[provision] ${l}\n`));
+  });
+
+  it('router and firewall now have the wharf tables; firewall and haproxy their routes to the WAN', async () => {
+    for (const n of ['router', 'firewall']) {
+      const r = await onNode(cfg, n, 'nft list tables');
+      expect(r.stdout, n).toMatch(/table inet wharf/);
+    }
+    for (const n of ['firewall', 'haproxy']) {
+      const r = await onNode(cfg, n, 'ip -4 route show');
+      expect(r.stdout, n).toMatch(new RegExp(`^10\\.${OCTET}\\.0\\.0/24 via `, 'm'));
+    }
+  });
 
   it('management sshd on router, firewall and haproxy answers on mgmt only', async () => {
     // Positive control: the bastion (on mgmt) gets an SSH banner from each mgmt address.
@@ -180,14 +285,26 @@ describe('management access', () => {
       ['firewall', 'router', 'transit'],
       ['router', 'firewall', 'transit'],
       ['haproxy', 'firewall', 'dmz'],
-      ['firewall', 'haproxy', 'dmz'],
+      // (haproxy's dmz :22 is HAProxy's sftp frontend now: sftp-main answers there, see below)
       ['sftp-main', 'haproxy', 'lan'],
-      ['wan-client', 'router', 'wan'],
+      // (the router's wan :22 is DNATed to HAProxy's sftp frontend now: the ss check below covers it)
     ];
     for (const [from, n, net] of dataPlane) {
       const p = await tcpProbe(cfg, from, a(n, net), 22);
       expect(p.banner, `${from} → ${n} ${net} ${a(n, net)}:22 ${p.detail}`).not.toMatch(/SSH-2\.0/);
     }
+    // On the nodes themselves: sshd listens on the mgmt address alone (configure's drop-in).
+    for (const n of ['router', 'firewall', 'haproxy']) {
+      const r = await onNode(cfg, n, `ss -Htlnp '( sport = :22 )'`);
+      const sshd = r.stdout.split('\n').filter((l) => l.includes('"sshd"'));
+      expect(sshd.length, `${n}: ${r.stdout}`).toBeGreaterThan(0);
+      for (const l of sshd) expect(l, n).toContain(` ${a(n, 'mgmt')}:22 `);
+    }
+    // haproxy's dmz :22 is a listener, and not sshd's (HAProxy's sftp frontend)
+    const hap = await onNode(cfg, 'haproxy', `ss -Htlnp '( sport = :22 )'`);
+    const dmz = hap.stdout.split('\n').filter((l) => l.includes(` ${a('haproxy', 'dmz')}:22 `));
+    expect(dmz, hap.stdout).toHaveLength(1);
+    expect(dmz[0]).not.toContain('"sshd"');
   });
 });
 
@@ -210,10 +327,16 @@ describe('the chain', () => {
   it('the WAN entry published on 127.0.0.1 and the router WAN address (direct) both lead to HAProxy', async () => {
     expect(await bannerFrom('127.0.0.1', s.ports.write!)).toMatch(/^SSH-2\.0/);
     expect(await bannerFrom(s.direct.host, s.direct.ports.write!)).toMatch(/^SSH-2\.0/);
-    // A frontend port with no listener yet: the connection is refused by the haproxy node
-    // itself (the RST travels back through the chain), it does not hang.
-    const p = await tcpProbe(cfg, 'wan-client', s.direct.host, s.direct.ports.read!);
-    expect(p.result, p.detail).toBe('refused');
+    // A frontend port with no listener (HAProxy stopped for a moment): the connection is refused by
+    // the haproxy node itself (the RST travels back through the chain), it does not hang.
+    const stop = await onNode(cfg, 'haproxy', 'systemctl stop haproxy');
+    expect(stop.code, stop.stderr).toBe(0);
+    try {
+      const p = await tcpProbe(cfg, 'wan-client', s.direct.host, s.direct.ports.read!);
+      expect(p.result, p.detail).toBe('refused');
+    } finally {
+      await onNode(cfg, 'haproxy', 'systemctl start haproxy');
+    }
   });
 });
 
@@ -320,31 +443,13 @@ describe('notify sink', () => {
     });
     expect(code).toBe(0);
     const notices = JSON.parse(out) as { kind: string; subject?: string; body: unknown; path?: string }[];
-    expect(notices.find((n) => n.kind === 'webhook')).toMatchObject({
+    // verify's own probe notices are there too: find the ones sent here
+    const ours = (n: { body: unknown; subject?: string }) => JSON.stringify(n).includes('upload demo/a.txt');
+    expect(notices.find((n) => n.kind === 'webhook' && ours(n))).toMatchObject({
       path: hook.path,
       body: { text: 'upload demo/a.txt' },
     });
-    expect(notices.find((n) => n.kind === 'smtp')).toMatchObject({ subject: 'upload demo/a.txt' });
-  });
-});
-
-describe('shared apt pool', () => {
-  it('two nodes install at the same time, a third installs from the pool without downloading', async () => {
-    const install = (n: string) =>
-      onNode(
-        cfg,
-        n,
-        'apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsync 2>&1',
-        180_000,
-      );
-    const [m, sub] = await Promise.all([install('sftp-main'), install('sftp-sub')]);
-    expect(m.code, m.stdout + m.stderr).toBe(0);
-    expect(sub.code, sub.stdout + sub.stderr).toBe(0);
-    const pool = await onNode(cfg, 'sftp-backup', 'ls /var/cache/wharf-apt-pool');
-    expect(pool.stdout).toMatch(/^rsync_.*\.deb$/m);
-    const b = await install('sftp-backup');
-    expect(b.code, b.stdout).toBe(0);
-    expect(b.stdout).toMatch(/Need to get 0 B\//);
+    expect(notices.find((n) => n.kind === 'smtp' && ours(n))).toMatchObject({ subject: 'upload demo/a.txt' });
   });
 });
 

@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../src/lab/docker.ts';
+import { $ } from 'zx';
+import { dockerCall, dockerCallOr404 } from '../../src/lab/docker.ts';
 import { ensureEngine } from '../../src/lab/engine.ts';
 import { baseTag, buildNodeImage, ensureImages } from '../../src/lab/images.ts';
 import { labDown, labUp, labStatus } from '../../src/lab/lab.ts';
@@ -15,13 +16,18 @@ import { runCli } from '../../src/cli/program.ts';
 import { REPO, labelled, onNode, testTopology } from './helpers.ts';
 
 const cli = async (argv: string[], env?: NodeJS.ProcessEnv) => {
-  const r = await run('npx', ['tsx', 'src/cli/main.ts', ...argv], {
+  const r = await $({
     nothrow: true,
-    timeoutMs: 600_000,
+    quiet: true,
+    timeout: 600_000,
+    cwd: REPO,
     env: { ...process.env, ...env },
-  });
-  return r;
+  })`npx tsx src/cli/main.ts ${argv}`;
+  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 };
+
+const removeNet = (name: string) =>
+  dockerCallOr404(`network rm ${name}`, (d, abortSignal) => d.getNetwork(name).remove({ abortSignal }));
 
 const inProcess = async (argv: string[]) => {
   let out = '';
@@ -40,12 +46,14 @@ describe('bad input leaves nothing half-created', () => {
   let listener: Server;
 
   beforeAll(async () => {
-    await run('docker', ['network', 'rm', squat], { nothrow: true });
+    await removeNet(squat);
     // Someone else's network on the lab's lan subnet.
-    await run('docker', ['network', 'create', '--subnet', '10.92.3.128/25', squat]);
+    await dockerCall(`network create ${squat}`, (d, abortSignal) =>
+      d.createNetwork({ Name: squat, IPAM: { Config: [{ Subnet: '10.92.3.128/25' }] }, abortSignal }),
+    );
   });
   afterAll(async () => {
-    await run('docker', ['network', 'rm', squat], { nothrow: true });
+    await removeNet(squat);
     listener?.close();
   });
 
@@ -59,7 +67,7 @@ describe('bad input leaves nothing half-created', () => {
   });
 
   it('a port already taken on 127.0.0.1: exit 2 naming the port, nothing created', async () => {
-    await run('docker', ['network', 'rm', squat]);
+    await removeNet(squat);
     listener = createServer();
     await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
     const addr = listener.address();
@@ -115,7 +123,7 @@ describe('image builds', () => {
     expect((err as Error).message).toContain(`building ${tag} failed`);
     expect((err as Error).message).toContain('Unable to locate package wharf-no-such-package');
     expect(seen.some((l) => /Step \d+\/\d+ : RUN/.test(l))).toBe(true);
-    expect((await run('docker', ['image', 'inspect', tag], { nothrow: true })).code).not.toBe(0);
+    expect(await dockerCallOr404(`image inspect ${tag}`, (d) => d.getImage(tag).inspect())).toBeNull();
   });
 });
 

@@ -7,7 +7,7 @@ import { endpointLines, labDown, labStatus, labUp } from '../../lab/lab.ts';
 import { provisionLab } from '../../lab/provision.ts';
 import { labGraph, labPlan } from '../../lab/plan.ts';
 import { readState, sshNames } from '../../lab/state.ts';
-import { run } from '../../lab/docker.ts';
+import { $ } from 'zx';
 import { topologyOption } from '../inputs.ts';
 import { type Io, printJson, processIo } from '../io.ts';
 
@@ -56,6 +56,7 @@ export function registerLabCommands(program: Command, io: Io = processIo): void 
         printJson(io, {
           ...s,
           created: r.created,
+          actions: r.actions,
           durationMs: r.durationMs,
           ...(provision ? { provision } : {}),
         });
@@ -122,16 +123,10 @@ export function registerLabCommands(program: Command, io: Io = processIo): void 
     const sink = await import('../../lab/sink/index.ts');
     const sinkNode = plan.nodes.find((n) => n.kind === 'notify-sink');
     if (!sinkNode) throw new InputError('the topology has no notify-sink node');
-    const r = await run(
-      'ssh',
-      [
-        '-F',
-        sshNames(plan.stack).sshConfig,
-        sinkNode.name,
-        `cat ${sink.SINK_MESSAGES_PATH} 2>/dev/null || true`,
-      ],
-      { timeoutMs: 30_000 },
-    );
+    const r = await $({
+      quiet: true,
+      timeout: 30_000,
+    })`ssh -F ${sshNames(plan.stack).sshConfig} ${sinkNode.name} ${`cat ${sink.SINK_MESSAGES_PATH} 2>/dev/null || true`}`;
     const notices = sink.readNotices(r.stdout);
     if (o.json) printJson(io, notices);
     else io.out(`${sink.formatNotices(notices)}\n`);
