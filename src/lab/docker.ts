@@ -3,7 +3,6 @@
 // not return in time throws DockerTimeoutError (the engine looks hung: lab up/down then let
 // ensureEngine judge it and try once more, see onceMoreIfHung). `WHARF_DEBUG=1` prints each call.
 // No registry: images are built locally (images.ts).
-import { spawn } from 'node:child_process';
 import Docker from 'dockerode';
 import { RunError } from '../core/errors.ts';
 
@@ -161,96 +160,5 @@ export function followProgress(
       },
       onMessage,
     );
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Deprecated: a plain child-process runner, kept only for callers outside src/lab
-// (src/workload/remote.ts) until the zx exec layer replaces it. src/lab itself uses zx's `$`.
-
-const shownCmd = (cmd: string, args: string[]) =>
-  [cmd, ...args.slice(0, 6)].join(' ') + (args.length > 6 ? ' …' : '');
-
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Killed after `timeoutMs`. */
-  timedOut?: boolean;
-}
-
-export interface RunOptions {
-  input?: string | Buffer | NodeJS.ReadableStream;
-  /** Do not throw on a non-zero exit. */
-  nothrow?: boolean;
-  timeoutMs?: number;
-  env?: NodeJS.ProcessEnv;
-  /** Called with each complete line of stdout/stderr (progress). */
-  onLine?: (line: string) => void;
-}
-
-/** Run a program, collect its output; throws a RunError with the program's own stderr on failure. */
-export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const started = Date.now();
-  if (process.env.WHARF_DEBUG) process.stderr.write(`+ ${cmd} ${args.join(' ')}\n`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: opts.env ?? process.env,
-    });
-    let stdout = '';
-    let stderr = '';
-    let partial = '';
-    const lines = (chunk: string) => {
-      if (!opts.onLine) return;
-      partial += chunk;
-      const parts = partial.split('\n');
-      partial = parts.pop() ?? '';
-      for (const l of parts) opts.onLine(l);
-    };
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-      lines(d);
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      lines(d);
-    });
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    if (opts.timeoutMs) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-        stderr += `\n(timed out after ${opts.timeoutMs} ms)`;
-      }, opts.timeoutMs);
-    }
-    child.on('error', (e) => {
-      if (timer) clearTimeout(timer);
-      reject(new RunError(`cannot run ${cmd}: ${e.message}`, { cause: e }));
-    });
-    child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      if (partial && opts.onLine) opts.onLine(partial);
-      const res: RunResult = {
-        code: code ?? (signal ? 128 : 1),
-        stdout,
-        stderr,
-        ...(timedOut && { timedOut }),
-      };
-      if (process.env.WHARF_DEBUG) {
-        process.stderr.write(
-          `  (${Date.now() - started} ms, exit ${res.code}) ${cmd} ${args.slice(0, 3).join(' ')}\n`,
-        );
-      }
-      if (res.code !== 0 && !opts.nothrow) {
-        reject(new RunError(`${shownCmd(cmd, args)} failed (exit ${res.code}): ${stderr.trim()}`));
-      } else resolve(res);
-    });
-    child.stdin.on('error', () => {});
-    const input = opts.input;
-    if (input === undefined) child.stdin.end();
-    else if (typeof input === 'string' || Buffer.isBuffer(input)) child.stdin.end(input);
-    else input.pipe(child.stdin);
   });
 }

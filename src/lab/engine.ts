@@ -92,6 +92,7 @@ export async function ensureEngine(
     throw new RunError(`the Docker engine ${why} and no dockerd pid file names it; restart it`);
   log(`docker engine: starting dockerd (log: ${DOCKERD_LOG})`);
   const out = openSync(DOCKERD_LOG, 'a');
+  // A daemon that outlives this process, not a command: the one spawn outside the exec layer.
   // Under `tini -s` (a docker.io dependency) containerd's shims stay children of this tree instead
   // of being re-parented to PID 1: the lab's containers live and die with the engine wharf started.
   const [cmd, args] = (await onPath('tini')) ? ['tini', ['-s', '--', 'dockerd']] : ['dockerd', []];
