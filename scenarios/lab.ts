@@ -19,7 +19,7 @@ import { nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
 import type { Inventory } from '../src/topology/inventory.ts';
 import { sshTransports, shQuote, closeAll } from '../src/transport/index.ts';
 import type { Transport } from '../src/transport/types.ts';
-import { $ } from 'zx';
+import { $ } from '../src/exec/index.ts';
 import { labNode } from '../src/lab/node.ts';
 import { renderLsyncdConf, LSYNCD_CONF } from '../src/render/lsyncd.ts';
 import { NOTIFY_SPOOL } from '../src/render/notify.ts';

@@ -3,7 +3,7 @@
 // default socket). Never pulls: there is no registry.
 import { openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { $ } from 'zx';
+import { $ } from '../exec/index.ts';
 import { RunError } from '../core/errors.ts';
 import { dockerCall } from './docker.ts';
 

@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
-import { $ } from 'zx';
+import { $ } from '../exec/index.ts';
 import { RunError } from '../core/errors.ts';
 import { dockerCall, dockerCallOr404, followProgress, type ProgressMessage } from './docker.ts';
 import { tarArchive, type TarEntry } from './tar.ts';

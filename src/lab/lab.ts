@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type Docker from 'dockerode';
-import { $ } from 'zx';
+import { $ } from '../exec/index.ts';
+import { freePort } from '../core/net.ts';
 import { InputError, RunError } from '../core/errors.ts';
 import type { Topology } from '../topology/model.ts';
 import { subnetsOverlap } from '../topology/net.ts';
@@ -74,18 +75,6 @@ export function portFree(port: number): Promise<boolean> {
     const s = createServer();
     s.once('error', () => resolve(false));
     s.listen({ host: '127.0.0.1', port, exclusive: true }, () => s.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen({ host: '127.0.0.1', port: 0 }, () => {
-      const a = s.address();
-      const p = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(p));
-    });
   });
 }
 
@@ -263,7 +252,7 @@ export function raiseInotifyInstances(log: Log = () => {}, want = 8192): void {
 }
 
 export async function labUp(t: Topology, opts: UpOptions): Promise<UpResult> {
-  const unlock = lockLab(t.name);
+  const unlock = lockLab(t.name, 'lab up');
   try {
     return await onceMoreIfHung(() => up(t, opts), opts.log ?? (() => {}));
   } finally {
@@ -525,7 +514,7 @@ export interface DownResult {
 
 /** Remove everything labelled wharf.lab=<stack> (works without a state folder) and the state. */
 export async function labDown(stack: string, log: Log = () => {}): Promise<DownResult> {
-  const unlock = lockLab(stack);
+  const unlock = lockLab(stack, 'lab down');
   try {
     return await onceMoreIfHung(() => down(stack, log), log);
   } finally {

@@ -2,10 +2,11 @@
 // pair, pre-generated host keys (so known_hosts is written before any node boots), the demo user's
 // credentials, ssh_config, known_hosts, inventory.yaml and state.json.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { RunError } from '../core/errors.ts';
+import { basename, dirname, join, resolve } from 'node:path';
+import { acquireLock } from '../runbook/lock.ts';
+import { ensureKeyPair } from '../stack/keys.ts';
 import { randomBytes } from 'node:crypto';
-import { $ } from 'zx';
+import { $ } from '../exec/index.ts';
 import type { LabPorts, SshNames } from './plan.ts';
 
 export const REPO_ROOT = resolve(new URL('../../', import.meta.url).pathname);
@@ -49,44 +50,15 @@ export interface LabState {
 
 export const statePath = (stack: string) => join(stateDir(stack), 'state.json');
 
-/** Is the process alive? A zombie (killed, not yet reaped) counts as dead. */
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-};
-
 /**
- * One `lab up`/`lab down` per stack at a time: an exclusive lock file next to the state folder
- * (it survives `down`). A lock whose process is dead (e.g. `kill -9`) is taken over.
+ * One `lab up`/`lab down` per stack at a time: the runbook engine's stack lock (src/runbook/lock.ts)
+ * on a file next to the state folder (it survives `down`). A lock whose process is dead (e.g.
+ * `kill -9`) is taken over.
  */
-export function lockLab(stack: string): () => void {
-  const file = `${stateDir(stack)}.lock`;
-  mkdirSync(dirname(file), { recursive: true });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      return () => rmSync(file, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number(readFileSync(file, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-        throw new RunError(
-          `another wharf lab command (pid ${pid}) is working on the lab "${stack}"; wait for it`,
-        );
-      }
-      rmSync(file, { force: true }); // stale: its process is gone
-    }
-  }
-  throw new RunError(`cannot take the lab lock ${file}`);
+export function lockLab(stack: string, command: 'lab up' | 'lab down'): () => void {
+  const dir = stateDir(stack);
+  const lock = acquireLock(dirname(dir), basename(dir), command);
+  return () => lock.release();
 }
 
 export function readState(stack: string): LabState | null {
@@ -105,14 +77,6 @@ export function writeFileMode(path: string, content: string, mode = 0o644): void
 
 export function removeState(stack: string): void {
   rmSync(stateDir(stack), { recursive: true, force: true });
-}
-
-async function keygen(file: string, type: 'ed25519' | 'ecdsa' | 'rsa', comment: string): Promise<void> {
-  if (existsSync(file) && existsSync(`${file}.pub`)) return;
-  rmSync(file, { force: true });
-  rmSync(`${file}.pub`, { force: true });
-  const bits = type === 'rsa' ? ['-b', '3072'] : [];
-  await $({ quiet: true })`ssh-keygen -q -t ${type} ${bits} -N ${''} -C ${comment} -f ${file}`;
 }
 
 export interface LabKeys {
@@ -139,13 +103,13 @@ export async function ensureKeys(
 ): Promise<LabKeys> {
   const f = sshNames(stack);
   mkdirSync(f.stateDir, { recursive: true, mode: 0o700 });
-  const jobs: Promise<void>[] = [keygen(f.identity, 'ed25519', `wharf-lab-${stack}`)];
+  ensureKeyPair(f.identity, 'ed25519', `wharf-lab-${stack}`);
   const hostKeyDirs: Record<string, string> = {};
   // Same names as src/stack/secrets.ts uses: the lab inventory's secretsDir points here.
   const shared = secretsDir(stack);
   mkdirSync(shared, { recursive: true });
   for (const t of ['ed25519', 'ecdsa', 'rsa'] as const) {
-    jobs.push(keygen(join(shared, `ssh_host_${t}_key`), t, `wharf-${stack}-sftp`));
+    ensureKeyPair(join(shared, `ssh_host_${t}_key`), t, `wharf-${stack}-sftp`);
   }
   for (const n of nodes) {
     if (n.kind === 'sftp') {
@@ -155,11 +119,10 @@ export async function ensureKeys(
     const dir = join(f.stateDir, 'hostkeys', n.name);
     mkdirSync(dir, { recursive: true });
     hostKeyDirs[n.name] = dir;
-    jobs.push(keygen(join(dir, 'ssh_host_ed25519_key'), 'ed25519', `wharf-${stack}-${n.name}`));
+    ensureKeyPair(join(dir, 'ssh_host_ed25519_key'), 'ed25519', `wharf-${stack}-${n.name}`);
   }
   const demoKey = join(f.stateDir, `${demoName}_ed25519`);
-  jobs.push(keygen(demoKey, 'ed25519', `${demoName}@wharf-lab-${stack}`));
-  await Promise.all(jobs);
+  ensureKeyPair(demoKey, 'ed25519', `${demoName}@wharf-lab-${stack}`);
 
   const hostKeys: Record<string, string> = {};
   for (const n of nodes) {

@@ -1,9 +1,8 @@
 // The stack's shared secrets, kept on the operator's machine (never in git, never printed):
 // one set of SFTP host keys for every SFTP node (pitfall 11) and the replication key pair.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { RunError } from '../core/errors.ts';
+import { ensureKeyPair } from './keys.ts';
 import { expandHome } from '../transport/ssh.ts';
 import type { Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
@@ -25,23 +24,6 @@ export interface StackSecrets {
 export const secretsDirOf = (t: Topology, inv: Inventory): string =>
   resolve(expandHome(inv.secretsDir ?? join('.wharf', 'secrets', t.name)));
 
-function keygen(file: string, type: string, comment: string): void {
-  if (existsSync(file) && existsSync(`${file}.pub`)) return;
-  const tmp = `${file}.tmp`;
-  rmSync(tmp, { force: true });
-  rmSync(`${tmp}.pub`, { force: true });
-  const bits = type === 'rsa' ? ['-b', '3072'] : [];
-  try {
-    execFileSync('ssh-keygen', ['-q', '-t', type, ...bits, '-N', '', '-C', comment, '-f', tmp], {
-      stdio: 'pipe',
-    });
-  } catch (e) {
-    throw new RunError(`cannot generate a ${type} key with ssh-keygen: ${(e as Error).message}`);
-  }
-  renameSync(`${tmp}.pub`, `${file}.pub`);
-  renameSync(tmp, file);
-}
-
 const pair = (file: string): KeyPair => ({
   private: readFileSync(file, 'utf8'),
   public: readFileSync(`${file}.pub`, 'utf8').trim(),
@@ -52,8 +34,9 @@ export function ensureStackSecrets(t: Topology, inv: Inventory): StackSecrets {
   const dir = secretsDirOf(t, inv);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  for (const type of HOST_KEY_TYPES) keygen(join(dir, `ssh_host_${type}_key`), type, `wharf-${t.name}-sftp`);
-  keygen(join(dir, 'replication_ed25519'), 'ed25519', `wharf-${t.name}-replication`);
+  for (const type of HOST_KEY_TYPES)
+    ensureKeyPair(join(dir, `ssh_host_${type}_key`), type, `wharf-${t.name}-sftp`);
+  ensureKeyPair(join(dir, 'replication_ed25519'), 'ed25519', `wharf-${t.name}-replication`);
   return {
     dir,
     hostKeys: {

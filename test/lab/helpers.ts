@@ -1,7 +1,7 @@
 // Shared by the lab tests: a topology like configs/stack.yaml under another name and subnets
 // (so a developer's running `seed` lab is left alone), and small probes run inside nodes.
 import type { Topology } from '../../src/topology/model.ts';
-import { $ } from 'zx';
+import { $ } from '../../src/exec/index.ts';
 import { dockerCall } from '../../src/lab/docker.ts';
 import { seedVariantFile } from '../../src/lab/variant.ts';
 

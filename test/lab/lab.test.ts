@@ -8,7 +8,7 @@
 import { createServer, connect, type Server } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { $ } from 'zx';
+import { $ } from '../../src/exec/index.ts';
 import { ensureEngine } from '../../src/lab/engine.ts';
 import { labDown, labStatus, labUp, waitReady, type LabStatus } from '../../src/lab/lab.ts';
 import { DockerApiError } from '../../src/lab/docker.ts';

@@ -3,10 +3,11 @@
 // and `lab down` removes everything by label even when the state folder is gone.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { $ } from 'zx';
+import { $ } from '../../src/exec/index.ts';
 import { dockerCall, dockerCallOr404 } from '../../src/lab/docker.ts';
 import { ensureEngine } from '../../src/lab/engine.ts';
 import { baseTag, buildNodeImage, ensureImages } from '../../src/lab/images.ts';
@@ -89,12 +90,19 @@ describe('bad input leaves nothing half-created', () => {
 
   it('a second lab command while one runs is refused (lock held by a live process), nothing created', async () => {
     mkdirSync(dirname(stateDir(t.name)), { recursive: true });
-    writeFileSync(`${stateDir(t.name)}.lock`, `${process.ppid}\n`);
+    // the lock as a `lab down` in another (live) process holds it
+    const held = {
+      pid: process.ppid,
+      hostname: hostname(),
+      startedAt: '2026-11-30T03:00:00.000Z',
+      runbook: 'lab down',
+    };
+    writeFileSync(`${stateDir(t.name)}.lock`, JSON.stringify(held) + '\n');
     try {
       const r = await inProcess(['lab', 'up', '-c', file]);
       expect(r.code).toBe(1);
       expect(r.err).toContain(
-        `another wharf lab command (pid ${process.ppid}) is working on the lab "labbad"`,
+        `stack labbad is locked by lab down (pid ${process.ppid} on ${hostname()}, since 2026-11-30T03:00:00.000Z)`,
       );
       expect(await labelled(t.name)).toEqual({ containers: [], networks: [], volumes: [] });
     } finally {

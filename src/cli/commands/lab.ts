@@ -7,7 +7,7 @@ import { endpointLines, labDown, labStatus, labUp } from '../../lab/lab.ts';
 import { provisionLab } from '../../lab/provision.ts';
 import { labGraph, labPlan } from '../../lab/plan.ts';
 import { readState, sshNames } from '../../lab/state.ts';
-import { $ } from 'zx';
+import { $ } from '../../exec/index.ts';
 import { topologyOption } from '../inputs.ts';
 import { type Io, printJson, processIo } from '../io.ts';
 
