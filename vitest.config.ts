@@ -2,11 +2,14 @@ import { defineConfig } from 'vitest/config';
 
 // Three projects: fast pure tests, tests that run the real daemons' checkers on the host,
 // and lab tests that start containers (slow, run one file at a time).
+// Every project registers the runbooks first (test/setup-runbooks.ts), as bin/wharf.mjs does.
+const setupFiles = ['test/setup-runbooks.ts'];
+
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000 } },
-      { test: { name: 'tools', include: ['test/tools/**/*.test.ts'], testTimeout: 60_000 } },
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000, setupFiles } },
+      { test: { name: 'tools', include: ['test/tools/**/*.test.ts'], testTimeout: 60_000, setupFiles } },
       {
         test: {
           name: 'lab',
@@ -14,6 +17,7 @@ export default defineConfig({
           testTimeout: 900_000,
           hookTimeout: 900_000,
           fileParallelism: false,
+          setupFiles,
           env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
         },
       },

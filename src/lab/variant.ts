@@ -1,8 +1,11 @@
 // A lab of the seed stack under another name and subnets (10.<octet>.x), so tests, scenarios and
 // benches run next to a developer's `seed` lab (and next to each other) without touching it.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
+import { topologyFromObject } from '../topology/load.ts';
+import type { Topology } from '../topology/model.ts';
 import { REPO_ROOT } from './state.ts';
 
 /** configs/stack.yaml as a plain document, renamed, with a second octet for every subnet. */
@@ -17,4 +20,12 @@ export function seedVariant(name: string, octet: number): Record<string, unknown
     mgmt: { subnet: `10.${octet}.9.0/24` },
   };
   return doc;
+}
+
+/** The variant written to a temporary topology file (for `-c FILE`) and loaded. */
+export function variantTopology(name: string, octet: number): { file: string; t: Topology } {
+  const doc = seedVariant(name, octet);
+  const file = join(mkdtempSync(join(tmpdir(), 'wharf-variant-')), `${name}.yaml`);
+  writeFileSync(file, stringify(doc));
+  return { file, t: topologyFromObject(doc, file) };
 }

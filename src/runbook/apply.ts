@@ -111,6 +111,7 @@ export async function applyHost(
     o.journal?.write({
       host,
       step,
+      id: `${c.host}:${c.id}`,
       change: changeSummary(c),
       result,
       durationMs: Date.now() - t0,
@@ -270,6 +271,7 @@ export async function applyHost(
         o.journal?.write({
           host,
           step: 'rollback',
+          id: `${c.host}:${c.id}`,
           change: changeSummary(c),
           result: 'rolled-back',
           durationMs: Date.now() - t0,
@@ -279,6 +281,7 @@ export async function applyHost(
         o.journal?.write({
           host,
           step: 'rollback',
+          id: `${c.host}:${c.id}`,
           change: changeSummary(c),
           result: 'failed',
           durationMs: Date.now() - t0,

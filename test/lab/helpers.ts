@@ -1,23 +1,12 @@
 // Shared by the lab tests: a topology like configs/stack.yaml under another name and subnets
 // (so a developer's running `seed` lab is left alone), and small probes run inside nodes.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { topologyFromObject } from '../../src/topology/load.ts';
-import type { Topology } from '../../src/topology/model.ts';
 import { docker, run } from '../../src/lab/docker.ts';
-import { seedVariant } from '../../src/lab/variant.ts';
+import { variantTopology } from '../../src/lab/variant.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 
 /** Write configs/stack.yaml with another name and a second octet for every subnet. */
-export function testTopology(name: string, octet: number): { file: string; t: Topology } {
-  const doc = seedVariant(name, octet);
-  const file = join(mkdtempSync(join(tmpdir(), 'wharf-labtest-')), `${name}.yaml`);
-  writeFileSync(file, stringify(doc));
-  return { file, t: topologyFromObject(doc, file) };
-}
+export const testTopology = variantTopology;
 
 /** Run a command on a lab node through the generated ssh_config (strict host key checking). */
 export async function onNode(sshConfig: string, node: string, cmd: string, timeoutMs = 20_000) {
