@@ -102,15 +102,22 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
     }
     notes.push(`no failover record, but ${main} is ${JSON.stringify(st)} and lsyncd ${lsy}: failing back`);
   }
-  const [om, os] = await Promise.all([listTree(m, t), listTree(s, t)]);
-  const observed = planFailback(om, os);
-  details.observed = {
-    toMain: observed.toMain.length,
-    toSub: observed.toSub.length,
-    conflicts: observed.conflicts,
-  };
-  notes.push(`copy plan as observed now (re-planned from fresh listings right before copying):`);
-  notes.push(...describeFailbackPlan(observed, main, sub).map((l) => `  ${l}`));
+  // --check lists both trees to show what the copy would do; a run re-lists right before copying
+  // (hashing every file twice would only slow it down)
+  let observed: FailbackPlan | undefined;
+  if (ctx.check) {
+    const [om, os] = await Promise.all([listTree(m, t), listTree(s, t)]);
+    observed = planFailback(om, os);
+    details.observed = {
+      toMain: observed.toMain.length,
+      toSub: observed.toSub.length,
+      onlyMain: observed.onlyMain.length,
+      conflicts: observed.conflicts,
+      same: observed.same,
+    };
+    notes.push(`copy plan as observed now (re-planned from fresh listings right before copying):`);
+    notes.push(...describeFailbackPlan(observed, main, sub).map((l) => `  ${l}`));
+  }
 
   const shared = backendsOf(t, main).filter((b) => backendsOf(t, sub).includes(b));
   const subReady = serverStateCommands(t, sub, 'ready');
@@ -127,9 +134,11 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
     let conflicts: Conflict[] = [];
     const out = { plan: () => plan, main: () => lm };
     const expected =
-      dir === 'both'
-        ? `${observed.toMain.length} file(s) ${sub} → ${main}, ${observed.toSub.length} ${main} → ${sub}, ${observed.conflicts.length} conflict(s) as observed`
-        : `what ${sub} took since the first pass`;
+      dir === 'toMain'
+        ? `what ${sub} took since the first pass`
+        : observed
+          ? `${observed.toMain.length} file(s) ${sub} → ${main}, ${observed.toSub.length} ${main} → ${sub}, ${observed.conflicts.length} conflict(s) as observed`
+          : 'counted when listed';
     const steps: Step[] = [
       {
         id: `${id}:list`,

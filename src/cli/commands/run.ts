@@ -117,6 +117,7 @@ function registerRunbookCommand(run: Command, rb: Runbook, io: Io): void {
               changes: res.changes,
               ok: res.ok,
               check: true,
+              ...(res.details !== undefined ? { details: res.details } : {}),
               ...(res.error ? { error: res.error } : {}),
             }
           : res,
