@@ -13,6 +13,7 @@ import { runAsScript } from '../src/cli/standalone.ts';
 import { shQuote } from '../src/transport/quote.ts';
 import type { Transport } from '../src/transport/types.ts';
 import { probeUser, putProbe, type Probe } from '../src/failover/probe.ts';
+import { socatLine } from '../src/failover/haproxy.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import { managedNodes } from '../src/stack/desired.ts';
 import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
@@ -74,7 +75,7 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
     let rows: ReturnType<typeof parseShowStat> | undefined;
     let socketError = '';
     const stat = async () => {
-      const r = await sh(tr(hap), `echo 'show stat' | socat stdio ${shQuote(t.haproxy.stats.socket)}`);
+      const r = await sh(tr(hap), socatLine(t.haproxy.stats.socket, ['show stat']));
       socketError = r.code !== 0 ? `stats socket: ${r.stderr.trim()}` : '';
       return parseShowStat(r.stdout);
     };

@@ -73,8 +73,12 @@ export function statusOf(rows: StatRow[], t: Topology, node: string): Record<str
   return out;
 }
 
-/** The shell line that sends commands to the socket in one connection (`;`-separated). */
+/**
+ * The shell line that sends commands to the socket in one connection (`;`-separated). UNIX-CONNECT:
+ * a bare path is socat's GOPEN, which on a missing socket creates a plain file, writes the commands
+ * into it and exits 0: a runtime API call that never reached HAProxy would look done.
+ */
 export function socatLine(socket: string, commands: string[]): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  return `echo ${q(commands.join('; '))} | socat -t 5 stdio ${q(socket)}`;
+  return `echo ${q(commands.join('; '))} | socat -t 5 stdio UNIX-CONNECT:${q(socket)}`;
 }
