@@ -265,7 +265,9 @@ describe('failover and failback on the lab', () => {
       expect(plain).toMatch(/failed step final-sync on sftp-main: /);
       expect(plain).toMatch(/failed undo undo:main-maint on haproxy: ran set server .*state ready.*: /);
       expect(lines.join('\n')).toMatch(/FAIL haproxy: undo: sftp-main and sftp-sub → ready/);
-      expect(lines.join('\n')).not.toMatch(/undo haproxy:/);
+      // nothing claims main is back in rotation
+      expect(lines.join('\n')).not.toMatch(/undo haproxy: sftp-main and sftp-sub → ready/);
+      expect(lines.join('\n')).toMatch(/undo sftp-main: enable and start lsyncd again/);
       // the journal says the same (host, commands, error)
       const journal = readFileSync(fo.journal!, 'utf8')
         .trim()
