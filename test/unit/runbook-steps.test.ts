@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { JournalEntry } from '../../src/runbook/journal.ts';
 import { acquireLock } from '../../src/runbook/lock.ts';
+import { failureLines } from '../../src/cli/commands/run.ts';
 import { executeSteps, formatSteps, stepsJson, type Step, type StepPlan } from '../../src/runbook/steps.ts';
 
 const dirs: string[] = [];
@@ -153,6 +154,11 @@ describe('executeSteps', () => {
     expect(j.detail).toMatchObject({ commands: ['revert c'], undoes: 'c' });
     expect(log.join('\n')).toMatch(/FAIL h3: undo: undo c — ran: revert c — cannot reach h3/);
     expect(journal.at(-1)).toMatchObject({ step: 'summary', result: 'failed' });
+    // what `wharf run` prints for the failed run: the failed step and the failed undo, host and error
+    expect(failureLines({ ...r, steps: r.steps })).toEqual([
+      'failed step d on h1: d broke',
+      'failed undo undo:c on h3: ran revert c: cannot reach h3',
+    ]);
   });
 
   it('after the point of no return a failure undoes nothing (the run is left to resume)', async () => {
