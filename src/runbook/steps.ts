@@ -168,6 +168,21 @@ export async function executeSteps(
   };
   const failures: string[] = [];
   const readOnly = new Set<string>();
+  // Ctrl-C / SIGTERM mid-run: journal it and free the lock; every step is re-runnable, so the next
+  // run resumes (kill -9 leaves a stale lock that the next run takes over).
+  const onSignal = (sig: NodeJS.Signals) => {
+    journal.write({
+      host: '*',
+      step: 'run',
+      result: 'failed',
+      durationMs: Date.now() - t0,
+      error: `interrupted by ${sig}`,
+    });
+    lock.release();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     journal.write({ host: '*', step: 'run', result: 'started', durationMs: 0, detail: { check: o.check } });
     if (lock.tookOver) say(`warning: ${lock.tookOver}`);
@@ -323,6 +338,8 @@ export async function executeSteps(
       detail: { changes: out.changes, check: o.check },
       ...(out.error ? { error: out.error } : {}),
     });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     lock.release();
   }
 }

@@ -2,9 +2,10 @@
 // GIVEN a plan of steps with undos WHEN a step fails THEN the completed steps are undone newest
 // first, a failing undo is a failed step (host, commands, error) in the result and the journal,
 // and the run fails; --check runs nothing and prints the same ids the journal later shows.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { JournalEntry } from '../../src/runbook/journal.ts';
 import { acquireLock } from '../../src/runbook/lock.ts';
@@ -211,5 +212,38 @@ describe('executeSteps', () => {
     } finally {
       held.release();
     }
+  });
+  it('Ctrl-C mid-step: the journal says so and the lock is freed', async () => {
+    const runsDir = tmp();
+    const script = join(runsDir, 'run.mts'); // ESM (top-level await) outside the package
+    writeFileSync(
+      script,
+      `import { executeSteps } from ${JSON.stringify(resolve('src/runbook/steps.ts'))};
+await executeSteps('demo', { stack: 's', runsDir: ${JSON.stringify(runsDir)}, check: false, log: (l) => console.error(l) }, async () => ({
+  runbook: 'demo',
+  steps: [{ id: 'slow', host: 'h', action: 'slow', why: 'w', run: async () => { console.error('STARTED'); await new Promise((r) => setTimeout(r, 30000)); } }],
+}));
+`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const t0 = Date.now();
+    while (!err.includes('STARTED') && child.exitCode === null && Date.now() - t0 < 8_000)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(err).toContain('STARTED');
+    expect(child.exitCode).toBe(null);
+    const code = new Promise((r) => child.once('exit', (c) => r(c)));
+    child.kill('SIGINT');
+    expect(await code).toBe(130);
+    expect(existsSync(join(runsDir, 's.lock'))).toBe(false);
+    const file = readdirSync(join(runsDir, 's')).find((f) => f.endsWith('-demo.jsonl'))!;
+    expect(journalOf(join(runsDir, 's', file)).at(-1)).toMatchObject({
+      step: 'run',
+      result: 'failed',
+      error: 'interrupted by SIGINT',
+    });
   });
 });
