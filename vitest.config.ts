@@ -5,16 +5,19 @@ import { defineConfig } from 'vitest/config';
 // testcontainers (throwaway sshd containers in tools tests, lab tests): no registry here, so no
 // ryuk reaper (fixtures remove their own containers) and no alpine pull for host-IP detection.
 const testcontainersEnv = { TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: 'localhost' };
+// Every project registers the runbooks first (test/setup-runbooks.ts), as bin/wharf.mjs does.
+const setupFiles = ['test/setup-runbooks.ts'];
 
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000 } },
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 10_000, setupFiles } },
       {
         test: {
           name: 'tools',
           include: ['test/tools/**/*.test.ts'],
           testTimeout: 60_000,
+          setupFiles,
           env: testcontainersEnv,
         },
       },
@@ -25,6 +28,7 @@ export default defineConfig({
           testTimeout: 900_000,
           hookTimeout: 900_000,
           fileParallelism: false,
+          setupFiles,
           env: testcontainersEnv,
         },
       },

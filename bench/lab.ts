@@ -7,7 +7,7 @@ import { ensureEngine } from '../src/lab/engine.ts';
 import { labDown, labUp } from '../src/lab/lab.ts';
 import { IMAGE_LABEL } from '../src/lab/images.ts';
 import { dockerCall } from '../src/lab/docker.ts';
-import { seedVariantFile } from '../src/lab/variant.ts';
+import { variantTopology } from '../src/lab/variant.ts';
 
 const args = process.argv.slice(2);
 const warmOnly = args.includes('--warm-only');
@@ -17,7 +17,7 @@ const say = (s: string) => {
   if (!json) console.log(s);
 };
 
-const { file, t } = seedVariantFile('labbench', 93);
+const { file, t } = variantTopology('labbench', 93);
 const secs = (ms: number) => Math.round(ms / 100) / 10;
 
 await ensureEngine();

@@ -30,7 +30,9 @@ import {
   waitForUploads,
 } from '../src/workload/remote.ts';
 import { makeLocalFile } from '../scenarios/large-file.ts';
-import { REPO, testTopology } from '../test/lab/helpers.ts';
+import { REPO_ROOT } from '../src/lab/state.ts';
+import { variantTopology } from '../src/lab/variant.ts';
+import '../scripts/index.ts';
 
 const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
@@ -88,10 +90,10 @@ if (!flag('--skip-lab-bench')) {
   const run = (extra: string[]) =>
     spawnSync(
       process.execPath,
-      ['--import', 'tsx', join(REPO, 'bench/lab.ts'), '--json', '--runs', '2', ...extra],
+      ['--import', 'tsx', join(REPO_ROOT, 'bench/lab.ts'), '--json', '--runs', '2', ...extra],
       {
         encoding: 'utf8',
-        cwd: REPO,
+        cwd: REPO_ROOT,
         timeout: 1_800_000,
       },
     );
@@ -116,13 +118,13 @@ if (!flag('--skip-lab-bench')) {
 
 // 2. The bench lab; configure first run and no-op rerun on the 6 stack hosts.
 // --stack NAME --octet N: a second bench lab next to the first (other subnets 10.N.x)
-const { file, t } = testTopology(value('--stack', 'wbench'), Number(value('--octet', '98')) || 98);
+const { file, t } = variantTopology(value('--stack', 'wbench'), Number(value('--octet', '98')) || 98);
 if (!flag('--reuse')) {
   say('== bench lab: fresh (lab down → up → install)');
   await labDown(t.name);
 }
 await labUp(t, { topologyFile: file, log });
-const inv = () => loadInventory(join(REPO, '.wharf/lab', t.name, 'inventory.yaml'), t);
+const inv = () => loadInventory(join(REPO_ROOT, '.wharf/lab', t.name, 'inventory.yaml'), t);
 raiseHostSysctls(t, inv(), log);
 const runbook = async (name: string, options: Record<string, boolean> = {}) => {
   const r = await runRunbookByName(name, { topology: t, inventory: inv(), log: () => {}, options });

@@ -5,7 +5,7 @@
 // wipes from sub every file uploaded there during the outage, and main never had them: the
 // scenario asserts that they are LOST (the demonstration passes when the hazard shows), then
 // repairs the lab (rendered lsyncd config back, configure) so the next scenario starts clean.
-import { LSYNCD_CONF } from '../src/render/lsyncd.ts';
+import { LSYNCD_CONF, renderLsyncdConf } from '../src/render/lsyncd.ts';
 import { sftpNode } from '../src/topology/model.ts';
 import type { Scenario } from '../src/scenario/types.ts';
 import { observeUploads, userRoot } from '../src/workload/remote.ts';
@@ -90,7 +90,16 @@ export const failbackNaive: Scenario = {
       // repair: the rendered lsyncd config (configure), main in rotation, empty upload folders
       try {
         await resetScenarioLab(lab);
-        ctx.check('lab repaired (rendered lsyncd config, delete = false)', true, '');
+        // read back what the reset left on main: the rendered config (never delete = true), running
+        const have = (await lab.transports.get(main)!.readFile(LSYNCD_CONF))?.toString('utf8') ?? '';
+        const rendered = have === renderLsyncdConf(t, lab.inventory).content;
+        const deletes = /^\s*delete\s*=\s*true/m.test(have);
+        const active = (await lab.sh(main, 'systemctl is-active lsyncd')).stdout.trim();
+        ctx.check(
+          'lab repaired (rendered lsyncd config, delete = false)',
+          rendered && !deletes && active === 'active',
+          `config on ${main} ${rendered ? 'as rendered' : 'differs from the rendered one'}, ${deletes ? 'delete = true' : 'no delete = true'}, lsyncd ${active}`,
+        );
       } catch (e) {
         ctx.check('lab repaired (rendered lsyncd config, delete = false)', false, (e as Error).message);
       }

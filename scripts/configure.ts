@@ -1,16 +1,22 @@
+#!/usr/bin/env -S npx tsx
 // configure: everything the renderers produce (haproxy.cfg, sshd_config, lsyncd, backup job,
 // notifier, nftables, routes, sysctls) plus users, chroots, shared host keys and replication keys.
-// Each file is checked by its daemon's own tool before it replaces the old one.
-import { runRunbook } from '../src/runbook/index.ts';
+// One step per resource change (`<host>:file /etc/haproxy/haproxy.cfg`…), applied by the resource
+// engine: each file is checked by its daemon's own tool before it replaces the old one, a failed
+// reload or health check restores it.
+import { z } from 'zod';
+import { defineRunbook, registerRunbook } from '../src/runbook/registry.ts';
+import { runResourceRunbook } from '../src/runbook/resource-runbook.ts';
+import { runAsScript } from '../src/cli/standalone.ts';
 import { configureDesired } from '../src/stack/desired.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
-import type { Runbook } from './runbook.ts';
 
-export const configure: Runbook = {
+export const configure = defineRunbook({
   name: 'configure',
   description:
     'render and apply every config, user, chroot and key; validate, reload, health-check, roll back',
-  async run(ctx) {
+  options: z.object({}),
+  run(ctx) {
     const secrets = ensureStackSecrets(ctx.topology, ctx.inventory);
     const desired = configureDesired(ctx.topology, ctx.inventory, secrets, ctx.only);
     const hidden = [
@@ -21,17 +27,9 @@ export const configure: Runbook = {
       ),
       ...ctx.topology.sftp.users.map((u) => u.passwordHash).filter((x): x is string => !!x),
     ];
-    return runRunbook({
-      stack: ctx.topology.name,
-      runbook: 'configure',
-      desired,
-      transports: ctx.transports,
-      check: ctx.check,
-      diff: ctx.diff,
-      secrets: hidden,
-      ...(ctx.runsDir ? { runsDir: ctx.runsDir } : {}),
-      ...(ctx.reporter ? { reporter: ctx.reporter } : {}),
-    });
+    return runResourceRunbook(ctx, 'configure', desired, hidden);
   },
-};
+});
+registerRunbook(configure);
 export default configure;
+await runAsScript(import.meta.url, 'configure');

@@ -1,16 +1,23 @@
+#!/usr/bin/env -S npx tsx
 // failover: take sftp-main out of service and serve from sftp-sub, without losing an upload.
-// Planned (default): main → maint in every HAProxy backend (runtime API) → wait (bounded) for its
-// sessions to end, then cut the rest → stop and disable lsyncd on main → final rsync main → sub
-// (lsyncd's path; never --delete) → fence main out of sub's replication account → sub serves
-// (it is `backup` in the same backends, so it takes over as soon as main is maint) → probe.
+// Planned (default): stop lsyncd on main → main → maint in every HAProxy backend, sub held in maint
+// too (writes pause) → wait (bounded by --drain-timeout) for main's sessions to end, then cut the
+// rest → final rsync main → sub (lsyncd's path; never --delete) → fence main out of sub's
+// replication account → sub serves (point of no return) → probe.
 // --unplanned (main unreachable): main → maint at once (so it does not rejoin by itself when it
 // boots), fence, record the moment and the RPO window; failback later measures what main alone had.
-// State: /var/lib/wharf/failover.json on the haproxy node. Re-runnable: every step is idempotent.
-import { Journal } from '../src/runbook/journal.ts';
-import { acquireLock } from '../src/runbook/lock.ts';
+// State: /var/lib/wharf/failover.json on the haproxy node. Re-runnable: every step is idempotent,
+// and a run that stops before sub serves undoes its steps in reverse (each undo reported).
+import { z } from 'zod';
+import { sleep } from 'zx';
+import { defineRunbook, registerRunbook, type RunbookContext } from '../src/runbook/registry.ts';
+import { booleanOption, durationOption } from '../src/runbook/options.ts';
+import { runStepPlan, type Step, type StepPlan } from '../src/runbook/steps.ts';
+import { runAsScript } from '../src/cli/standalone.ts';
 import { addressOf } from '../src/topology/inventory.ts';
-import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
 import {
+  FAILOVER_STATE,
   backendsOf,
   cleanupProbe,
   clearFailoverState,
@@ -29,303 +36,299 @@ import {
   setFence,
   showStat,
   shutdownSessionsCommands,
-  sleep,
   statusOf,
   writeFailoverState,
   type FailoverState,
 } from '../src/failover/index.ts';
-import type { Runbook, RunbookContext, RunbookResult } from './runbook.ts';
 
-export interface StepLog {
-  host: string;
-  step: string;
-  ok: boolean;
-  ms: number;
-  detail?: string;
-}
+export const failoverOptions = z.object({
+  unplanned: booleanOption('main is unreachable: promote sub now (no drain, no final sync)'),
+  drainTimeout: durationOption(
+    '30s',
+    "planned: how long main's sessions may take to end before they are cut",
+  ),
+});
+type Options = z.output<typeof failoverOptions>;
 
-/** A tiny step runner shared by failover and failback: log, journal, stop at the first failure. */
-export function stepper(ctx: RunbookContext, journal: Journal) {
-  const steps: StepLog[] = [];
-  return {
-    steps,
-    async step<T>(host: string, name: string, fn: () => Promise<T>, detail?: (v: T) => string): Promise<T> {
-      const t0 = Date.now();
-      try {
-        const v = await fn();
-        const d = detail ? detail(v) : undefined;
-        const s: StepLog = { host, step: name, ok: true, ms: Date.now() - t0, ...(d ? { detail: d } : {}) };
-        steps.push(s);
-        ctx.log(`ok   ${host}: ${name}${d ? ` — ${d}` : ''} (${s.ms} ms)`);
-        journal.write({ host, step: name, result: 'ok', durationMs: s.ms, ...(d ? { detail: d } : {}) });
-        return v;
-      } catch (e) {
-        const msg = (e as Error).message;
-        steps.push({ host, step: name, ok: false, ms: Date.now() - t0, detail: msg });
-        ctx.log(`FAIL ${host}: ${name} — ${msg}`);
-        journal.write({ host, step: name, result: 'failed', durationMs: Date.now() - t0, error: msg });
-        throw e;
-      }
+/** Observe (failover record on HAProxy), then the plan of steps. */
+export async function planFailover(ctx: RunbookContext<Options>): Promise<StepPlan> {
+  const { topology: t, inventory: inv } = ctx;
+  const main = sftpNode(t, 'main').name;
+  const sub = t.replication.lsyncd.to;
+  const hapName = nodeOfKind(t, 'haproxy').name;
+  const tr = (n: string) => {
+    const x = ctx.transports.get(n);
+    if (!x) throw new Error(`${n}: not in the inventory`);
+    return x;
+  };
+  const hap = tr(hapName);
+  const unplanned = ctx.options.unplanned;
+  const drainMs = ctx.options.drainTimeout;
+  const mainAddr = addressOf(inv, main, 'lan');
+  const shared = backendsOf(t, main).filter((b) => backendsOf(t, sub).includes(b));
+  const prev = (await reachable(hap, 5000)) ? await readFailoverState(hap) : null;
+  const details: Record<string, unknown> = { main, sub, mode: unplanned ? 'unplanned' : 'planned' };
+  const state: FailoverState = {
+    at: prev?.at ?? new Date().toISOString(),
+    mode: prev?.mode ?? (unplanned ? 'unplanned' : 'planned'),
+    main,
+    sub,
+    phase: 'started',
+    ...(prev?.rpo ? { rpo: prev.rpo } : {}),
+    ...(prev?.lostAt ? { lostAt: prev.lostAt } : {}),
+  };
+  details.at = state.at;
+  const inMaint = {
+    what: `${main} still in maint in ${backendsOf(t, main).join(', ')}`,
+    check: async () => {
+      const st = statusOf(await showStat(hap, t), t, main);
+      return Object.values(st).every((s) => s === 'MAINT') || JSON.stringify(st);
     },
   };
-}
-
-export function result(
-  name: string,
-  ctx: RunbookContext,
-  t0: number,
-  journal: Journal,
-  steps: StepLog[],
-  error: string | undefined,
-  details: Record<string, unknown>,
-): RunbookResult {
-  const hosts: RunbookResult['hosts'] = {};
-  for (const s of steps) {
-    const h = (hosts[s.host] ??= { changes: 0 });
-    if (s.ok) h.changes++;
-    else h.failed ??= `${s.step}: ${s.detail ?? ''}`;
-  }
-  journal.write({
-    host: '*',
-    step: 'summary',
-    result: error ? 'failed' : 'ok',
-    durationMs: Date.now() - t0,
-    ...(error ? { error } : {}),
+  const readyBoth = [...serverStateCommands(t, main, 'ready'), ...serverStateCommands(t, sub, 'ready')];
+  const pauseSub = shared.map((b) => `set server ${b}/${sub} state maint`);
+  const toMaint = [
+    ...(unplanned ? [] : pauseSub),
+    ...serverStateCommands(t, main, 'maint'),
+    ...(unplanned ? serverStateCommands(t, sub, 'ready') : []),
+  ];
+  let sessionsLeft = 0;
+  const steps: Step[] = [
+    {
+      id: 'preflight',
+      host: '*',
+      action: `${hapName} and ${sub} answer${unplanned ? '' : `, ${main} answers`}`,
+      why: 'nothing changes unless the hosts the failover needs answer over SSH',
+      readOnly: true,
+      run: async () => {
+        for (const n of [hapName, sub])
+          if (!(await reachable(ctx.transports.get(n)))) throw new Error(`${n} is unreachable`);
+        const up = await reachable(ctx.transports.get(main), unplanned ? 3000 : 8000);
+        if (!up && !unplanned)
+          throw new Error(`${main} is unreachable: use --unplanned to fail over without it`);
+        return `${main} ${up ? 'reachable' : 'unreachable'}`;
+      },
+    },
+    {
+      id: 'record-state',
+      host: hapName,
+      action: prev ? `resume the failover record of ${prev.at}` : `record the failover in ${FAILOVER_STATE}`,
+      why: prev
+        ? `a failover started at ${prev.at} (${prev.mode}, ${prev.phase}) is on record: this run resumes it`
+        : 'failback and later runs read it (when, which mode, the RPO window)',
+      ...(prev || unplanned
+        ? {}
+        : {
+            undo: {
+              host: hapName,
+              action: 'close the failover record',
+              commands: [`mv -f ${FAILOVER_STATE} /var/lib/wharf/failover.last.json`],
+              run: () => clearFailoverState(hap),
+            },
+          }),
+      run: async () => {
+        if (prev) ctx.log(`resuming a failover started at ${prev.at} (${prev.mode}, ${prev.phase})`);
+        // when HAProxy saw main go (its checks failed): the moment of loss for the RPO window
+        const seen = state.lostAt ? undefined : lostAt(await showStat(hap, t), t, main, Date.now());
+        if (seen) state.lostAt = new Date(seen).toISOString();
+        if (state.lostAt) details.lostAt = state.lostAt;
+        await writeFailoverState(hap, state);
+        return state.at;
+      },
+    },
+  ];
+  if (!unplanned)
+    steps.push({
+      id: 'stop-lsyncd',
+      host: main,
+      action: 'stop and disable lsyncd',
+      why: 'stopping it takes seconds, so before writes pause; the final sync covers what it had not sent',
+      undo: {
+        host: main,
+        action: 'enable and start lsyncd again',
+        commands: ['systemctl enable --now lsyncd'],
+        run: () => must(tr(main), 'systemctl enable --now lsyncd 2>&1', 30_000),
+      },
+      run: async () => void (await must(tr(main), 'systemctl disable --now lsyncd 2>&1')),
+    });
+  steps.push({
+    id: 'main-maint',
+    host: hapName,
+    action: `${main} → maint`,
+    why: unplanned
+      ? `${main} is lost: in maint it cannot rejoin by itself when it boots; ${sub} (backup server) takes over`
+      : `new sessions stop going to ${main}; ${sub} is held in maint too until the final sync is done, so nobody writes to ${sub} while main's last files are copied there`,
+    ...(unplanned
+      ? {}
+      : {
+          undo: {
+            host: hapName,
+            action: `${main} and ${sub} → ready (main serves again)`,
+            commands: readyBoth,
+            run: () => runtimeApi(hap, t, readyBoth),
+          },
+        }),
+    run: async () => {
+      await runtimeApi(hap, t, toMaint);
+      return JSON.stringify(statusOf(await showStat(hap, t), t, main));
+    },
   });
+  if (!unplanned) {
+    steps.push(
+      {
+        id: 'drain',
+        host: hapName,
+        action: `wait for ${main}'s sessions to end (≤ ${drainMs / 1000} s)`,
+        why: 'uploads in progress on main finish there rather than being cut',
+        guard: inMaint,
+        readOnly: true,
+        run: async () => {
+          const end = Date.now() + drainMs;
+          let n = sessionsOf(await showStat(hap, t), t, main);
+          while (n > 0 && Date.now() < end) {
+            await sleep(250);
+            n = sessionsOf(await showStat(hap, t), t, main);
+          }
+          sessionsLeft = n;
+          return n ? `${n} session(s) still open: cutting them` : 'no session left';
+        },
+      },
+      {
+        id: 'cut-sessions',
+        host: hapName,
+        action: `cut ${main}'s remaining sessions`,
+        why: 'the drain timeout bounds the pause; a cut upload is retried by its client and lands on sub',
+        run: async () => {
+          if (!sessionsLeft) return { skipped: 'no session left' };
+          await runtimeApi(hap, t, shutdownSessionsCommands(t, main));
+          return `${sessionsLeft} session(s) cut`;
+        },
+      },
+      {
+        id: 'final-sync',
+        host: main,
+        action: `final sync → ${sub} (rsync, no delete)`,
+        why: `what lsyncd had not sent yet reaches ${sub} before it serves; skipped when ${sub} already refuses ${main} (an earlier run synced, main took no write since)`,
+        guard: inMaint,
+        run: async () => {
+          if (await fenced(tr(sub), mainAddr)) return { skipped: 'already fenced by an earlier run' };
+          await must(tr(main), rsyncOnMain(t, inv, 'push', { update: true }), 600_000);
+        },
+      },
+    );
+  } else {
+    steps.push(
+      {
+        id: 'cut-sessions',
+        host: hapName,
+        action: `cut ${main}'s sessions`,
+        why: `sessions still attached to the lost ${main} are cut so clients reconnect to ${sub}`,
+        run: async () => void (await runtimeApi(hap, t, shutdownSessionsCommands(t, main))),
+      },
+      {
+        id: 'rpo',
+        host: sub,
+        action: 'RPO window (newest replicated file on sub)',
+        why: `uploads made to ${main} after its last replicated file may be missing on ${sub}: failback lists them`,
+        readOnly: true,
+        run: async () => {
+          const rpo = rpoEstimate({
+            lostAt: Date.parse(state.lostAt ?? state.at),
+            delaySec: t.replication.lsyncd.delay,
+            sub: await listTree(tr(sub), t),
+          });
+          state.rpo = prev?.rpo ?? rpo;
+          details.rpo = state.rpo;
+          return (
+            `${main} lost at ${rpo.lostAt}; ` +
+            (rpo.windowSec !== undefined
+              ? `writes to it in the ${rpo.windowSec} s before (since the newest replicated file, ${rpo.newestReplicated}) may be missing on ${sub}`
+              : `nothing replicated before it on ${sub}`) +
+            '; failback lists them'
+          );
+        },
+      },
+    );
+  }
+  steps.push(
+    {
+      id: 'fence',
+      host: sub,
+      action: `fence ${main} out of replication`,
+      why: `${main}'s lsyncd (enabled at boot) must not overwrite what ${sub} takes from now on`,
+      ...(unplanned
+        ? {}
+        : {
+            undo: {
+              host: sub,
+              action: `lift the fence on ${main}`,
+              commands: [`remove "!${mainAddr}" from the from= pattern of ~sync/.ssh/authorized_keys`],
+              run: () => setFence(tr(sub), mainAddr, false),
+            },
+          }),
+      run: async () => {
+        await setFence(tr(sub), mainAddr, true);
+        if (!(await fenced(tr(sub), mainAddr))) throw new Error('NOT fenced after writing the keys');
+        return 'fenced';
+      },
+    },
+    {
+      id: 'sub-serves',
+      host: hapName,
+      action: `${sub} serves`,
+      why: `${sub} → ready in ${shared.join(', ')}; as the backup server it takes the writes while ${main} is in maint`,
+      commits: `${sub} takes writes from here: going back would split the data (re-run failover to finish, or failback)`,
+      run: async () => {
+        await runtimeApi(hap, t, serverStateCommands(t, sub, 'ready'));
+        const end = Date.now() + 10_000;
+        for (;;) {
+          const st = statusOf(await showStat(hap, t), t, sub);
+          if (shared.every((b) => st[b]?.startsWith('UP'))) return JSON.stringify(st);
+          if (Date.now() > end) throw new Error(`${sub} is not UP: ${JSON.stringify(st)}`);
+          await sleep(250);
+        }
+      },
+    },
+    {
+      id: 'probe',
+      host: 'entrypoint',
+      action: 'probe upload lands on sub',
+      why: 'proves the entry point writes to sub end to end',
+      readOnly: true,
+      run: async () => {
+        const p = await probeUpload(t, inv, tr(sub));
+        if (!p.ok) throw new Error(p.detail);
+        await cleanupProbe(p, undefined, [tr(sub)], 0);
+        details.probeMs = p.ms;
+        return p.detail;
+      },
+    },
+    {
+      id: 'complete',
+      host: hapName,
+      action: 'failover complete',
+      why: 'the record says done: failback is the only way back',
+      run: async () => {
+        state.phase = 'done';
+        await writeFailoverState(hap, state);
+        return `failed over since ${state.at}`;
+      },
+    },
+  );
   return {
-    runbook: name,
-    ok: !error,
-    check: ctx.check,
-    changes: steps.filter((s) => s.ok).length,
-    hosts,
-    durationMs: Date.now() - t0,
-    journal: journal.path,
-    ...(error ? { error } : {}),
-    exitCode: error ? 1 : 0,
-    details: { ...details, steps },
+    runbook: 'failover',
+    steps,
+    details,
+    notes: prev ? [`on record: a failover started at ${prev.at} (${prev.mode}, ${prev.phase}): resumed`] : [],
   };
 }
 
-export const failover: Runbook = {
+export const failover = defineRunbook({
   name: 'failover',
   description: 'take sftp-main out of service and serve from sftp-sub (--unplanned when main is unreachable)',
-  async run(ctx) {
-    const t0 = Date.now();
-    const { topology: t, inventory: inv } = ctx;
-    const runsDir = ctx.runsDir ?? '.wharf/runs';
-    const journal = new Journal(runsDir, t.name, 'failover', []);
-    const { steps, step } = stepper(ctx, journal);
-    const main = sftpNode(t, 'main').name;
-    const sub = t.replication.lsyncd.to;
-    const hapName = nodeOfKind(t, 'haproxy').name;
-    const tr = (n: string) => {
-      const x = ctx.transports.get(n);
-      if (!x) throw new Error(`${n}: not in the inventory`);
-      return x;
-    };
-    const unplannedAsked = Boolean(ctx.options.unplanned);
-    const drainMs = durationMs(String(ctx.options.drainTimeout ?? '30s'));
-    const details: Record<string, unknown> = { main, sub, mode: unplannedAsked ? 'unplanned' : 'planned' };
-    if (ctx.check) {
-      ctx.log(
-        `plan: ${main} → maint in ${backendsOf(t, main).join(', ')}; ${unplannedAsked ? '' : 'drain sessions, final sync, stop lsyncd on main; '}fence ${main} on ${sub}; probe`,
-      );
-      return result('failover', ctx, t0, journal, [], undefined, details);
-    }
-    let lock: ReturnType<typeof acquireLock> | undefined;
-    let error: string | undefined;
-    let paused = false;
-    try {
-      lock = acquireLock(runsDir, t.name, 'failover');
-      if (lock.tookOver) ctx.log(`warning: ${lock.tookOver}`);
-      const hap = tr(hapName);
-      // preflight: haproxy and sub must answer; main only for a planned failover
-      await step(
-        '*',
-        'preflight',
-        async () => {
-          for (const n of [hapName, sub])
-            if (!(await reachable(ctx.transports.get(n)))) throw new Error(`${n} is unreachable`);
-          const up = await reachable(ctx.transports.get(main), unplannedAsked ? 3000 : 8000);
-          if (!up && !unplannedAsked)
-            throw new Error(`${main} is unreachable: use --unplanned to fail over without it`);
-          return up;
-        },
-        (up) => `${main} ${up ? 'reachable' : 'unreachable'}`,
-      );
-      const unplanned = unplannedAsked;
-      const shared = backendsOf(t, main).filter((b) => backendsOf(t, sub).includes(b));
-      const pauseSub = shared.map((b) => `set server ${b}/${sub} state maint`);
-      const prev = await readFailoverState(hap);
-      const state0: FailoverState = {
-        at: prev?.at ?? new Date().toISOString(),
-        mode: prev?.mode ?? (unplanned ? 'unplanned' : 'planned'),
-        main,
-        sub,
-        phase: 'started',
-        ...(prev?.rpo ? { rpo: prev.rpo } : {}),
-      };
-      if (prev) ctx.log(`resuming a failover started at ${prev.at} (${prev.mode}, ${prev.phase})`);
-      // when HAProxy saw main go (its checks failed): the moment of loss for the RPO window
-      const seenLost = lostAt(await showStat(hap, t), t, main, Date.now());
-      const state: FailoverState = {
-        ...state0,
-        ...(prev?.lostAt
-          ? { lostAt: prev.lostAt }
-          : seenLost
-            ? { lostAt: new Date(seenLost).toISOString() }
-            : {}),
-      };
-      details.at = state.at;
-      if (state.lostAt) details.lostAt = state.lostAt;
-      await step(
-        hapName,
-        'record failover state',
-        () => writeFailoverState(hap, state),
-        () => state.at,
-      );
-      // lsyncd off before writes pause (stopping it takes seconds): the final sync covers the rest
-      if (!unplanned)
-        await step(main, 'stop and disable lsyncd', () =>
-          must(tr(main), 'systemctl disable --now lsyncd 2>&1'),
-        );
-      await step(
-        hapName,
-        `${main} → maint`,
-        async () => {
-          // Planned: sub is held in maint too until the final sync is done, so no client writes
-          // to sub while main's last files are copied there (an upload cut on main and retried on
-          // sub could otherwise be overwritten by main's half-written copy: found by the lab test).
-          // New connections wait (are refused) for the drain + sync; existing ones finish on main.
-          await runtimeApi(hap, t, [
-            ...(unplanned ? [] : pauseSub),
-            ...serverStateCommands(t, main, 'maint'),
-            ...(unplanned ? serverStateCommands(t, sub, 'ready') : []),
-          ]);
-          paused = !unplanned;
-          return statusOf(await showStat(hap, t), t, main);
-        },
-        (s) => JSON.stringify(s),
-      );
-      if (!unplanned) {
-        const left = await step(
-          hapName,
-          `wait for ${main}'s sessions to end (≤ ${drainMs / 1000} s)`,
-          async () => {
-            const end = Date.now() + drainMs;
-            let n = sessionsOf(await showStat(hap, t), t, main);
-            while (n > 0 && Date.now() < end) {
-              await sleep(250);
-              n = sessionsOf(await showStat(hap, t), t, main);
-            }
-            return n;
-          },
-          (n) => (n ? `${n} session(s) still open: cutting them` : 'no session left'),
-        );
-        if (left > 0)
-          await step(hapName, 'shutdown sessions', () =>
-            runtimeApi(hap, t, shutdownSessionsCommands(t, main)),
-          );
-        const m = tr(main);
-        // The fence comes after the final sync: when sub already refuses main, an earlier run
-        // synced (or failed over unplanned) and main has taken no write since (maint, lsyncd off).
-        if (await fenced(tr(sub), addressOf(inv, main, 'lan')))
-          ctx.log(`skip   ${main}: final sync → ${sub} — already fenced by an earlier run`);
-        else
-          await step(main, `final sync → ${sub} (rsync, no delete)`, () =>
-            must(m, rsyncOnMain(t, inv, 'push', { update: true }), 600_000),
-          );
-      } else {
-        await step(hapName, `cut ${main}'s sessions`, () =>
-          runtimeApi(hap, t, shutdownSessionsCommands(t, main)),
-        );
-        const s = tr(sub);
-        const rpo = await step(
-          sub,
-          'RPO window (newest replicated file on sub)',
-          async () =>
-            rpoEstimate({
-              lostAt: Date.parse(state.lostAt ?? state.at),
-              delaySec: t.replication.lsyncd.delay,
-              sub: await listTree(s, t),
-            }),
-          (r) =>
-            `${main} lost at ${r.lostAt}; ` +
-            (r.windowSec !== undefined
-              ? `writes to it in the ${r.windowSec} s before (since the newest replicated file, ${r.newestReplicated}) may be missing on ${sub}`
-              : `nothing replicated before it on ${sub}`) +
-            `; failback lists them`,
-        );
-        state.rpo = prev?.rpo ?? rpo;
-        details.rpo = state.rpo;
-      }
-      await step(
-        sub,
-        `fence ${main} out of replication`,
-        async () => {
-          await setFence(tr(sub), addressOf(inv, main, 'lan'), true);
-          return fenced(tr(sub), addressOf(inv, main, 'lan'));
-        },
-        (f) => (f ? 'fenced' : 'NOT fenced'),
-      );
-      await step(
-        hapName,
-        `${sub} serves`,
-        async () => {
-          await runtimeApi(hap, t, serverStateCommands(t, sub, 'ready'));
-          paused = false;
-          const end = Date.now() + 10_000;
-          for (;;) {
-            const st = statusOf(await showStat(hap, t), t, sub);
-            const ok = backendsOf(t, main)
-              .filter((b) => backendsOf(t, sub).includes(b))
-              .every((b) => st[b]?.startsWith('UP'));
-            if (ok) return st;
-            if (Date.now() > end) throw new Error(`${sub} is not UP: ${JSON.stringify(st)}`);
-            await sleep(250);
-          }
-        },
-        (s) => JSON.stringify(s),
-      );
-      const probe = await step(
-        'entrypoint',
-        'probe upload lands on sub',
-        async () => {
-          const p = await probeUpload(t, inv, tr(sub));
-          if (!p.ok) throw new Error(p.detail);
-          return p;
-        },
-        (p) => p.detail,
-      );
-      await cleanupProbe(probe, undefined, [tr(sub)], 0);
-      details.probeMs = probe.ms;
-      state.phase = 'done';
-      await step(
-        hapName,
-        'failover complete',
-        () => writeFailoverState(hap, state),
-        () => `failed over since ${state.at}`,
-      );
-    } catch (e) {
-      error = (e as Error).message;
-      if (paused) {
-        // a planned failover that failed before sub took over: undo, main keeps serving
-        ctx.log(`failover aborted: ${main} back in rotation, lsyncd restarted, fence lifted`);
-        const hap = ctx.transports.get(hapName)!;
-        await runtimeApi(hap, t, [
-          ...serverStateCommands(t, main, 'ready'),
-          ...serverStateCommands(t, sub, 'ready'),
-        ]).catch(() => '');
-        await setFence(tr(sub), addressOf(inv, main, 'lan'), false).catch(() => false);
-        await tr(main)
-          .exec('systemctl enable --now lsyncd', { timeoutMs: 30_000 })
-          .catch(() => undefined);
-        await clearFailoverState(hap).catch(() => undefined);
-      }
-    } finally {
-      lock?.release();
-    }
-    return result('failover', ctx, t0, journal, steps, error, details);
-  },
-};
+  options: failoverOptions,
+  run: (ctx) => runStepPlan(ctx, 'failover', () => planFailover(ctx)),
+});
+registerRunbook(failover);
 export default failover;
+await runAsScript(import.meta.url, 'failover');

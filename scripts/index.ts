@@ -1,10 +1,7 @@
-// The runbooks `wharf run <name>` knows. Each is a small program over the engine in src/runbook.
-import { install } from './install.ts';
-import { configure } from './configure.ts';
-import { verify } from './verify.ts';
-import { failover } from './failover.ts';
-import { failback } from './failback.ts';
-import type { Runbook } from './runbook.ts';
-
-export const RUNBOOKS: Record<string, Runbook> = { install, configure, verify, failover, failback };
-export type { Runbook, RunbookContext, RunbookResult } from './runbook.ts';
+// The runbooks `wharf run <name>` knows: importing this file registers them (src/runbook/registry.ts).
+// bin/wharf.mjs, the tests, bench/ and scenarios/ import it; src/ never does.
+export { install } from './install.ts';
+export { configure } from './configure.ts';
+export { verify } from './verify.ts';
+export { failover } from './failover.ts';
+export { failback } from './failback.ts';

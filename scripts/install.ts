@@ -1,23 +1,18 @@
+#!/usr/bin/env -S npx tsx
 // install: the Debian packages each node's role needs (idempotent: installed ones are left alone).
-import { runRunbook } from '../src/runbook/index.ts';
+// One step per package change (`<host>:package <name>`), applied by the resource engine.
+import { z } from 'zod';
+import { defineRunbook, registerRunbook } from '../src/runbook/registry.ts';
+import { runResourceRunbook } from '../src/runbook/resource-runbook.ts';
+import { runAsScript } from '../src/cli/standalone.ts';
 import { installDesired } from '../src/stack/desired.ts';
-import type { Runbook } from './runbook.ts';
 
-export const install: Runbook = {
+export const install = defineRunbook({
   name: 'install',
   description: 'install the Debian packages of every node role (haproxy, openssh, lsyncd, nftables, …)',
-  async run(ctx) {
-    const desired = installDesired(ctx.topology, ctx.inventory, ctx.only);
-    return runRunbook({
-      stack: ctx.topology.name,
-      runbook: 'install',
-      desired,
-      transports: ctx.transports,
-      check: ctx.check,
-      diff: ctx.diff,
-      ...(ctx.runsDir ? { runsDir: ctx.runsDir } : {}),
-      ...(ctx.reporter ? { reporter: ctx.reporter } : {}),
-    });
-  },
-};
+  options: z.object({}),
+  run: (ctx) => runResourceRunbook(ctx, 'install', installDesired(ctx.topology, ctx.inventory, ctx.only)),
+});
+registerRunbook(install);
 export default install;
+await runAsScript(import.meta.url, 'install');

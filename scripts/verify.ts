@@ -1,15 +1,22 @@
-// verify: the stack works end to end. HAProxy backends UP (runtime API), sshd config valid, chroot
-// ownership right, lsyncd running, a probe file uploaded through the entry point appears on main
-// and then on sub with the same checksum, and its upload notice is delivered.
+#!/usr/bin/env -S npx tsx
+// verify: the stack works end to end, every check a step with an expectation. HAProxy backends UP
+// (runtime API), sshd config valid, chroot ownership right, shared host key served, lsyncd running,
+// a probe file uploaded through the entry point appears on main and then on sub with the same
+// checksum, and the notice of THAT upload is delivered. A failed check is recorded and the other
+// checks still run; the run fails if one expectation is not met.
 import { createHash } from 'node:crypto';
-import { Journal } from '../src/runbook/journal.ts';
-import { shQuote } from '../src/transport/quote.ts';
+import { z } from 'zod';
+import { sleep } from 'zx';
+import { defineRunbook, registerRunbook, type RunbookContext } from '../src/runbook/registry.ts';
+import { runStepPlan, type Step, type StepPlan } from '../src/runbook/steps.ts';
+import { runAsScript } from '../src/cli/standalone.ts';
+import { shQuote } from '../src/exec/index.ts';
 import type { Transport } from '../src/transport/types.ts';
 import { probeUser, putProbe, type Probe } from '../src/failover/probe.ts';
+import { socatLine } from '../src/failover/haproxy.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import { managedNodes } from '../src/stack/desired.ts';
 import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
-import type { Runbook, RunbookContext } from './runbook.ts';
 
 export interface VerifyCheck {
   node: string;
@@ -18,8 +25,6 @@ export interface VerifyCheck {
   detail: string;
   ms?: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function sh(t: Transport, cmd: string, timeoutMs = 20_000) {
   return t.exec(cmd, { timeoutMs });
@@ -44,15 +49,13 @@ async function until<T>(timeoutMs: number, fn: () => Promise<T | undefined>): Pr
   }
 }
 
-/** A user with usable credentials for the probe upload (inventory: password or private key). */
-export async function verifyStack(ctx: RunbookContext): Promise<VerifyCheck[]> {
+const fail = (msg: string): never => {
+  throw new Error(msg);
+};
+
+/** The checks as steps (pure apart from the closures that run them). */
+export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
   const { topology: t, inventory: inv } = ctx;
-  const checks: VerifyCheck[] = [];
-  const add = (c: VerifyCheck) => {
-    checks.push(c);
-    ctx.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.node}: ${c.name}${c.detail ? ` — ${c.detail}` : ''}`);
-    return c.ok;
-  };
   const tr = (node: string) => {
     const x = ctx.transports.get(node);
     if (!x) throw new Error(`${node}: not in the inventory`);
@@ -60,6 +63,8 @@ export async function verifyStack(ctx: RunbookContext): Promise<VerifyCheck[]> {
   };
   const managed = new Set(managedNodes(t, inv, ctx.only).map((n) => n.name));
   const base = t.sftp.chrootBase;
+  const steps: Step[] = [];
+  const check = (s: Omit<Step, 'readOnly'> & { expect: string }) => steps.push({ ...s, readOnly: true });
 
   // HAProxy: every server of every backend UP, through the runtime API
   const hap = nodeOfKind(t, 'haproxy').name;
@@ -67,210 +72,277 @@ export async function verifyStack(ctx: RunbookContext): Promise<VerifyCheck[]> {
     // right after a reload the checks are still settling (rise/fall): wait until every server is UP
     const settle =
       (t.haproxy.check.rise + t.haproxy.check.fall + 2) * durationMs(t.haproxy.check.inter) + 5000;
-    let r = await sh(tr(hap), `echo 'show stat' | socat stdio ${shQuote(t.haproxy.stats.socket)}`);
-    let rows = parseShowStat(r.stdout);
-    const end = Date.now() + settle;
-    while (rows.some((x) => x.status !== 'UP') && Date.now() < end) {
-      await sleep(250);
-      r = await sh(tr(hap), `echo 'show stat' | socat stdio ${shQuote(t.haproxy.stats.socket)}`);
-      rows = parseShowStat(r.stdout);
-    }
-    for (const [name, b] of Object.entries(t.haproxy.backends)) {
-      for (const s of b.servers) {
-        const row = rows.find((x) => x.proxy === name && x.server === s.node);
-        add({
-          node: hap,
-          name: `backend ${name}/${s.node} UP`,
-          ok: row?.status === 'UP',
-          detail: row ? row.status : r.code !== 0 ? `stats socket: ${r.stderr.trim()}` : 'server not found',
+    let rows: ReturnType<typeof parseShowStat> | undefined;
+    let socketError = '';
+    const stat = async () => {
+      const r = await sh(tr(hap), socatLine(t.haproxy.stats.socket, ['show stat']));
+      socketError = r.code !== 0 ? `stats socket: ${r.stderr.trim()}` : '';
+      return parseShowStat(r.stdout);
+    };
+    check({
+      id: `${hap}:stats`,
+      host: hap,
+      action: 'HAProxy runtime API answers, servers settled',
+      why: `right after a reload the health checks settle (rise/fall); waits up to ${settle / 1000} s`,
+      expect: 'the stats socket lists the servers',
+      run: async () => {
+        rows = await stat();
+        const end = Date.now() + settle;
+        while (rows.some((x) => x.status !== 'UP') && Date.now() < end) {
+          await sleep(250);
+          rows = await stat();
+        }
+        if (!rows.length) fail(socketError || 'no server listed');
+        return `${rows.filter((x) => x.status === 'UP').length}/${rows.length} UP`;
+      },
+    });
+    for (const [name, b] of Object.entries(t.haproxy.backends))
+      for (const s of b.servers)
+        check({
+          id: `${hap}:backend ${name}/${s.node}`,
+          host: hap,
+          action: `backend ${name}/${s.node} UP`,
+          why: 'HAProxy sends traffic only to servers its health checks pass',
+          expect: 'status UP',
+          run: async () => {
+            const row = rows?.find((x) => x.proxy === name && x.server === s.node);
+            if (row?.status !== 'UP') fail(row ? row.status : socketError || 'server not found');
+            return row!.status;
+          },
         });
-      }
-    }
   }
 
   // SFTP nodes: sshd config valid, chroot ownership, host keys shared
   const secrets = ensureStackSecrets(t, inv);
   for (const n of Object.values(t.nodes)) {
     if (n.kind !== 'sftp' || !managed.has(n.name)) continue;
-    const x = tr(n.name);
-    const sshdT = await sh(x, 'sshd -t');
-    add({ node: n.name, name: 'sshd -t', ok: sshdT.code === 0, detail: sshdT.stderr.trim() });
-    for (const u of t.sftp.users) {
-      const st = await sh(
-        x,
-        `stat -c '%n %U %a' ${shQuote(base)} ${shQuote(`${base}/${u.name}`)} ${shQuote(`${base}/${u.name}/${t.sftp.uploadDir}`)}`,
-      );
-      const rows = st.stdout
-        .trim()
-        .split('\n')
-        .map((l) => l.split(' '));
-      const bad = rows
-        .slice(0, 2)
-        .filter(([, owner, mode]) => owner !== 'root' || /[2367]/.test((mode ?? '').slice(-2)));
-      const upload = rows[2];
-      add({
-        node: n.name,
-        name: `chroot of ${u.name} root-owned, upload writable by the user`,
-        ok: st.code === 0 && bad.length === 0 && upload?.[1] === u.name,
-        detail: st.code === 0 ? rows.map((r) => r.join(' ')).join('; ') : st.stderr.trim(),
+    check({
+      id: `${n.name}:sshd -t`,
+      host: n.name,
+      action: 'sshd -t',
+      why: 'a config sshd refuses would lock every client out at the next restart',
+      expect: 'exit 0',
+      run: async () => {
+        const r = await sh(tr(n.name), 'sshd -t');
+        if (r.code !== 0) fail(r.stderr.trim());
+      },
+    });
+    for (const u of t.sftp.users)
+      check({
+        id: `${n.name}:chroot ${u.name}`,
+        host: n.name,
+        action: `chroot of ${u.name} root-owned, upload writable by the user`,
+        why: 'sshd refuses a chroot that is not root-owned or is group/other-writable',
+        expect: `${base} and ${base}/${u.name} root-owned, not group/other-writable; ${t.sftp.uploadDir} owned by ${u.name}`,
+        run: async () => {
+          const st = await sh(
+            tr(n.name),
+            `stat -c '%n %U %a' ${shQuote(base)} ${shQuote(`${base}/${u.name}`)} ${shQuote(`${base}/${u.name}/${t.sftp.uploadDir}`)}`,
+          );
+          const rows = st.stdout
+            .trim()
+            .split('\n')
+            .map((l) => l.split(' '));
+          const bad = rows
+            .slice(0, 2)
+            .filter(([, owner, mode]) => owner !== 'root' || /[2367]/.test((mode ?? '').slice(-2)));
+          const detail = st.code === 0 ? rows.map((r) => r.join(' ')).join('; ') : st.stderr.trim();
+          if (st.code !== 0 || bad.length || rows[2]?.[1] !== u.name) fail(detail);
+          return detail;
+        },
       });
-    }
-    const fp = await sh(x, `ssh-keygen -lf ${shQuote(`${t.sftp.hostKeyDir}/ssh_host_ed25519_key.pub`)}`);
-    const want = createHash('sha256')
-      .update(Buffer.from(secrets.hostKeys.ed25519.public.split(/\s+/)[1]!, 'base64'))
-      .digest('base64')
-      .replace(/=+$/, '');
-    add({
-      node: n.name,
-      name: 'serves the shared host key',
-      ok: fp.stdout.includes(want),
-      detail: fp.stdout.trim().split(' ')[1] ?? fp.stderr.trim(),
+    check({
+      id: `${n.name}:host key`,
+      host: n.name,
+      action: 'serves the shared host key',
+      why: 'every node behind one address presents the same key, or clients fail after a failover',
+      expect: "the ed25519 key's fingerprint is the stack's",
+      run: async () => {
+        const fp = await sh(
+          tr(n.name),
+          `ssh-keygen -lf ${shQuote(`${t.sftp.hostKeyDir}/ssh_host_ed25519_key.pub`)}`,
+        );
+        const want = createHash('sha256')
+          .update(Buffer.from(secrets.hostKeys.ed25519.public.split(/\s+/)[1]!, 'base64'))
+          .digest('base64')
+          .replace(/=+$/, '');
+        const got = fp.stdout.trim().split(' ')[1] ?? fp.stderr.trim();
+        if (!fp.stdout.includes(want)) fail(`got ${got}, want SHA256:${want}`);
+        return got;
+      },
     });
   }
 
   // lsyncd running on the replication source
   const from = t.replication.lsyncd.from;
-  if (managed.has(from)) {
-    const r = await sh(tr(from), 'systemctl is-active lsyncd');
-    add({ node: from, name: 'lsyncd active', ok: r.stdout.trim() === 'active', detail: r.stdout.trim() });
-  }
+  if (managed.has(from))
+    check({
+      id: `${from}:lsyncd`,
+      host: from,
+      action: 'lsyncd active',
+      why: 'replication main → sub',
+      expect: 'systemctl is-active lsyncd: active',
+      run: async () => {
+        const r = await sh(tr(from), 'systemctl is-active lsyncd');
+        if (r.stdout.trim() !== 'active') fail(r.stdout.trim());
+        return 'active';
+      },
+    });
 
   // Probe upload through the entry point → main → sub, same checksum; then its notice
   const main = sftpNode(t, 'main').name;
   const sub = t.replication.lsyncd.to;
   const user = probeUser(t, inv);
   if (!inv.entrypoint || !user) {
-    add({
-      node: 'entrypoint',
-      name: 'probe upload',
-      ok: false,
-      detail: 'the inventory has no entrypoint or no user credentials (users.<name>.password|privateKey)',
+    check({
+      id: 'entrypoint:probe',
+      host: 'entrypoint',
+      action: 'probe upload',
+      why: 'the stack is proven end to end only by a real upload',
+      expect: 'an entrypoint and a user with credentials in the inventory',
+      run: async () =>
+        fail('the inventory has no entrypoint or no user credentials (users.<name>.password|privateKey)'),
     });
-    return checks;
+    return { runbook: 'verify', steps };
   }
-  if (!managed.has(main) || !managed.has(sub)) return checks;
-  const t0 = Date.now();
-  let probe: Probe;
-  try {
-    probe = await putProbe(t, inv, user, 64 * 1024);
-    add({
-      node: 'entrypoint',
-      name: `probe upload as ${user.name} through ${inv.entrypoint.host}:${inv.entrypoint.port}`,
-      ok: true,
-      detail: `${probe.bytes} bytes`,
-      ms: Date.now() - t0,
-    });
-  } catch (e) {
-    add({ node: 'entrypoint', name: 'probe upload', ok: false, detail: (e as Error).message });
-    return checks;
-  }
-  const { name, path, sha256: sha } = probe;
-  const acked = Date.now();
+  if (!managed.has(main) || !managed.has(sub)) return { runbook: 'verify', steps };
+  let probe: Probe | undefined;
+  let acked = 0;
+  const probed = { what: 'the probe was uploaded', check: async () => probe !== undefined || 'no probe' };
   const sumOn = (node: string) => async () => {
-    const r = await sh(tr(node), `sha256sum ${shQuote(path)} 2>/dev/null`);
-    return r.stdout.startsWith(sha) ? Date.now() : undefined;
+    const r = await sh(tr(node), `sha256sum ${shQuote(probe!.path)} 2>/dev/null`);
+    return r.stdout.startsWith(probe!.sha256) ? Date.now() : undefined;
   };
-  const onMain = await until(5_000, sumOn(main));
-  add({
-    node: main,
-    name: 'probe on main, same sha256',
-    ok: onMain !== undefined,
-    detail: onMain ? `${onMain - acked} ms after ack` : 'not found within 5 s',
+  check({
+    id: 'entrypoint:probe',
+    host: 'entrypoint',
+    action: `probe upload as ${user.name} through ${inv.entrypoint.host}:${inv.entrypoint.port}`,
+    why: 'the stack is proven end to end only by a real upload through the entry point',
+    expect: 'the upload is acknowledged',
+    run: async () => {
+      probe = await putProbe(t, inv, user, 64 * 1024);
+      acked = Date.now();
+      return `${probe.bytes} bytes`;
+    },
+  });
+  check({
+    id: `${main}:probe`,
+    host: main,
+    action: 'probe on main, same sha256',
+    why: 'writes go to main',
+    expect: 'the probe on main within 5 s, same sha256',
+    guard: probed,
+    run: async () => {
+      const at = await until(5_000, sumOn(main));
+      if (at === undefined) fail('not found within 5 s');
+      return `${at! - acked} ms after ack`;
+    },
   });
   const lagBudget = (t.replication.lsyncd.delay + 15) * 1000;
-  const onSub = await until(lagBudget, sumOn(sub));
-  add({
-    node: sub,
-    name: 'probe replicated to sub, same sha256',
-    ok: onSub !== undefined,
-    detail: onSub ? `lag ${onSub - acked} ms` : `not found within ${lagBudget / 1000} s`,
-    ...(onSub ? { ms: onSub - acked } : {}),
+  check({
+    id: `${sub}:probe`,
+    host: sub,
+    action: 'probe replicated to sub, same sha256',
+    why: 'lsyncd replicates main → sub',
+    expect: `the probe on sub within ${lagBudget / 1000} s, same sha256`,
+    guard: probed,
+    run: async () => {
+      const at = await until(lagBudget, sumOn(sub));
+      if (at === undefined) fail(`not found within ${lagBudget / 1000} s`);
+      return `lag ${at! - acked} ms`;
+    },
   });
 
-  // notice: delivered by the notifier (spool drained), and received by the lab's sink if there is one
+  // notice of this very probe: received by the lab's sink if there is one, else the notifier's own
+  // log says it delivered it ("notified <path>", written only once every channel accepted it)
   const notifier = t.notifications.on === 'main' ? main : t.replication.backup.to;
   if (t.notifications.on === 'main' && managed.has(notifier)) {
     const sink = Object.values(t.nodes).find((n) => n.kind === 'notify-sink' && ctx.transports.has(n.name));
-    const got = await until(20_000, async () => {
-      if (sink) {
-        const r = await sh(
-          tr(sink.name),
-          `grep -c ${shQuote(name)} /var/lib/wharf-sink/messages.jsonl 2>/dev/null || true`,
-        );
-        return Number(r.stdout.trim()) >=
-          (t.notifications.webhook.enabled && t.notifications.smtp.enabled ? 2 : 1)
-          ? 'sink'
-          : undefined;
-      }
-      const r = await sh(
-        tr(notifier),
-        `grep -rl ${shQuote(name)} /var/spool/wharf-notify 2>/dev/null | wc -l`,
-      );
-      return r.stdout.trim() === '0' ? 'spool drained' : undefined;
-    });
-    add({
-      node: notifier,
-      name: 'upload notice delivered',
-      ok: got !== undefined,
-      detail: got ? `${got}, ${Date.now() - acked} ms after ack` : 'no notice within 20 s',
+    const want = t.notifications.webhook.enabled && t.notifications.smtp.enabled ? 2 : 1;
+    check({
+      id: `${notifier}:notice`,
+      host: notifier,
+      action: 'upload notice of the probe delivered',
+      why: 'every complete upload is notified',
+      expect: sink
+        ? `${sink.name} received ${want} notice(s) naming the probe`
+        : `the notifier logged "notified <probe path>" (delivered to every channel)`,
+      guard: probed,
+      run: async () => {
+        const got = await until(20_000, async () => {
+          if (sink) {
+            const r = await sh(
+              tr(sink.name),
+              `grep -c ${shQuote(probe!.name)} /var/lib/wharf-sink/messages.jsonl 2>/dev/null || true`,
+            );
+            return Number(r.stdout.trim()) >= want ? `${sink.name} received it` : undefined;
+          }
+          const r = await sh(
+            tr(notifier),
+            `journalctl -u wharf-notify -o cat --no-pager --since ${shQuote(`@${Math.floor(acked / 1000) - 5}`)} | grep -cF -- ${shQuote(`notified ${probe!.path}`)} || true`,
+          );
+          return Number(r.stdout.trim()) >= 1 ? 'the notifier logged its delivery' : undefined;
+        });
+        if (!got) fail('no notice of the probe within 20 s');
+        return `${got}, ${Date.now() - acked} ms after ack`;
+      },
     });
   }
 
   // clean up the probe on every sftp node (delete is not replicated on purpose)
-  await Promise.all(
-    Object.values(t.nodes)
-      .filter((n) => n.kind === 'sftp' && managed.has(n.name))
-      .map((n) => sh(tr(n.name), `rm -f ${shQuote(path)}`).catch(() => undefined)),
-  );
-  return checks;
+  steps.push({
+    id: '*:probe cleanup',
+    host: '*',
+    action: 'remove the probe from every sftp node',
+    why: 'the probe is not data',
+    readOnly: true,
+    run: async () => {
+      if (!probe) return { skipped: 'no probe' };
+      const nodes = Object.values(t.nodes).filter((n) => n.kind === 'sftp' && managed.has(n.name));
+      const r = await Promise.all(nodes.map((n) => sh(tr(n.name), `rm -f ${shQuote(probe!.path)}`)));
+      const bad = nodes.filter((_, i) => r[i]!.code !== 0).map((n) => n.name);
+      if (bad.length) fail(`could not remove ${probe.path} on ${bad.join(', ')}`);
+      return `${nodes.length} node(s)`;
+    },
+  });
+  return { runbook: 'verify', steps };
 }
 
-export const verify: Runbook = {
+/** The checks of a finished run (scenarios and tests read them). */
+export function verifyChecks(
+  steps: {
+    host: string;
+    action: string;
+    result?: string;
+    detail?: string;
+    error?: string;
+    durationMs?: number;
+    expect?: string;
+  }[],
+): VerifyCheck[] {
+  return steps
+    .filter((s) => s.expect && s.result && s.result !== 'not-run')
+    .map((s) => ({
+      node: s.host,
+      name: s.action,
+      ok: s.result === 'ok',
+      detail: s.error ?? s.detail ?? '',
+      ...(s.durationMs !== undefined ? { ms: s.durationMs } : {}),
+    }));
+}
+
+export const verify = defineRunbook({
   name: 'verify',
   description:
-    'check the running stack end to end (backends UP, sshd, chroots, lsyncd, probe upload main → sub, notice)',
+    'check the running stack end to end (backends UP, sshd, chroots, lsyncd, probe upload main → sub, its notice)',
+  options: z.object({}),
   async run(ctx) {
-    const t0 = Date.now();
-    const journal = new Journal(ctx.runsDir ?? '.wharf/runs', ctx.topology.name, 'verify', []);
-    let checks: VerifyCheck[] = [];
-    let error: string | undefined;
-    try {
-      checks = await verifyStack(ctx);
-    } catch (e) {
-      error = (e as Error).message;
-    }
-    for (const c of checks) {
-      journal.write({
-        host: c.node,
-        step: `verify: ${c.name}`,
-        result: c.ok ? 'ok' : 'failed',
-        durationMs: c.ms ?? 0,
-        detail: c.detail,
-      });
-    }
-    if (error)
-      journal.write({ host: '*', step: 'verify', result: 'failed', durationMs: Date.now() - t0, error });
-    const failed = checks.filter((c) => !c.ok);
-    const hosts: Record<string, { changes: number; failed?: string }> = {};
-    for (const c of checks) {
-      const h = (hosts[c.node] ??= { changes: 0 });
-      if (!c.ok && !h.failed) h.failed = `${c.name}: ${c.detail}`;
-    }
-    const ok = !error && failed.length === 0 && checks.length > 0;
-    return {
-      runbook: 'verify',
-      ok,
-      check: ctx.check,
-      changes: 0,
-      hosts,
-      durationMs: Date.now() - t0,
-      journal: journal.path,
-      ...(error || failed.length
-        ? { error: error ?? failed.map((c) => `${c.node}: ${c.name}: ${c.detail}`).join('\n') }
-        : {}),
-      exitCode: ok ? 0 : 1,
-      details: { checks },
-    };
+    const r = await runStepPlan(ctx, 'verify', async () => planVerify(ctx));
+    const checks = verifyChecks(r.steps);
+    const ok = r.ok && (r.check || checks.length > 0);
+    return { ...r, ok, exitCode: ok ? 0 : 1, changes: 0, details: { checks } };
   },
-};
+});
+registerRunbook(verify);
 export default verify;
+await runAsScript(import.meta.url, 'verify');

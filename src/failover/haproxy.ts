@@ -1,7 +1,7 @@
 // HAProxy runtime API (stats socket, level admin): the commands failover and failback send, and a
 // parser for `show stat`. Pure.
 import type { Topology } from '../topology/model.ts';
-import { shQuote } from '../transport/quote.ts';
+import { shQuote } from '../exec/index.ts';
 
 export type ServerAdminState = 'ready' | 'drain' | 'maint';
 
@@ -74,7 +74,11 @@ export function statusOf(rows: StatRow[], t: Topology, node: string): Record<str
   return out;
 }
 
-/** The shell line that sends commands to the socket in one connection (`;`-separated). */
+/**
+ * The shell line that sends commands to the socket in one connection (`;`-separated). UNIX-CONNECT:
+ * a bare path is socat's GOPEN, which on a missing socket creates a plain file, writes the commands
+ * into it and exits 0: a runtime API call that never reached HAProxy would look done.
+ */
 export function socatLine(socket: string, commands: string[]): string {
-  return `echo ${shQuote(commands.join('; '))} | socat -t 5 stdio ${shQuote(socket)}`;
+  return `echo ${shQuote(commands.join('; '))} | socat -t 5 stdio UNIX-CONNECT:${shQuote(socket)}`;
 }

@@ -9,7 +9,7 @@
 //   sub wins (it is what clients were acknowledged against most recently).
 // - nothing is ever deleted, and no file is overwritten just because it differs.
 
-import { shQuote as q } from '../transport/quote.ts';
+import { shQuote as q } from '../exec/index.ts';
 
 export interface FileInfo {
   size: number;

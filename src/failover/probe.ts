@@ -2,7 +2,7 @@
 // key pinned), then the node it landed on. Used by failover and failback to verify.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { shQuote } from '../transport/quote.ts';
+import { shQuote } from '../exec/index.ts';
 import { expandHome } from '../transport/ssh.ts';
 import type { Transport } from '../transport/types.ts';
 import type { Inventory } from '../topology/inventory.ts';

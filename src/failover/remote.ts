@@ -1,7 +1,7 @@
 // The failover/failback steps that talk to hosts (through the runbook transports).
 import { posix } from 'node:path';
 import { shell } from '../transport/shell.ts';
-import { shQuote } from '../transport/quote.ts';
+import { shQuote } from '../exec/index.ts';
 import { CommandFailed, type Transport } from '../transport/types.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';

@@ -8,7 +8,7 @@ import { RunError } from '../core/errors.ts';
 import { loadInventory } from '../topology/load.ts';
 import type { Topology } from '../topology/model.ts';
 import { runRunbookByName } from '../stack/runbooks.ts';
-import type { RunbookResult } from '../../scripts/runbook.ts';
+import { getRunbook, type RunbookResult } from '../runbook/registry.ts';
 import { readState, stateDir } from './state.ts';
 import { ensureStackSecrets, sftpKnownHosts } from '../stack/secrets.ts';
 
@@ -65,6 +65,7 @@ export async function provisionLab(
   log: (line: string) => void = () => {},
 ): Promise<ProvisionResult> {
   const t0 = Date.now();
+  for (const name of PROVISION_RUNBOOKS) getRunbook(name); // registered? (scripts/index.ts)
   const inventory = loadInventory(join(stateDir(t.name), 'inventory.yaml'), t);
   raiseHostSysctls(t, inventory, log);
   const results: RunbookResult[] = [];

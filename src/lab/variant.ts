@@ -22,10 +22,10 @@ export function seedVariant(name: string, octet: number): Record<string, unknown
   return doc;
 }
 
-/** seedVariant written to a temporary file (what `lab up` records as the topology file) and loaded. */
-export function seedVariantFile(name: string, octet: number): { file: string; t: Topology } {
+/** The variant written to a temporary topology file (for `-c FILE`) and loaded. */
+export function variantTopology(name: string, octet: number): { file: string; t: Topology } {
   const doc = seedVariant(name, octet);
-  const file = join(mkdtempSync(join(tmpdir(), 'wharf-labtest-')), `${name}.yaml`);
+  const file = join(mkdtempSync(join(tmpdir(), 'wharf-variant-')), `${name}.yaml`);
   writeFileSync(file, stringify(doc));
   return { file, t: topologyFromObject(doc, file) };
 }

@@ -5,7 +5,7 @@
 // reason. Hosts run concurrently; each host's changes run in order.
 import { RunError } from '../core/errors.ts';
 import { mask } from '../transport/mask.ts';
-import { shJoin, shQuote } from '../transport/quote.ts';
+import { shJoin, shQuote } from '../exec/index.ts';
 import { octal } from '../transport/shell.ts';
 import { CheckFailed, type Transport } from '../transport/types.ts';
 import type { Journal } from './journal.ts';
@@ -112,6 +112,7 @@ export async function applyHost(
     o.journal?.write({
       host,
       step,
+      id: `${c.host}:${c.id}`,
       change: changeSummary(c),
       result,
       durationMs: Date.now() - t0,
@@ -271,6 +272,7 @@ export async function applyHost(
         o.journal?.write({
           host,
           step: 'rollback',
+          id: `${c.host}:${c.id}`,
           change: changeSummary(c),
           result: 'rolled-back',
           durationMs: Date.now() - t0,
@@ -280,6 +282,7 @@ export async function applyHost(
         o.journal?.write({
           host,
           step: 'rollback',
+          id: `${c.host}:${c.id}`,
           change: changeSummary(c),
           result: 'failed',
           durationMs: Date.now() - t0,

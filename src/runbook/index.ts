@@ -49,3 +49,30 @@ export {
   type Reporter,
 } from './progress.ts';
 export { runRunbook, secretsOf, jsonSummary, type RunOptions, type RunSummary } from './run.ts';
+export {
+  executeSteps,
+  runStepPlan,
+  formatSteps,
+  stepsJson,
+  stepSummary,
+  planChanges,
+  type Step,
+  type StepPlan,
+  type StepSummary,
+  type StepResult,
+  type UndoSpec,
+  type Guard,
+} from './steps.ts';
+export {
+  defineRunbook,
+  registerRunbook,
+  getRunbook,
+  listRunbooks,
+  runbookNames,
+  parseRunbookOptions,
+  type Runbook,
+  type RunbookContext,
+  type RunbookResult,
+} from './registry.ts';
+export { booleanOption, durationOption, optionFlags } from './options.ts';
+export { resourceSteps, runResourceRunbook } from './resource-runbook.ts';

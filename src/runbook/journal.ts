@@ -14,6 +14,8 @@ export interface JournalEntry {
   /** Who: the login user, and the user behind sudo when there is one (`alice (sudo from bob)`). */
   user: string;
   runbook: string;
+  /** The step's id in the plan (`--check` shows the same ids). */
+  id?: string;
   /** A node name, or `*` for run-wide steps (lock, preflight, plan, summary). */
   host: string;
   /** `run`, `preflight`, `observe`, `plan`, `apply`, `rollback`, `health`, `summary`. */

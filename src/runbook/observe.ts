@@ -1,7 +1,7 @@
 // Observation: the current state of each desired resource on a host, read in ONE round trip
 // (a generated shell script prints a marked section per resource; file contents as base64).
 import { createHash, randomBytes } from 'node:crypto';
-import { shQuote } from '../transport/quote.ts';
+import { shQuote } from '../exec/index.ts';
 import { parseStat, STAT_FORMAT } from '../transport/shell.ts';
 import { TransportError, type FileStat, type Transport } from '../transport/types.ts';
 import type { Resource } from './resources.ts';

@@ -1,7 +1,7 @@
 // Preflight: before any change anywhere, every host must be reachable, run privileged commands
 // non-interactively, be Debian 12 and have enough free disk. One round trip per host (plus one for
 // reachability without sudo).
-import { shJoin } from '../transport/quote.ts';
+import { shJoin } from '../exec/index.ts';
 import { RunError } from '../core/errors.ts';
 import type { Transport } from '../transport/types.ts';
 

@@ -169,7 +169,14 @@ export async function runRunbook(o: RunOptions): Promise<RunSummary & { plan?: P
     for (const [h, cs] of Object.entries(p.hosts)) {
       summary.hosts[h] = { changes: cs.length };
       for (const c of cs)
-        journal.write({ host: h, step: 'plan', change: changeSummary(c), result: 'planned', durationMs: 0 });
+        journal.write({
+          id: `${h}:${c.id}`,
+          host: h,
+          step: 'plan',
+          change: changeSummary(c),
+          result: 'planned',
+          durationMs: 0,
+        });
       reporter.done(
         h,
         true,

@@ -1,12 +1,11 @@
-// Run a runbook of scripts/ by name with transports made from the inventory (closed after).
-import { InputError } from '../core/errors.ts';
+// Run a registered runbook by name with transports made from the inventory (closed after).
+// The runbooks register themselves (scripts/index.ts); this module only reads the registry.
 import { sshTransports, closeAll } from '../transport/index.ts';
 import type { Transport } from '../transport/types.ts';
 import type { Reporter } from '../runbook/progress.ts';
+import { getRunbook, parseRunbookOptions, type RunbookResult } from '../runbook/registry.ts';
 import type { Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
-import { RUNBOOKS } from '../../scripts/index.ts';
-import type { RunbookResult } from '../../scripts/runbook.ts';
 
 export async function runRunbookByName(
   name: string,
@@ -17,13 +16,15 @@ export async function runRunbookByName(
     check?: boolean;
     diff?: boolean;
     log?: (l: string) => void;
-    options?: Record<string, string | boolean | undefined>;
+    /** The runbook's options (checked by its schema: unknown or malformed → InputError). */
+    options?: Record<string, unknown>;
     transports?: Map<string, Transport>;
     reporter?: Reporter;
+    runsDir?: string;
   },
 ): Promise<RunbookResult> {
-  const rb = RUNBOOKS[name];
-  if (!rb) throw new InputError(`unknown runbook "${name}" (runbooks: ${Object.keys(RUNBOOKS).join(', ')})`);
+  const rb = getRunbook(name);
+  const options = parseRunbookOptions(rb, o.options ?? {});
   const own = !o.transports;
   const transports = o.transports ?? (sshTransports(o.inventory, undefined) as Map<string, Transport>);
   try {
@@ -35,8 +36,9 @@ export async function runRunbookByName(
       diff: Boolean(o.diff),
       transports,
       ...(o.reporter ? { reporter: o.reporter } : {}),
+      ...(o.runsDir ? { runsDir: o.runsDir } : {}),
       log: o.log ?? ((l) => process.stderr.write(l + '\n')),
-      options: o.options ?? {},
+      options,
     });
   } finally {
     if (own) await closeAll(transports.values());

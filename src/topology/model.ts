@@ -1,5 +1,6 @@
 // The resolved topology: what the schema parsed, with the defaults that depend on other fields
 // filled in (nodes, port forwards, firewall rules) and references normalised. Pure.
+import { parseDuration } from '../core/duration.ts';
 import type {
   FirewallRule,
   NetworkName,
@@ -145,12 +146,7 @@ export function sftpNode(t: Topology, role: SftpRole): TopologyNode {
   return n;
 }
 
-/** Parse an HAProxy-style duration to milliseconds. */
+/** Parse an HAProxy-style duration to milliseconds (a bare number is ms): the one parser in src/core. */
 export function durationMs(d: string): number {
-  const m = /^(\d+)(us|ms|s|m|h|d)?$/.exec(d);
-  if (!m) throw new Error(`bad duration ${d}`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  const f: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-  return n * (f[unit] ?? 1);
+  return parseDuration(d, { label: 'duration', bareMs: true });
 }

@@ -1,5 +1,5 @@
 export * from './types.ts';
-export { shQuote, shJoin } from './quote.ts';
+export { shQuote, shJoin } from '../exec/index.ts';
 export { mask, MASK } from './mask.ts';
 export {
   SshTransport,

@@ -2,7 +2,7 @@
 // and for host-side steps. Same file scripts as the SSH transport (ShellTransport).
 import { runLine, type Spawn } from '../exec/process.ts';
 import { mask } from './mask.ts';
-import { shJoin } from './quote.ts';
+import { shJoin } from '../exec/index.ts';
 import { ShellTransport } from './shell.ts';
 import { TransportError, type ExecOptions, type ExecResult } from './types.ts';
 

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { hostShell, type HostShell } from '../exec/template.ts';
 import { mask } from './mask.ts';
-import { shJoin, shQuote } from './quote.ts';
+import { shJoin, shQuote } from '../exec/index.ts';
 import {
   CheckFailed,
   CommandFailed,

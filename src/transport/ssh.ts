@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { runLine, type Spawn } from '../exec/process.ts';
 import type { Inventory, SshTargetT } from '../topology/inventory.ts';
 import { mask } from './mask.ts';
-import { shJoin, shQuote } from './quote.ts';
+import { shJoin, shQuote } from '../exec/index.ts';
 import { ShellTransport } from './shell.ts';
 import { TransportError, type ExecOptions, type ExecResult } from './types.ts';
 

@@ -2,7 +2,7 @@
 // GIVEN a provisioned lab with uploads flowing through the entry point
 // WHEN the runbooks run (planned), and WHEN `wharf run failover|failback` is killed with -9 halfway
 // THEN they converge on the next run, and every acknowledged upload is on main and sub (checker).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,8 +12,20 @@ import { ensureEngine } from '../../src/lab/engine.ts';
 import { labDown, labStatus, labUp } from '../../src/lab/lab.ts';
 import { provisionLab } from '../../src/lab/provision.ts';
 import { runRunbookByName } from '../../src/stack/runbooks.ts';
+import { failureLines } from '../../src/cli/commands/run.ts';
+import type { JournalEntry } from '../../src/runbook/journal.ts';
+import type { Reporter } from '../../src/runbook/progress.ts';
+import type { StepSummary } from '../../src/runbook/steps.ts';
 import type { Topology } from '../../src/topology/model.ts';
-import { FAILOVER_STATE, fenced, readFailoverState, showStat, statusOf } from '../../src/failover/index.ts';
+import {
+  FAILOVER_STATE,
+  fenced,
+  readFailoverState,
+  runtimeApi,
+  serverStateCommands,
+  showStat,
+  statusOf,
+} from '../../src/failover/index.ts';
 import { addressOf } from '../../src/topology/inventory.ts';
 import { labHandle, type ScenarioLab } from '../../scenarios/lab.ts';
 import { raiseInotifyInstances } from '../../src/lab/lab.ts';
@@ -25,13 +37,14 @@ let t: Topology;
 let file: string;
 let lab: ScenarioLab;
 const log: string[] = [];
-const rb = (name: string, options: Record<string, boolean> = {}) =>
+const rb = (name: string, options: Record<string, unknown> = {}, reporter?: Reporter) =>
   runRunbookByName(name, {
     topology: t,
     inventory: lab.inventory,
     transports: lab.transports,
     log: (l) => log.push(l),
     options,
+    ...(reporter ? { reporter } : {}),
   });
 
 const hap = () => lab.transports.get('haproxy')!;
@@ -196,7 +209,10 @@ describe('failover and failback on the lab', () => {
       // filing it as a conflict
       expect(text).toMatch(new RegExp(`sync: \\d+ file\\(s\\) changed on sftp-sub during the pass.*${name}`));
       expect(text).toMatch(/catch-up: .*in-flight update\(s\)/);
-      expect(text).not.toMatch(/catch-up: keep \d+ losing version/);
+      expect(fb.steps.find((x) => x.id === 'catch-up:keep-conflicts')).toMatchObject({
+        result: 'skipped',
+        detail: 'no conflict',
+      });
       const sha = async (node: string) => (await lab.sh(node, `sha256sum ${path}`)).stdout.split(' ')[0];
       await until(20_000, async () => (await sha('sftp-main')) === (await sha('sftp-sub')));
       expect(await sha('sftp-main')).toBe(await sha('sftp-sub'));
@@ -205,5 +221,180 @@ describe('failover and failback on the lab', () => {
       slow.kill('SIGKILL');
       await ended;
     }
+  });
+  it('an aborted planned failover whose undo cannot reach the HAProxy runtime socket: the failed undo step, its host, exit 1', async () => {
+    // GIVEN the final sync fails (an rsync on main's PATH that waits 6 s and exits 23; lsyncd uses
+    // /usr/bin/rsync and is stopped by then) and, while it runs, HAProxy's runtime socket is moved away
+    const sock = t.haproxy.stats.socket;
+    const wrapper = '/usr/local/bin/rsync';
+    await lab.sh(
+      'sftp-main',
+      `printf '#!/bin/sh\\nsleep 6\\nexit 23\\n' > ${wrapper} && chmod 755 ${wrapper}`,
+    );
+    let moved: Promise<unknown> | undefined;
+    const lines: string[] = [];
+    const reporter: Reporter = {
+      step: (host, text) => {
+        if (host === 'sftp-main' && text.startsWith('final sync'))
+          moved = lab.sh('haproxy', `mv ${sock} ${sock}.away`);
+      },
+      done: () => {},
+      line: (l) => void lines.push(l),
+      close: () => {},
+    };
+    try {
+      expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true);
+      const fo = await rb('failover', {}, reporter);
+      expect(moved, 'the final sync started').toBeDefined();
+      await moved;
+      // THEN the run fails with exit 1, the final sync failed, and the undo of "main → maint" is a
+      // failed step on haproxy with the runtime API commands it ran and the error
+      expect(fo.ok).toBe(false);
+      expect(fo.exitCode).toBe(1);
+      const by = Object.fromEntries(fo.steps.map((x) => [x.id, x])) as Record<string, StepSummary>;
+      expect(by['final-sync']!.result).toBe('failed');
+      expect(by['fence']!.result).toBe('not-run');
+      const undo = by['undo:main-maint']!;
+      expect(undo).toMatchObject({ host: 'haproxy', result: 'failed', undoes: 'main-maint' });
+      expect(undo.undo!.commands).toEqual(expect.arrayContaining(['set server write/sftp-main state ready']));
+      expect(undo.error).toMatch(/No such file|socat|exit/i);
+      expect(by['main-maint']!.result).toBe('ok'); // not claimed undone
+      expect(by['undo:stop-lsyncd']!.result).toBe('ok');
+      expect(by['undo:record-state']!.result).toBe('ok');
+      const plain = failureLines(fo).join('\n');
+      expect(plain).toMatch(/failed step final-sync on sftp-main: /);
+      expect(plain).toMatch(/failed undo undo:main-maint on haproxy: ran set server .*state ready.*: /);
+      expect(lines.join('\n')).toMatch(/FAIL haproxy: undo: sftp-main and sftp-sub → ready/);
+      // nothing claims main is back in rotation
+      expect(lines.join('\n')).not.toMatch(/undo haproxy: sftp-main and sftp-sub → ready/);
+      expect(lines.join('\n')).toMatch(/undo sftp-main: enable and start lsyncd again/);
+      // the journal says the same (host, commands, error)
+      const journal = readFileSync(fo.journal!, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as JournalEntry);
+      const j = journal.find((e) => e.id === 'undo:main-maint')!;
+      expect(j).toMatchObject({ host: 'haproxy', step: 'undo', result: 'failed' });
+      expect(j.error).toBe(undo.error);
+      expect((j.detail as { commands: string[] }).commands).toEqual(undo.undo!.commands);
+      expect(journal.at(-1)).toMatchObject({ step: 'summary', result: 'failed' });
+      // and the stack is where the result says: main still in maint (the undo did not happen)
+      await lab.sh('haproxy', `mv ${sock}.away ${sock}`);
+      moved = undefined;
+      expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT' });
+      expect((await lab.sh('sftp-main', 'systemctl is-active lsyncd')).stdout.trim()).toBe('active');
+      expect((await lab.sh('haproxy', `test -e ${FAILOVER_STATE}; echo $?`)).stdout.trim()).toBe('1');
+    } finally {
+      // repair for the rest of the file: socket back, rsync back, main and sub ready, lsyncd on
+      await moved?.catch(() => undefined);
+      await lab.sh('haproxy', `if [ -e ${sock}.away ]; then mv ${sock}.away ${sock}; fi`);
+      await lab.sh('sftp-main', `rm -f ${wrapper}; systemctl enable --now lsyncd`);
+      await runtimeApi(hap(), t, [
+        ...serverStateCommands(t, 'sftp-main', 'ready'),
+        ...serverStateCommands(t, 'sftp-sub', 'ready'),
+      ]);
+      await until(20_000, async () => Object.values(await mainStatus()).every((x) => x.startsWith('UP')));
+    }
+    expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true);
+  });
+
+  it('failover and failback --check --json print their steps; applying them runs the same step ids (journal)', async () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [join(REPO, 'bin/wharf.mjs'), 'run', ...args, '-c', file], {
+        cwd: REPO,
+        encoding: 'utf8',
+        timeout: 600_000,
+      });
+    interface Planned {
+      runbook: string;
+      steps: StepSummary[];
+      changes: number;
+      details?: { observed?: { toMain: number; toSub: number } };
+    }
+    const ran = (journalPath: string) => {
+      const entries = readFileSync(join(REPO, journalPath), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as JournalEntry);
+      const runId = entries.at(-1)!.runId;
+      return entries
+        .filter((e) => e.runId === runId && e.id && e.step !== 'plan' && e.step !== 'undo')
+        .map((e) => [e.id, e.result]);
+    };
+    // failover
+    const c1 = cli('failover', '--check', '--json');
+    expect(c1.status, c1.stderr).toBe(0);
+    const p1 = JSON.parse(c1.stdout) as Planned;
+    expect(p1.runbook).toBe('failover');
+    const ids1 = p1.steps.map((x) => x.id);
+    expect(ids1).toEqual([
+      'preflight',
+      'record-state',
+      'stop-lsyncd',
+      'main-maint',
+      'drain',
+      'cut-sessions',
+      'final-sync',
+      'fence',
+      'sub-serves',
+      'probe',
+      'complete',
+    ]);
+    for (const x of p1.steps)
+      expect(Object.keys(x)).toEqual(expect.arrayContaining(['id', 'host', 'action', 'why']));
+    expect(p1.steps.find((x) => x.id === 'main-maint')!.undo!.host).toBe('haproxy');
+    expect(c1.stderr).toContain(' 1. preflight [*]');
+    expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true); // --check changed nothing
+    const a1 = cli('failover', '--json');
+    expect(a1.status, a1.stderr).toBe(0);
+    const r1 = JSON.parse(a1.stdout) as { journal: string; ok: boolean };
+    expect(r1.ok).toBe(true);
+    const j1 = ran(r1.journal);
+    expect(j1.map(([id]) => id)).toEqual(ids1);
+    expect(j1.every(([, res]) => res === 'ok' || res === 'skipped')).toBe(true);
+
+    // failback: what it would copy and why (as observed), then the same ids applied
+    const c2 = cli('failback', '--check', '--json');
+    expect(c2.status, c2.stderr).toBe(0);
+    const p2 = JSON.parse(c2.stdout) as Planned;
+    expect(p2.runbook).toBe('failback');
+    const ids2 = p2.steps.map((x) => x.id);
+    expect(ids2).toEqual([
+      'main-maint',
+      'stop-lsyncd',
+      'lift-fence',
+      'sync:list',
+      'sync:keep-conflicts',
+      'sync:to-main',
+      'sync:to-sub',
+      'sync:verify',
+      'record-plan',
+      'pause-writes',
+      'catch-up:list',
+      'catch-up:keep-conflicts',
+      'catch-up:to-main',
+      'catch-up:verify',
+      'start-lsyncd',
+      'main-ready',
+      'replicated',
+      'probe',
+      'close-record',
+    ]);
+    expect(p2.steps.find((x) => x.id === 'sync:list')!.why).toMatch(
+      /\d+ file\(s\) sftp-sub → sftp-main, \d+ sftp-main → sftp-sub, \d+ conflict\(s\) as observed/,
+    );
+    expect(p2.details?.observed).toMatchObject({ toMain: expect.any(Number), toSub: expect.any(Number) });
+    expect(c2.stderr).toMatch(/copy plan as observed now/);
+    expect(p2.steps.find((x) => x.id === 'pause-writes')!.undo!.commands).toEqual(
+      expect.arrayContaining(['set server write/sftp-sub state ready']),
+    );
+    expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT' }); // --check changed nothing
+    const a2 = cli('failback', '--json');
+    expect(a2.status, a2.stderr).toBe(0);
+    const r2 = JSON.parse(a2.stdout) as { journal: string; ok: boolean };
+    const j2 = ran(r2.journal);
+    expect(j2.map(([id]) => id)).toEqual(ids2);
+    expect(j2.every(([, res]) => res === 'ok' || res === 'skipped')).toBe(true);
+    expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true);
   });
 });

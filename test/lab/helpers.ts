@@ -1,16 +1,13 @@
 // Shared by the lab tests: a topology like configs/stack.yaml under another name and subnets
 // (so a developer's running `seed` lab is left alone), and small probes run inside nodes.
-import type { Topology } from '../../src/topology/model.ts';
 import { $ } from '../../src/exec/index.ts';
 import { dockerCall } from '../../src/lab/docker.ts';
-import { seedVariantFile } from '../../src/lab/variant.ts';
+import { variantTopology } from '../../src/lab/variant.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
 
 /** Write configs/stack.yaml with another name and a second octet for every subnet. */
-export function testTopology(name: string, octet: number): { file: string; t: Topology } {
-  return seedVariantFile(name, octet);
-}
+export const testTopology = variantTopology;
 
 /** Run a command on a lab node through the generated ssh_config (strict host key checking). */
 export async function onNode(

@@ -139,8 +139,21 @@ describe('runbooks on the lab', () => {
     expect(planText).not.toMatch(/sftp-main: \d+ change|update file \/etc\/ssh/);
     expect(planText).toMatch(/-\s*maxconn 2000/);
     expect(planText).toMatch(/\+\s*maxconn 3210/);
+    // the plan as steps: one per change, `<host>:<change id>`, all on haproxy
+    const ids = plan.steps.map((x) => x.id);
+    expect(ids).toContain('haproxy:file /etc/haproxy/haproxy.cfg');
+    expect(plan.steps.every((x) => x.host === 'haproxy' && x.id.startsWith('haproxy:'))).toBe(true);
     const applied = await run('configure', { t: changed.t });
     expect(applied.ok).toBe(true);
+    // applying ran the same step ids (the journal's apply entries)
+    const journal = readFileSync(applied.journal!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id?: string; step: string; result: string });
+    expect(journal.filter((e) => e.step === 'apply').map((e) => [e.id, e.result])).toEqual(
+      ids.map((id) => [id, 'ok']),
+    );
+    expect(applied.steps.map((x) => [x.id, x.result])).toEqual(ids.map((id) => [id, 'ok']));
     expect(
       Object.entries(applied.hosts)
         .filter(([, x]) => x.changes > 0)

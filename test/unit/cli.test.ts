@@ -322,3 +322,74 @@ describe('the real binary (node bin/wharf.mjs)', () => {
     expect(r.status).toBe(2);
   });
 });
+
+describe('wharf run: one sub-command per runbook, flags from its options schema', () => {
+  it('run --help lists the runbooks; each runbook has its own help with its flags', async () => {
+    const top = await wharf('run', '--help');
+    expect(top.code).toBe(0);
+    for (const n of ['install', 'configure', 'verify', 'failover', 'failback'])
+      expect(top.stdout).toContain(n);
+    const fo = await wharf('run', 'failover', '--help');
+    expect(fo.code).toBe(0);
+    expect(fo.stdout).toContain('Usage: wharf run failover [options]');
+    expect(fo.stdout).toMatch(/--unplanned\s/);
+    expect(fo.stdout).toMatch(/--drain-timeout <DURATION>/);
+    for (const common of [
+      '-i, --inventory <file>',
+      '--check',
+      '--diff',
+      '--only <nodes>',
+      '--json',
+      '-c, --config <file>',
+    ])
+      expect(fo.stdout).toContain(common);
+    const fb = await wharf('run', 'failback', '--help');
+    expect(fb.stdout).toMatch(/--force\s/);
+    expect(fb.stdout).not.toContain('--unplanned');
+  });
+
+  it.each([
+    [
+      ['run', 'failover', '--drain-timeout', 'banana'],
+      '--drain-timeout: expected a duration like 500ms, 30s, 2m, 1h, got "banana"',
+    ],
+    [['run', 'failback', '--unplanned'], "error: unknown option '--unplanned'"],
+    [['run', 'configure', '--drain-timeout', '5s'], "error: unknown option '--drain-timeout'"],
+    [
+      ['run', 'banana'],
+      'unknown runbook "banana" (runbooks: install, configure, verify, failover, failback)',
+    ],
+  ])('%j → exit 2 naming it', async (argv, message) => {
+    const r = await wharf(...argv);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+  });
+
+  it('a good flag passes the schema and the run goes on to read its inputs (no inventory here: exit 2 saying so)', async () => {
+    const dir = tmp('run');
+    const r = await wharf(
+      'run',
+      'failover',
+      '--drain-timeout',
+      '5s',
+      '--unplanned',
+      '-i',
+      join(dir, 'none.yaml'),
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('none.yaml');
+    expect(r.stderr).not.toContain('--drain-timeout');
+  });
+
+  it('a runbook file of scripts/ runs on its own, as `wharf run NAME` (shebang, executable)', () => {
+    const script = resolve('scripts/failback.ts');
+    expect(statSync(script).mode & 0o111).not.toBe(0);
+    expect(readFileSync(script, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env -S npx tsx');
+    const r = spawnSync(script, ['--unplanned'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toContain("error: unknown option '--unplanned'");
+    expect(r.status).toBe(2);
+    const h = spawnSync(script, ['--help'], { encoding: 'utf8', timeout: 60_000 });
+    expect(h.stdout).toContain('Usage: wharf run failback [options]');
+    expect(h.status).toBe(0);
+  });
+});

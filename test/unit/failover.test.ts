@@ -78,10 +78,10 @@ describe('HAProxy runtime API', () => {
 
   it('sends all commands in one socat call, quoted', () => {
     expect(socatLine('/run/haproxy/admin.sock', ['set server a/b state ready', "x'y"])).toBe(
-      `echo 'set server a/b state ready; x'\\''y' | socat -t 5 stdio /run/haproxy/admin.sock`,
+      `echo 'set server a/b state ready; x'\\''y' | socat -t 5 stdio UNIX-CONNECT:/run/haproxy/admin.sock`,
     );
     expect(socatLine('/run/my sock', ['show stat'])).toBe(
-      `echo 'show stat' | socat -t 5 stdio '/run/my sock'`,
+      `echo 'show stat' | socat -t 5 stdio UNIX-CONNECT:'/run/my sock'`,
     );
   });
 

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { mask, MASK } from '../../src/transport/mask.ts';
-import { shJoin, shQuote } from '../../src/transport/quote.ts';
+import { shJoin, shQuote } from '../../src/exec/index.ts';
 import { remoteCommand, sshArgs } from '../../src/transport/ssh.ts';
 
 const NASTY = [

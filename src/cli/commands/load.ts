@@ -21,6 +21,7 @@ import {
 } from '../../workload/remote.ts';
 import { topologyOption } from '../inputs.ts';
 import { type Io, printJson } from '../io.ts';
+import { parseDuration } from '../../core/duration.ts';
 
 const SIZE_UNITS: Record<string, number> = {
   b: 1,
@@ -48,17 +49,7 @@ export function parseSize(text: string, flag = '--size'): number {
   return bytes;
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "30s", "2m", "500ms", "1.5h" → milliseconds (a unit is required). */
-export function parseDuration(text: string, flag = '--duration'): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(text);
-  const ms = m ? Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!) : NaN;
-  if (!Number.isFinite(ms) || ms < 1) {
-    throw new InputError(`${flag}: expected a duration like 500ms, 30s, 2m, 1h, got "${text}"`);
-  }
-  return ms;
-}
+export { parseDuration };
 
 export function parseCount(text: string, flag: string, max = 10_000): number {
   const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;

@@ -1,11 +1,20 @@
 // wharf run <runbook>: plan (--check, --diff) or apply a runbook against the inventory's hosts.
+// One sub-command per registered runbook, its flags made from the runbook's options schema.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { InputError, ReportedFailure } from '../../core/errors.ts';
 import { loadInventory, loadTopology } from '../../topology/load.ts';
 import { stateDir } from '../../lab/state.ts';
-import { RUNBOOKS } from '../../../scripts/index.ts';
+import {
+  getRunbook,
+  listRunbooks,
+  parseRunbookOptions,
+  runbookNames,
+  type Runbook,
+  type RunbookResult,
+} from '../../runbook/registry.ts';
+import { optionFlags } from '../../runbook/options.ts';
 import { runRunbookByName } from '../../stack/runbooks.ts';
 import type { Inventory } from '../../topology/inventory.ts';
 import type { Topology } from '../../topology/model.ts';
@@ -19,7 +28,6 @@ interface RunCliOptions {
   diff?: boolean;
   only?: string;
   json?: boolean;
-  unplanned?: boolean;
 }
 
 /** The lab's generated inventory for this stack, when the lab is up. */
@@ -48,49 +56,103 @@ export function parseOnly(t: Topology, only?: string): string[] | undefined {
   return names;
 }
 
-export function registerRun(program: Command, io: Io): void {
-  const cmd = program
-    .command('run')
-    .description(`run a runbook (${Object.keys(RUNBOOKS).join(', ')}) against the inventory's hosts`)
-    .argument('<runbook>', `one of: ${Object.keys(RUNBOOKS).join(', ')}`)
+const COMMON_HELP = `
+Every runbook is a plan of steps (id, host, action, why, guard, undo): --check prints it (--json:
+{runbook, steps, changes}), applying runs the same steps under a per-stack lock, journalled by id in
+.wharf/runs/<stack>/. A failed step stops the run and the completed steps are undone in reverse; a
+failed undo is reported as a failed step. Exit: 0 ok, 1 failed, 2 bad input.`;
+
+/** Plain lines for a failed run: every failed step and failed undo, with host and error. Pure. */
+export function failureLines(res: RunbookResult): string[] {
+  return res.steps
+    .filter((s) => s.result === 'failed')
+    .map((s) =>
+      s.undoes
+        ? `failed undo ${s.id} on ${s.host}: ran ${s.undo?.commands.join('; ') ?? '?'}: ${s.error ?? ''}`
+        : `failed step ${s.id} on ${s.host}: ${s.error ?? ''}`,
+    );
+}
+
+function registerRunbookCommand(run: Command, rb: Runbook, io: Io): void {
+  const cmd = run
+    .command(rb.name)
+    .description(rb.description)
     .option('-i, --inventory <file>', "inventory (default: the running lab's generated inventory)")
-    .option('--check', 'print the plan, change nothing')
+    .option('--check', 'print the plan (steps), change nothing')
     .option('--diff', 'show unified diffs of files (secrets masked)')
     .option('--only <nodes>', 'limit to these nodes (comma-separated)')
-    .option('--unplanned', 'failover: main is unreachable (promote sub now)')
-    .option('--json', 'print a JSON summary at the end');
+    .option('--json', 'print a JSON summary at the end (with --check: the plan)');
   topologyOption(cmd);
-  cmd.addHelpText(
-    'after',
-    `
-Every runbook first checks every host (reachable, sudo, Debian 12, disk): one failure, nothing changes.
-Files are validated by their daemon's own tool before they replace the old ones; a failed reload or
-health check restores the old file. Journal: .wharf/runs/<stack>/. Exit: 0 ok, 1 failed, 2 bad input.`,
-  );
-  cmd.action(async (name: string, opts: RunCliOptions) => {
-    if (!RUNBOOKS[name])
-      throw new InputError(`unknown runbook "${name}" (runbooks: ${Object.keys(RUNBOOKS).join(', ')})`);
+  const flags = optionFlags(rb.options);
+  for (const f of flags)
+    cmd.option(
+      f.metavar ? `${f.flag} <${f.metavar}>` : f.flag,
+      f.description + (f.default ? ` (default ${f.default})` : ''),
+    );
+  cmd.addHelpText('after', COMMON_HELP);
+  cmd.action(async (opts: RunCliOptions & Record<string, unknown>) => {
+    const raw = Object.fromEntries(
+      flags.filter((f) => opts[f.key] !== undefined).map((f) => [f.key, opts[f.key]]),
+    );
+    const options = parseRunbookOptions(rb, raw);
     const topology = loadTopology(opts.config);
     const { inventory } = resolveInventory(topology, opts.inventory);
     const only = parseOnly(topology, opts.only);
-    const res = await runRunbookByName(name, {
+    const res = await runRunbookByName(rb.name, {
       topology,
       inventory,
       ...(only ? { only } : {}),
       check: Boolean(opts.check),
       diff: Boolean(opts.diff),
       log: (l) => io.err(l + '\n'),
-      options: { unplanned: opts.unplanned },
+      options,
     });
-    if (opts.json) printJson(io, res);
-    else
+    if (opts.json)
+      printJson(
+        io,
+        res.check
+          ? {
+              runbook: res.runbook,
+              steps: res.steps,
+              changes: res.changes,
+              ok: res.ok,
+              check: true,
+              ...(res.details !== undefined ? { details: res.details } : {}),
+              ...(res.error ? { error: res.error } : {}),
+            }
+          : res,
+      );
+    else {
       io.err(
         `${res.runbook}: ${res.ok ? 'ok' : 'FAILED'}, ${res.changes} change(s)${res.check ? ' planned' : ''} in ${(res.durationMs / 1000).toFixed(1)} s${res.journal ? ` (journal ${res.journal})` : ''}\n`,
       );
-    if (!res.ok) {
-      if (res.error && !opts.json) io.err(res.error + '\n');
-      throw new ReportedFailure(res.error);
+      if (!res.ok) {
+        const lines = failureLines(res);
+        io.err((lines.length ? lines.join('\n') : (res.error ?? 'failed')) + '\n');
+      }
     }
+    if (!res.ok) throw new ReportedFailure(res.error);
+  });
+}
+
+export function registerRun(program: Command, io: Io): void {
+  const names = runbookNames();
+  const run = program
+    .command('run')
+    .description(`run a runbook (${names.join(', ') || 'none registered'}) against the inventory's hosts`)
+    .argument('[runbook]', `one of: ${names.join(', ')}`)
+    .allowUnknownOption()
+    .allowExcessArguments();
+  run.addHelpText('after', COMMON_HELP + `\nPer runbook: wharf run <runbook> --help`);
+  for (const rb of listRunbooks()) registerRunbookCommand(run, rb, io);
+  // not a registered runbook's name: say which exist (exit 2); none registered: say why (exit 1)
+  run.action((name?: string) => {
+    if (!name) {
+      run.outputHelp();
+      throw new InputError('run: which runbook? (wharf run <runbook>)');
+    }
+    getRunbook(name);
+    throw new InputError(`unknown runbook "${name}" (runbooks: ${runbookNames().join(', ')})`);
   });
 }
 
