@@ -15,6 +15,7 @@ export const configure = defineRunbook({
   name: 'configure',
   description:
     'render and apply every config, user, chroot and key; validate, reload, health-check, roll back',
+  honours: { only: true, diff: true },
   options: z.object({}),
   run(ctx) {
     const secrets = ensureStackSecrets(ctx.topology, ctx.inventory);

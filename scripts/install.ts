@@ -10,6 +10,7 @@ import { installDesired } from '../src/stack/desired.ts';
 export const install = defineRunbook({
   name: 'install',
   description: 'install the Debian packages of every node role (haproxy, openssh, lsyncd, nftables, …)',
+  honours: { only: true, diff: true },
   options: z.object({}),
   run: (ctx) => runResourceRunbook(ctx, 'install', installDesired(ctx.topology, ctx.inventory, ctx.only)),
 });

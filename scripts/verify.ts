@@ -335,6 +335,7 @@ export const verify = defineRunbook({
   name: 'verify',
   description:
     'check the running stack end to end (backends UP, sshd, chroots, lsyncd, probe upload main → sub, its notice)',
+  honours: { only: true },
   options: z.object({}),
   async run(ctx) {
     const r = await runStepPlan(ctx, 'verify', async () => planVerify(ctx));

@@ -50,6 +50,12 @@ export interface Runbook<S extends OptionsSchema = OptionsSchema> {
   description: string;
   /** The runbook's options; every field becomes a CLI flag (camelCase → --kebab-case). */
   options: S;
+  /**
+   * The common flags it honours beyond -i/-c/--check/--json: `only` (--only NODE,…: it limits
+   * itself to those nodes), `diff` (--diff: its plan has file diffs). A runbook that would ignore
+   * one does not get the flag, so passing it is an error (exit 2), never silently ignored.
+   */
+  honours?: { only?: boolean; diff?: boolean };
   run(ctx: RunbookContext<z.output<S>>): Promise<RunbookResult>;
 }
 

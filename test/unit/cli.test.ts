@@ -334,15 +334,13 @@ describe('wharf run: one sub-command per runbook, flags from its options schema'
     expect(fo.stdout).toContain('Usage: wharf run failover [options]');
     expect(fo.stdout).toMatch(/--unplanned\s/);
     expect(fo.stdout).toMatch(/--drain-timeout <DURATION>/);
-    for (const common of [
-      '-i, --inventory <file>',
-      '--check',
-      '--diff',
-      '--only <nodes>',
-      '--json',
-      '-c, --config <file>',
-    ])
+    for (const common of ['-i, --inventory <file>', '--check', '--json', '-c, --config <file>'])
       expect(fo.stdout).toContain(common);
+    // failover acts on main, sub and HAProxy together and has no file diffs: no --only, no --diff
+    expect(fo.stdout).not.toMatch(/--only|--diff/);
+    const cf = await wharf('run', 'configure', '--help');
+    expect(cf.stdout).toContain('--diff');
+    expect(cf.stdout).toContain('--only <nodes>');
     const fb = await wharf('run', 'failback', '--help');
     expect(fb.stdout).toMatch(/--force\s/);
     expect(fb.stdout).not.toContain('--unplanned');
@@ -355,6 +353,10 @@ describe('wharf run: one sub-command per runbook, flags from its options schema'
     ],
     [['run', 'failback', '--unplanned'], "error: unknown option '--unplanned'"],
     [['run', 'configure', '--drain-timeout', '5s'], "error: unknown option '--drain-timeout'"],
+    // flags a runbook would ignore are not accepted at all
+    [['run', 'failover', '--only', 'sftp-main'], "error: unknown option '--only'"],
+    [['run', 'failback', '--diff'], "error: unknown option '--diff'"],
+    [['run', 'verify', '--diff'], "error: unknown option '--diff'"],
     [
       ['run', 'banana'],
       'unknown runbook "banana" (runbooks: install, configure, verify, failover, failback)',

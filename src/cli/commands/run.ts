@@ -79,9 +79,9 @@ function registerRunbookCommand(run: Command, rb: Runbook, io: Io): void {
     .description(rb.description)
     .option('-i, --inventory <file>', "inventory (default: the running lab's generated inventory)")
     .option('--check', 'print the plan (steps), change nothing')
-    .option('--diff', 'show unified diffs of files (secrets masked)')
-    .option('--only <nodes>', 'limit to these nodes (comma-separated)')
     .option('--json', 'print a JSON summary at the end (with --check: the plan)');
+  if (rb.honours?.diff) cmd.option('--diff', 'show unified diffs of files (secrets masked)');
+  if (rb.honours?.only) cmd.option('--only <nodes>', 'limit to these nodes (comma-separated)');
   topologyOption(cmd);
   const flags = optionFlags(rb.options);
   for (const f of flags)
