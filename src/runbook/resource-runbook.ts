@@ -1,28 +1,59 @@
 // install and configure on the step model: each resource Change is a step `<host>:<change id>`,
 // applied by the resource engine (runRunbook → applyHost: per-host order, hosts concurrently,
 // validate before rename, rollback on failure), which journals every change under that id.
-import type { Plan } from './plan.ts';
+import { shJoin } from '../exec/index.ts';
+import { octal } from '../transport/shell.ts';
+import { unitCommand } from './apply.ts';
+import type { Change, Plan } from './plan.ts';
 import type { RunbookContext, RunbookResult } from './registry.ts';
 import type { DesiredState } from './resources.ts';
 import { runRunbook } from './run.ts';
 import type { StepSummary } from './steps.ts';
 
-const UNDO: Record<string, string> = {
-  file: 'restore the previous content, owner and mode (or remove a new file)',
-  unit: 'restore the files and reload/restart the unit again',
-};
+/**
+ * What apply.ts's rollback does for a change if a later change, check, reload or health check on
+ * that host fails: files are put back as observed (or removed when new), reloaded units are
+ * reloaded again with the restored files. Packages, users, directories, sysctls and routes are
+ * kept (no undo). Pure.
+ */
+export function resourceUndo(c: Change): StepSummary['undo'] | undefined {
+  const r = c.resource;
+  if (r.kind === 'file' && c.before?.kind === 'file') {
+    const b = c.before.stat;
+    return b
+      ? {
+          host: c.host,
+          action: 'restore the previous file as observed',
+          commands: [
+            `write the observed ${b.size}-byte content back to ${r.path} (temp file, then rename; ${b.owner}:${b.group} ${octal(b.mode)})`,
+          ],
+        }
+      : { host: c.host, action: 'remove the new file', commands: [shJoin(['rm', '-f', '--', r.path])] };
+  }
+  if (r.kind === 'unit' && (c.kind === 'reload' || c.kind === 'restart')) {
+    const what = r.apply === 'restart' ? 'restart' : 'reload';
+    let cmd: string;
+    try {
+      cmd = shJoin(unitCommand(r, what));
+    } catch {
+      return undefined;
+    }
+    return { host: c.host, action: `${what} ${r.name} again with the restored files`, commands: [cmd] };
+  }
+  return undefined;
+}
 
 /** The engine's plan as steps (data). Pure. */
 export function resourceSteps(p: Plan): StepSummary[] {
   return Object.values(p.hosts).flatMap((cs) =>
     cs.map((c) => {
-      const undo = UNDO[c.resource.kind];
+      const undo = resourceUndo(c);
       return {
         id: `${c.host}:${c.id}`,
         host: c.host,
         action: `${c.kind} ${c.id}`,
         why: c.why,
-        ...(undo ? { undo: { host: c.host, action: undo, commands: [`rollback ${c.id} (apply.ts)`] } } : {}),
+        ...(undo ? { undo } : {}),
       };
     }),
   );

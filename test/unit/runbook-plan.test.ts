@@ -315,3 +315,22 @@ describe('a unit whose unit file this run writes', () => {
     ]);
   });
 });
+
+describe('install/configure as steps: one step per change, its undo as data', () => {
+  it('GIVEN a changed file, a new file and the reload they notify THEN each step says what its rollback runs', async () => {
+    const { resourceSteps } = await import('../../src/runbook/resource-runbook.ts');
+    const extra: FileResource = { ...cfg, path: '/etc/haproxy/extra.cfg', check: undefined, notify: [] };
+    const old = 'global\n  maxconn 100\n';
+    const p = plan({ haproxy: [cfg, extra, unit] }, { haproxy: [fileObs(old), fileObs(null), unitUp] });
+    expect(resourceSteps(p).map((s) => ({ id: s.id, undo: s.undo?.commands }))).toEqual([
+      {
+        id: 'haproxy:file /etc/haproxy/haproxy.cfg',
+        undo: [
+          'write the observed 0-byte content back to /etc/haproxy/haproxy.cfg (temp file, then rename; root:root 0644)',
+        ],
+      },
+      { id: 'haproxy:file /etc/haproxy/extra.cfg', undo: ['rm -f -- /etc/haproxy/extra.cfg'] },
+      { id: 'haproxy:unit haproxy', undo: ['systemctl reload haproxy'] },
+    ]);
+  });
+});
