@@ -9,7 +9,9 @@ import { runWorkload, type WorkloadResult } from '../src/workload/generator.ts';
 import { observeUploads, runBackupOnce, userRoot, waitForUploads } from '../src/workload/remote.ts';
 import type { ScenarioLab } from './lab.ts';
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../src/exec/index.ts';
+
+export { sleep };
 
 export async function until(timeoutMs: number, fn: () => boolean | Promise<boolean>, everyMs = 50) {
   const end = Date.now() + timeoutMs;

@@ -13,7 +13,7 @@ import { runAsScript } from '../src/cli/standalone.ts';
 import { shQuote } from '../src/exec/index.ts';
 import type { Transport } from '../src/transport/types.ts';
 import { probeUser, putProbe, type Probe } from '../src/failover/probe.ts';
-import { socatLine } from '../src/failover/haproxy.ts';
+import { parseStat, socatLine, type StatRow } from '../src/failover/haproxy.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import { managedNodes } from '../src/stack/desired.ts';
 import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
@@ -28,15 +28,6 @@ export interface VerifyCheck {
 
 async function sh(t: Transport, cmd: string, timeoutMs = 20_000) {
   return t.exec(cmd, { timeoutMs });
-}
-
-/** HAProxy `show stat` CSV → server rows (pxname, svname, status). Pure. */
-export function parseShowStat(csv: string): { proxy: string; server: string; status: string }[] {
-  const lines = csv.split('\n').filter((l) => l && !l.startsWith('#'));
-  return lines
-    .map((l) => l.split(','))
-    .filter((f) => f[1] && f[1] !== 'FRONTEND' && f[1] !== 'BACKEND')
-    .map((f) => ({ proxy: f[0]!, server: f[1]!, status: f[17] ?? '' }));
 }
 
 async function until<T>(timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T | undefined> {
@@ -72,12 +63,12 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
     // right after a reload the checks are still settling (rise/fall): wait until every server is UP
     const settle =
       (t.haproxy.check.rise + t.haproxy.check.fall + 2) * durationMs(t.haproxy.check.inter) + 5000;
-    let rows: ReturnType<typeof parseShowStat> | undefined;
+    let rows: StatRow[] | undefined;
     let socketError = '';
     const stat = async () => {
       const r = await sh(tr(hap), socatLine(t.haproxy.stats.socket, ['show stat']));
       socketError = r.code !== 0 ? `stats socket: ${r.stderr.trim()}` : '';
-      return parseShowStat(r.stdout);
+      return parseStat(r.stdout);
     };
     check({
       id: `${hap}:stats`,

@@ -3,7 +3,6 @@ import { loadTopology } from '../../src/topology/load.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import { configureDesired, installDesired, managedNodes } from '../../src/stack/desired.ts';
 import type { StackSecrets } from '../../src/stack/secrets.ts';
-import { parseShowStat } from '../../scripts/verify.ts';
 import type { Resource } from '../../src/runbook/resources.ts';
 
 const t = loadTopology('configs/stack.yaml');
@@ -100,21 +99,5 @@ describe('desired state', () => {
       (r) => r.kind === 'file' && r.path === '/srv/sftp/demo/.ssh/authorized_keys',
     )[0];
     expect(ak && ak.kind === 'file' && ak.content).toBe('ssh-ed25519 AAAAdemo demo\n');
-  });
-});
-
-describe('verify helpers', () => {
-  it('parses HAProxy show stat', () => {
-    const csv = [
-      '# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight',
-      'sftp,FRONTEND,,,0,0,2000,0,0,0,0,0,0,,,,,OPEN,',
-      'sftp,sftp-main,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1',
-      'sftp,sftp-sub,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN,1',
-      'sftp,BACKEND,0,0,0,0,200,0,0,0,0,0,,0,0,0,0,UP,1',
-    ].join('\n');
-    expect(parseShowStat(csv)).toEqual([
-      { proxy: 'sftp', server: 'sftp-main', status: 'UP' },
-      { proxy: 'sftp', server: 'sftp-sub', status: 'DOWN' },
-    ]);
   });
 });
