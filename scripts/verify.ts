@@ -10,7 +10,7 @@ import { sleep } from 'zx';
 import { defineRunbook, registerRunbook, type RunbookContext } from '../src/runbook/registry.ts';
 import { runStepPlan, type Step, type StepPlan } from '../src/runbook/steps.ts';
 import { runAsScript } from '../src/cli/standalone.ts';
-import { shQuote } from '../src/exec/index.ts';
+import { shell } from '../src/transport/shell.ts';
 import type { Transport } from '../src/transport/types.ts';
 import { probeUser, putProbe, type Probe } from '../src/failover/probe.ts';
 import { parseStat, socatLine, type StatRow } from '../src/failover/haproxy.ts';
@@ -26,9 +26,8 @@ export interface VerifyCheck {
   ms?: number;
 }
 
-async function sh(t: Transport, cmd: string, timeoutMs = 20_000) {
-  return t.exec(cmd, { timeoutMs });
-}
+/** `host.$` with verify's settings: a check reads the result, whatever the exit code, within 20 s. */
+const on = (t: Transport) => shell(t)({ nothrow: true, timeoutMs: 20_000 });
 
 async function until<T>(timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T | undefined> {
   const end = Date.now() + timeoutMs;
@@ -66,7 +65,7 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
     let rows: StatRow[] | undefined;
     let socketError = '';
     const stat = async () => {
-      const r = await sh(tr(hap), socatLine(t.haproxy.stats.socket, ['show stat']));
+      const r = await tr(hap).exec(socatLine(t.haproxy.stats.socket, ['show stat']), { timeoutMs: 20_000 });
       socketError = r.code !== 0 ? `stats socket: ${r.stderr.trim()}` : '';
       return parseStat(r.stdout);
     };
@@ -114,7 +113,7 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
       why: 'a config sshd refuses would lock every client out at the next restart',
       expect: 'exit 0',
       run: async () => {
-        const r = await sh(tr(n.name), 'sshd -t');
+        const r = await on(tr(n.name))`sshd -t`;
         if (r.code !== 0) fail(r.stderr.trim());
       },
     });
@@ -126,10 +125,8 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
         why: 'sshd refuses a chroot that is not root-owned or is group/other-writable',
         expect: `${base} and ${base}/${u.name} root-owned, not group/other-writable; ${t.sftp.uploadDir} owned by ${u.name}`,
         run: async () => {
-          const st = await sh(
-            tr(n.name),
-            `stat -c '%n %U %a' ${shQuote(base)} ${shQuote(`${base}/${u.name}`)} ${shQuote(`${base}/${u.name}/${t.sftp.uploadDir}`)}`,
-          );
+          const dirs = [base, `${base}/${u.name}`, `${base}/${u.name}/${t.sftp.uploadDir}`];
+          const st = await on(tr(n.name))`stat -c ${'%n %U %a'} ${dirs}`;
           const rows = st.stdout
             .trim()
             .split('\n')
@@ -149,10 +146,7 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
       why: 'every node behind one address presents the same key, or clients fail after a failover',
       expect: "the ed25519 key's fingerprint is the stack's",
       run: async () => {
-        const fp = await sh(
-          tr(n.name),
-          `ssh-keygen -lf ${shQuote(`${t.sftp.hostKeyDir}/ssh_host_ed25519_key.pub`)}`,
-        );
+        const fp = await on(tr(n.name))`ssh-keygen -lf ${`${t.sftp.hostKeyDir}/ssh_host_ed25519_key.pub`}`;
         const want = createHash('sha256')
           .update(Buffer.from(secrets.hostKeys.ed25519.public.split(/\s+/)[1]!, 'base64'))
           .digest('base64')
@@ -174,7 +168,7 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
       why: 'replication main → sub',
       expect: 'systemctl is-active lsyncd: active',
       run: async () => {
-        const r = await sh(tr(from), 'systemctl is-active lsyncd');
+        const r = await on(tr(from))`systemctl is-active lsyncd`;
         if (r.stdout.trim() !== 'active') fail(r.stdout.trim());
         return 'active';
       },
@@ -201,7 +195,7 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
   let acked = 0;
   const probed = { what: 'the probe was uploaded', check: async () => probe !== undefined || 'no probe' };
   const sumOn = (node: string) => async () => {
-    const r = await sh(tr(node), `sha256sum ${shQuote(probe!.path)} 2>/dev/null`);
+    const r = await on(tr(node))`sha256sum ${probe!.path} 2>/dev/null`;
     return r.stdout.startsWith(probe!.sha256) ? Date.now() : undefined;
   };
   check({
@@ -262,16 +256,15 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
       run: async () => {
         const got = await until(20_000, async () => {
           if (sink) {
-            const r = await sh(
+            const r = await on(
               tr(sink.name),
-              `grep -c ${shQuote(probe!.name)} /var/lib/wharf-sink/messages.jsonl 2>/dev/null || true`,
-            );
+            )`grep -c ${probe!.name} /var/lib/wharf-sink/messages.jsonl 2>/dev/null || true`;
             return Number(r.stdout.trim()) >= want ? `${sink.name} received it` : undefined;
           }
-          const r = await sh(
+          const since = `@${Math.floor(acked / 1000) - 5}`;
+          const r = await on(
             tr(notifier),
-            `journalctl -u wharf-notify -o cat --no-pager --since ${shQuote(`@${Math.floor(acked / 1000) - 5}`)} | grep -cF -- ${shQuote(`notified ${probe!.path}`)} || true`,
-          );
+          )`journalctl -u wharf-notify -o cat --no-pager --since ${since} | grep -cF -- ${`notified ${probe!.path}`} || true`;
           return Number(r.stdout.trim()) >= 1 ? 'the notifier logged its delivery' : undefined;
         });
         if (!got) fail('no notice of the probe within 20 s');
@@ -290,7 +283,7 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
     run: async () => {
       if (!probe) return { skipped: 'no probe' };
       const nodes = Object.values(t.nodes).filter((n) => n.kind === 'sftp' && managed.has(n.name));
-      const r = await Promise.all(nodes.map((n) => sh(tr(n.name), `rm -f ${shQuote(probe!.path)}`)));
+      const r = await Promise.all(nodes.map((n) => on(tr(n.name))`rm -f -- ${probe!.path}`));
       const bad = nodes.filter((_, i) => r[i]!.code !== 0).map((n) => n.name);
       if (bad.length) fail(`could not remove ${probe.path} on ${bad.join(', ')}`);
       return `${nodes.length} node(s)`;
