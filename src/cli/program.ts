@@ -11,6 +11,7 @@ import { registerRun } from './commands/run.ts';
 import { registerSchema } from './commands/schema.ts';
 import { registerScenario } from './commands/scenario.ts';
 import { registerValidate } from './commands/validate.ts';
+import { registerWatch } from './commands/watch.ts';
 
 const EXIT_CODES_HELP = `
 Exit codes: 0 ok, 1 failure, 2 bad input (topology, inventory or command line).`;
@@ -30,6 +31,7 @@ export function buildProgram(io: Io = processIo): Command {
   registerDemo(program, io);
   registerLoad(program, io);
   registerScenario(program, io);
+  registerWatch(program, io);
   // Every command, including ones added with addCommand(), reports to io and never calls
   // process.exit itself: runCli maps what it throws to an exit code.
   const configure = (cmd: Command) => {
