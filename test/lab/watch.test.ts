@@ -1,0 +1,189 @@
+// wharf watch against the lab's real daemons (stack "watchtest", 10.94.x):
+// GIVEN a provisioned lab and `wharf watch --down-for 3s` running as a child process (the real CLI)
+// WHEN sftp-main is killed (docker kill) and nobody runs a runbook
+// THEN watch runs `failover --unplanned` by itself (its journal, /var/lib/wharf/failover.json on
+//      haproxy), and the notify sink received its alerts by webhook and by SMTP
+// WHEN sftp-main is started again
+// THEN watch alerts "waiting for failback" and does NOT fail back: main stays out of the write
+//      backend; SIGTERM ends watch cleanly with a journal line.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureEngine } from '../../src/lab/engine.ts';
+import { labDown, labStatus, labUp, raiseInotifyInstances } from '../../src/lab/lab.ts';
+import { provisionLab } from '../../src/lab/provision.ts';
+import { readNotices, SINK_MESSAGES_PATH, type Notice } from '../../src/lab/sink/index.ts';
+import { runRunbookByName } from '../../src/stack/runbooks.ts';
+import type { JournalEntry } from '../../src/runbook/journal.ts';
+import type { Topology } from '../../src/topology/model.ts';
+import { readFailoverState, showStat, statusOf } from '../../src/failover/index.ts';
+import type { WatchEvent } from '../../src/watch/run.ts';
+import { labHandle, startNode, type ScenarioLab } from '../../scenarios/lab.ts';
+import { killMain, sleep, until } from '../../scenarios/outage.ts';
+import { onNode, testTopology, REPO } from './helpers.ts';
+
+const STACK = 'watchtest';
+let t: Topology;
+let file: string;
+let lab: ScenarioLab;
+const log: string[] = [];
+let child: ChildProcess | undefined;
+
+const hap = () => lab.transports.get('haproxy')!;
+const mainStatus = async () => statusOf(await showStat(hap(), t), t, 'sftp-main');
+
+beforeAll(async () => {
+  await ensureEngine();
+  ({ file, t } = testTopology(STACK, 94));
+  raiseInotifyInstances((l) => process.stderr.write(`${l}\n`));
+  await labUp(t, { topologyFile: file, log: (l) => process.stderr.write(`[lab up] ${l}\n`) });
+  await provisionLab(t, (l) => process.stderr.write(`[provision] ${l}\n`));
+  lab = labHandle(t, await labStatus(t), (l) => log.push(l));
+  // a reused lab (WHARF_KEEP_LAB) may be failed over from an earlier run: back to the known state
+  await startNode(lab, 'sftp-main');
+  if (await readFailoverState(hap())) {
+    const fb = await runRunbookByName('failback', {
+      topology: t,
+      inventory: lab.inventory,
+      transports: lab.transports,
+      log: (l) => log.push(l),
+    });
+    expect(fb.ok, fb.error).toBe(true);
+  }
+  await until(30_000, async () => Object.values(await mainStatus()).every((s) => s.startsWith('UP')), 500);
+});
+
+afterAll(async () => {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  if (lab) await lab.close();
+  if (t && !process.env.WHARF_KEEP_LAB) await labDown(t.name);
+});
+
+describe('wharf watch on the lab', () => {
+  it('kill main: watch fails over by itself and alerts by webhook + SMTP; main back: alerts, does not fail back', async () => {
+    const t0 = Date.now();
+    const events: WatchEvent[] = [];
+    let stderr = '';
+    child = spawn(
+      process.execPath,
+      [
+        join(REPO, 'bin/wharf.mjs'),
+        'watch',
+        '-c',
+        file,
+        '--interval',
+        '500ms',
+        '--down-for',
+        '3s',
+        '--max-duration',
+        '150s',
+        '--json',
+      ],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) if (l.trim()) events.push(JSON.parse(l) as WatchEvent);
+    });
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const seen = (pred: (e: WatchEvent) => boolean) => events.some(pred);
+    const alerted = (a: string) => (e: WatchEvent) => e.event === 'alert' && e.alert === a;
+    const why = () => `${stderr}\n${events.map((e) => JSON.stringify(e)).join('\n')}`;
+    const waitFor = async (ms: number, what: string, pred: (e: WatchEvent) => boolean) =>
+      expect(await until(ms, () => seen(pred), 100), `${what}\n${why()}`).toBe(true);
+
+    // watching: main UP in every backend
+    await waitFor(
+      60_000,
+      'watch sees main UP',
+      (e) =>
+        e.event === 'observation' &&
+        e.observation.haproxy &&
+        Object.values(e.observation.main ?? {}).every((s) => s.startsWith('UP')),
+    );
+    const start = events.find((e) => e.event === 'start');
+    expect(start, why()).toBeDefined();
+    const journalPath = resolve(REPO, (start as { journal: string }).journal);
+
+    // kill main; nobody runs a runbook
+    const { diedAt } = await killMain(lab);
+    await waitFor(60_000, 'watch ran failover', (e) => e.event === 'runbook' && e.runbook === 'failover');
+    const fo = events.find((e) => e.event === 'runbook' && e.runbook === 'failover');
+    expect(fo, why()).toMatchObject({ ok: true });
+    const decision = events.find((e) => e.event === 'decision');
+    expect(decision, why()).toMatchObject({ runbook: 'failover', options: { unplanned: true } });
+    const decidedAfterMs = Date.parse(decision!.at) - diedAt;
+    process.stderr.write(`[watch] failover decided ${decidedAfterMs} ms after main died\n`);
+    expect(decidedAfterMs).toBeGreaterThanOrEqual(3000);
+    const record = await readFailoverState(hap());
+    expect(record).toMatchObject({ mode: 'unplanned', phase: 'done', main: 'sftp-main', sub: 'sftp-sub' });
+    expect(Object.values(await mainStatus()).every((s) => s === 'MAINT')).toBe(true);
+    await waitFor(30_000, 'failover-done alert sent', alerted('failover-done'));
+
+    // main comes back: "waiting for failback", and no failback
+    await startNode(lab, 'sftp-main');
+    await waitFor(60_000, 'main-back-waiting alert sent', alerted('main-back-waiting'));
+    await sleep(3000);
+    const st = await mainStatus();
+    expect(st.write, JSON.stringify(st)).not.toMatch(/^UP/);
+    expect(await readFailoverState(hap())).toMatchObject({ mode: 'unplanned', phase: 'done' });
+    expect(
+      events.filter((e) => e.event === 'decision').map((e) => (e as { runbook: string }).runbook),
+    ).toEqual(['failover']);
+
+    // SIGTERM: a clean stop with a journal line
+    child.kill('SIGTERM');
+    const code = await exited;
+    expect(code, why()).toBe(0);
+    expect(events.at(-1)).toMatchObject({ event: 'stop', reason: 'stopped by SIGTERM' });
+
+    // every alert delivered on both channels, in order, once each
+    const alerts = events.filter((e) => e.event === 'alert') as Extract<WatchEvent, { event: 'alert' }>[];
+    expect(alerts.map((a) => a.alert)).toEqual(['main-down', 'failover-done', 'main-back-waiting']);
+    for (const a of alerts)
+      expect(a.channels.map((c) => [c.channel, c.ok])).toEqual([
+        ['webhook', true],
+        ['smtp', true],
+      ]);
+
+    // the journal: observations, decision, the runbook with its own journal, alerts, the stop
+    const journal = readFileSync(journalPath, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as JournalEntry);
+    expect(journal[0]).toMatchObject({ runbook: 'watch', step: 'run', result: 'started' });
+    expect(journal.find((j) => j.step === 'decision')).toMatchObject({ id: 'decision:failover' });
+    const rbEntry = journal.find((j) => j.step === 'runbook');
+    expect(rbEntry).toMatchObject({ id: 'runbook:failover', result: 'ok' });
+    const foJournal = (rbEntry!.detail as { journal: string }).journal;
+    expect(readFileSync(resolve(REPO, foJournal), 'utf8')).toContain('"runbook":"failover"');
+    expect(journal.filter((j) => j.step === 'alert' && j.result === 'ok')).toHaveLength(6);
+    expect(journal.filter((j) => j.step === 'observe').length).toBeGreaterThanOrEqual(3);
+    expect(journal.at(-1)).toMatchObject({ step: 'summary', detail: { reason: 'stopped by SIGTERM' } });
+
+    // what the notify sink received: the same three alerts by webhook and by mail
+    const r = await onNode(lab.sshConfig, 'notify-sink', `cat ${SINK_MESSAGES_PATH}`);
+    const mine = readNotices(r.stdout).filter((n: Notice) => Date.parse(n.receivedAt) >= t0 - 1000);
+    const hooks = mine
+      .filter((n) => n.kind === 'webhook')
+      .map((n) => (n.body as { wharf?: { event?: string; source?: string } }).wharf)
+      .filter((w) => w?.source === 'watch')
+      .map((w) => w!.event);
+    expect(hooks).toEqual(['main-down', 'failover-done', 'main-back-waiting']);
+    const mails = mine.filter((n) => n.kind === 'smtp' && n.headers['x-wharf-event']);
+    expect(mails.map((m) => (m.kind === 'smtp' ? m.headers['x-wharf-event'] : ''))).toEqual([
+      'main-down',
+      'failover-done',
+      'main-back-waiting',
+    ]);
+    expect(mails[2]).toMatchObject({ subject: expect.stringContaining('waiting for failback') });
+    process.stderr.write(
+      `[watch] whole test ${((Date.now() - t0) / 1000).toFixed(1)} s after the lab was up\n`,
+    );
+  });
+});
