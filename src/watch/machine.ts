@@ -21,8 +21,13 @@ export interface Observation {
   main?: Record<string, string>;
   /** Sub's status per backend. */
   sub?: Record<string, string>;
-  /** Main answers its health check from the HAProxy node (SSH banner on its SFTP port). */
+  /**
+   * Main answers its health check from the HAProxy node (SSH banner on its SFTP port). Probed only
+   * when it matters (main in MAINT, or a failover on record); absent otherwise.
+   */
   mainAnswers?: boolean;
+  /** How long HAProxy has had main in its current non-UP status (lastchg, ms), when it is not UP. */
+  mainOutForMs?: number;
   /** A failover is on record on the HAProxy node (/var/lib/wharf/failover.json). */
   failedOver?: boolean;
 }
@@ -224,7 +229,8 @@ export function nextWatch(
     s.downSince = undefined;
     return { state: s, decisions: out };
   }
-  s.downSince ??= now;
+  // the outage started when HAProxy changed main's status (lastchg), not when watch first saw it
+  s.downSince ??= now - Math.max(0, input.mainOutForMs ?? 0);
   const downMs = now - s.downSince;
   if (downMs < c.downForMs || s.failoverRunning) return { state: s, decisions: out };
   const sub = subUp(input.sub);

@@ -71,13 +71,20 @@ export interface WatchSummary {
   ok: boolean;
 }
 
-/** The one shell line a poll runs on the HAProxy node; its output is read by parsePoll. Pure. */
-export function pollCommand(t: Topology, mainAddr: string): string {
+/**
+ * The one shell line a poll runs on the HAProxy node; its output is read by parsePoll. Main's SSH
+ * banner is probed (2 s at most) only when it decides something: a failover on record (is main
+ * back?) or main in MAINT (an operator's maintenance, or a dead main held out). Pure.
+ */
+export function pollCommand(t: Topology, main: string, mainAddr: string): string {
   const probe = `exec 3<>/dev/tcp/${mainAddr}/${t.sftp.port} && head -c 16 <&3`;
+  // show stat's status is field 18 (1-based): a row of main in MAINT
+  const mainMaint = `^[^,]*,${main.replace(/[^\w-]/g, '.')},([^,]*,){15}MAINT`;
   return [
-    `${socatLine(t.haproxy.stats.socket, ['show stat'])}; echo "@@stat=$?"`,
-    `echo "@@probe=$(timeout 2 bash -c ${shQuote(probe)} 2>/dev/null | tr -dc '[:print:]')"`,
-    `if [ -e ${shQuote(FAILOVER_STATE)} ]; then echo @@failover=yes; else echo @@failover=no; fi`,
+    `s=$(${socatLine(t.haproxy.stats.socket, ['show stat'])}); r=$?; printf '%s\\n' "$s"; echo "@@stat=$r"`,
+    `if [ -e ${shQuote(FAILOVER_STATE)} ]; then echo @@failover=yes; f=1; else echo @@failover=no; f=0; fi`,
+    `if [ $f = 1 ] || printf '%s\\n' "$s" | grep -Eq ${shQuote(mainMaint)}; then ` +
+      `echo "@@probe=$(timeout 2 bash -c ${shQuote(probe)} 2>/dev/null | tr -dc '[:print:]')"; fi`,
   ].join('; ');
 }
 
@@ -94,13 +101,16 @@ export function parsePoll(t: Topology, out: string, main: string, sub: string): 
         rows.length ? '' : ', no server rows'
       }: ${csv.trim().slice(0, 200)}`,
     };
-  const banner = /^@@probe=(.*)$/m.exec(out)?.[1] ?? '';
+  const banner = /^@@probe=(.*)$/m.exec(out)?.[1];
+  const mainStatus = statusOf(rows, t, main);
+  const out_ = rows.filter((r) => r.server === main && r.proxy in mainStatus && !r.status.startsWith('UP'));
   return {
     kind: 'observation',
     haproxy: true,
-    main: statusOf(rows, t, main),
+    main: mainStatus,
     sub: statusOf(rows, t, sub),
-    mainAnswers: banner.startsWith(t.haproxy.check.expect),
+    ...(banner !== undefined ? { mainAnswers: banner.startsWith(t.haproxy.check.expect) } : {}),
+    ...(out_.length ? { mainOutForMs: Math.min(...out_.map((r) => r.lastchg)) * 1000 } : {}),
     failedOver: /^@@failover=yes$/m.test(out),
   };
 }
@@ -312,9 +322,14 @@ export async function runWatch(o: WatchOptions): Promise<WatchSummary> {
         break;
       }
       const tick = Date.now();
-      const obs = await observe(hap, t, mainAddr, main, sub, Math.max(5000, o.intervalMs * 5));
+      const obs = await observe(hap, t, main, mainAddr, sub, Math.max(5000, o.intervalMs * 5));
       summary.polls++;
-      const seen = JSON.stringify({ ...obs, error: obs.error ? obs.error.slice(0, 80) : undefined });
+      // journal what changed (not the growing outage age)
+      const seen = JSON.stringify({
+        ...obs,
+        mainOutForMs: undefined,
+        error: obs.error ? obs.error.slice(0, 80) : undefined,
+      });
       if (seen !== lastSeen) {
         lastSeen = seen;
         journal.write({
@@ -355,13 +370,13 @@ export async function runWatch(o: WatchOptions): Promise<WatchSummary> {
 async function observe(
   hap: Transport,
   t: Topology,
-  mainAddr: string,
   main: string,
+  mainAddr: string,
   sub: string,
   timeoutMs: number,
 ): Promise<Observation> {
   try {
-    const r = await hap.exec(pollCommand(t, mainAddr), { timeoutMs });
+    const r = await hap.exec(pollCommand(t, main, mainAddr), { timeoutMs });
     return parsePoll(t, r.stdout, main, sub);
   } catch (e) {
     return { kind: 'observation', haproxy: false, error: `${hap.host}: ${(e as Error).message}` };

@@ -137,6 +137,23 @@ describe('nextWatch: failover', () => {
     expect(play(every(0, 60_000, 1000, obs({ main: MAINT, mainAnswers: false }))).runs).toHaveLength(1);
   });
 
+  it("the outage is timed from HAProxy's status change (lastchg), not from watch's first look", () => {
+    const r = play([[0, { ...down, mainOutForMs: 600_000 }]]);
+    expect(r.runs).toHaveLength(1);
+    expect(
+      play([
+        [0, { ...down, mainOutForMs: 4_000 }],
+        [5_000, { ...down, mainOutForMs: 9_000 }],
+      ]).runs,
+    ).toEqual([]);
+    expect(
+      play([
+        [0, { ...down, mainOutForMs: 4_000 }],
+        [6_000, { ...down, mainOutForMs: 10_000 }],
+      ]).runs,
+    ).toHaveLength(1);
+  });
+
   it('no second failover decision while one is running', () => {
     const r = play(every(0, 30_000, 1000, down));
     expect(r.state.failoverRunning).toBe(true);
@@ -248,8 +265,17 @@ describe('the poll', () => {
     expect(o).toMatchObject({ haproxy: true, mainAnswers: true, failedOver: true });
     expect(Object.values(o.main!).every((s) => s === 'MAINT')).toBe(true);
     expect(Object.values(o.sub!).every((s) => s === 'UP')).toBe(true);
-    const dead = parsePoll(t, `${csv}\n@@stat=0\n@@probe=\n@@failover=no\n`, 'sftp-main', 'sftp-sub');
-    expect(dead).toMatchObject({ mainAnswers: false, failedOver: false });
+    const dead = parsePoll(t, `${csv}\n@@stat=0\n@@failover=no\n@@probe=\n`, 'sftp-main', 'sftp-sub');
+    expect(dead).toMatchObject({ mainAnswers: false, failedOver: false, mainOutForMs: 12_000 });
+    // not probed (main UP or DOWN without a failover on record): no claim about it
+    const up = parsePoll(
+      t,
+      `${csv.replace(/MAINT/g, 'UP')}\n@@stat=0\n@@failover=no\n`,
+      'sftp-main',
+      'sftp-sub',
+    );
+    expect(up.mainAnswers).toBeUndefined();
+    expect(up.mainOutForMs).toBeUndefined();
   });
 
   it('a socket that does not answer is "haproxy unreachable", with the reason', () => {
@@ -259,7 +285,7 @@ describe('the poll', () => {
   });
 
   it("the command uses UNIX-CONNECT and the topology's socket and SFTP port", () => {
-    const c = pollCommand(t, '10.88.3.10');
+    const c = pollCommand(t, 'sftp-main', '10.88.3.10');
     expect(c).toContain(`UNIX-CONNECT:`);
     expect(c).toContain(t.haproxy.stats.socket);
     expect(c).toContain(`/dev/tcp/10.88.3.10/${t.sftp.port}`);
