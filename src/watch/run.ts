@@ -236,6 +236,21 @@ export async function runWatch(o: WatchOptions): Promise<WatchSummary> {
 
   let state = initialWatchState();
   const pending: WatchInput[] = [];
+  // A signal while a runbook runs: the runbook's own handler journals its interruption and exits the
+  // process (130/143; every step is re-runnable); this line, written first, says so in watch's journal.
+  let running: string | undefined;
+  const onAbort = () => {
+    if (running)
+      journal.write({
+        host: '*',
+        step: 'summary',
+        result: 'failed',
+        durationMs: Date.now() - started,
+        error: `stopped by ${String(o.signal?.reason ?? 'signal')} during ${running} (see its journal)`,
+        detail: { reason: `stopped by ${String(o.signal?.reason ?? 'signal')} during ${running}` },
+      });
+  };
+  o.signal?.addEventListener('abort', onAbort, { once: true });
   const act = async (d: Decision): Promise<void> => {
     if (d.kind === 'alert') {
       journal.write({
@@ -261,6 +276,7 @@ export async function runWatch(o: WatchOptions): Promise<WatchSummary> {
     const t0 = Date.now();
     let res: RunbookResult | undefined;
     let error: string | undefined;
+    running = d.runbook;
     try {
       res = await runRunbookByName(d.runbook, {
         topology: t,
@@ -273,6 +289,8 @@ export async function runWatch(o: WatchOptions): Promise<WatchSummary> {
       if (!res.ok) error = res.error ?? 'failed';
     } catch (e) {
       error = (e as Error).message;
+    } finally {
+      running = undefined;
     }
     const ok = error === undefined;
     summary.runbooks.push({ runbook: d.runbook, ok });
@@ -362,6 +380,7 @@ export async function runWatch(o: WatchOptions): Promise<WatchSummary> {
       detail: { reason, polls: summary.polls, alerts: summary.alerts, runbooks: summary.runbooks },
     });
     emit({ event: 'stop', at: now(), reason, polls: summary.polls });
+    o.signal?.removeEventListener('abort', onAbort);
     if (own) await closeAll(transports.values());
   }
   return summary;

@@ -6,6 +6,8 @@
 // WHEN sftp-main is started again
 // THEN watch alerts "waiting for failback" and does NOT fail back: main stays out of the write
 //      backend; SIGTERM ends watch cleanly with a journal line.
+// THEN a watch with --auto-failback --settle 3s runs failback by itself and alerts main back in
+//      rotation.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -32,6 +34,44 @@ let child: ChildProcess | undefined;
 
 const hap = () => lab.transports.get('haproxy')!;
 const mainStatus = async () => statusOf(await showStat(hap(), t), t, 'sftp-main');
+
+/** `wharf watch --json` as a child process (the real CLI), its events parsed as they come. */
+function startWatch(args: string[]) {
+  const events: WatchEvent[] = [];
+  let stderr = '';
+  const c = spawn(
+    process.execPath,
+    [
+      join(REPO, 'bin/wharf.mjs'),
+      'watch',
+      '-c',
+      file,
+      '--interval',
+      '500ms',
+      '--max-duration',
+      '150s',
+      '--json',
+      ...args,
+    ],
+    { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child = c;
+  const exited = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+  let buf = '';
+  c.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    const lines = buf.split('\n');
+    buf = lines.pop()!;
+    for (const l of lines) if (l.trim()) events.push(JSON.parse(l) as WatchEvent);
+  });
+  c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const seen = (pred: (e: WatchEvent) => boolean) => events.some(pred);
+  const why = () => `${stderr}\n${events.map((e) => JSON.stringify(e)).join('\n')}`;
+  const waitFor = async (ms: number, what: string, pred: (e: WatchEvent) => boolean) =>
+    expect(await until(ms, () => seen(pred), 100), `${what}\n${why()}`).toBe(true);
+  return { child: c, events, exited, seen, why, waitFor };
+}
+const alerted = (a: string) => (e: WatchEvent) => e.event === 'alert' && e.alert === a;
 
 beforeAll(async () => {
   await ensureEngine();
@@ -63,39 +103,8 @@ afterAll(async () => {
 describe('wharf watch on the lab', () => {
   it('kill main: watch fails over by itself and alerts by webhook + SMTP; main back: alerts, does not fail back', async () => {
     const t0 = Date.now();
-    const events: WatchEvent[] = [];
-    let stderr = '';
-    child = spawn(
-      process.execPath,
-      [
-        join(REPO, 'bin/wharf.mjs'),
-        'watch',
-        '-c',
-        file,
-        '--interval',
-        '500ms',
-        '--down-for',
-        '3s',
-        '--max-duration',
-        '150s',
-        '--json',
-      ],
-      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const lines = buf.split('\n');
-      buf = lines.pop()!;
-      for (const l of lines) if (l.trim()) events.push(JSON.parse(l) as WatchEvent);
-    });
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const seen = (pred: (e: WatchEvent) => boolean) => events.some(pred);
-    const alerted = (a: string) => (e: WatchEvent) => e.event === 'alert' && e.alert === a;
-    const why = () => `${stderr}\n${events.map((e) => JSON.stringify(e)).join('\n')}`;
-    const waitFor = async (ms: number, what: string, pred: (e: WatchEvent) => boolean) =>
-      expect(await until(ms, () => seen(pred), 100), `${what}\n${why()}`).toBe(true);
+    const w = startWatch(['--down-for', '3s']);
+    const { events, why, waitFor, exited } = w;
 
     // watching: main UP in every backend
     await waitFor(
@@ -137,7 +146,7 @@ describe('wharf watch on the lab', () => {
     ).toEqual(['failover']);
 
     // SIGTERM: a clean stop with a journal line
-    child.kill('SIGTERM');
+    w.child.kill('SIGTERM');
     const code = await exited;
     expect(code, why()).toBe(0);
     expect(events.at(-1)).toMatchObject({ event: 'stop', reason: 'stopped by SIGTERM' });
@@ -185,5 +194,32 @@ describe('wharf watch on the lab', () => {
     process.stderr.write(
       `[watch] whole test ${((Date.now() - t0) / 1000).toFixed(1)} s after the lab was up\n`,
     );
+  });
+
+  it('--auto-failback: after --settle of main answering, watch fails back by itself and alerts main back in rotation', async () => {
+    // left by the test above: failed over, main running but held out
+    expect(await readFailoverState(hap())).toMatchObject({ phase: 'done' });
+    const w = startWatch(['--down-for', '3s', '--auto-failback', '--settle', '3s']);
+    const { events, why, waitFor, exited } = w;
+    await waitFor(30_000, 'main-back-waiting alert sent', alerted('main-back-waiting'));
+    await waitFor(120_000, 'watch ran failback', (e) => e.event === 'runbook' && e.runbook === 'failback');
+    expect(
+      events.find((e) => e.event === 'runbook' && e.runbook === 'failback'),
+      why(),
+    ).toMatchObject({ ok: true });
+    const decision = events.find((e) => e.event === 'decision');
+    expect(decision, why()).toMatchObject({ runbook: 'failback' });
+    await waitFor(30_000, 'main-in-rotation alert sent', alerted('main-in-rotation'));
+    expect(Object.values(await mainStatus()).every((s) => s.startsWith('UP'))).toBe(true);
+    expect(await readFailoverState(hap())).toBe(null);
+    w.child.kill('SIGTERM');
+    expect(await exited, why()).toBe(0);
+    const alerts = events.filter((e) => e.event === 'alert') as Extract<WatchEvent, { event: 'alert' }>[];
+    expect(alerts.map((a) => [a.alert, a.ok])).toEqual([
+      ['main-back-waiting', true],
+      ['failback-done', true],
+      ['main-in-rotation', true],
+    ]);
+    expect(events.filter((e) => e.event === 'decision')).toHaveLength(1);
   });
 });
