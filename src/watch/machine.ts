@@ -28,8 +28,13 @@ export interface Observation {
   mainAnswers?: boolean;
   /** How long HAProxy has had main in its current non-UP status (lastchg, ms), when it is not UP. */
   mainOutForMs?: number;
-  /** A failover is on record on the HAProxy node (/var/lib/wharf/failover.json). */
+  /** A completed failover is on record on the HAProxy node (/var/lib/wharf/failover.json, phase done). */
   failedOver?: boolean;
+  /**
+   * A failover record in phase `started`: one running now (a planned one keeps main alive and in
+   * MAINT: left alone) or one interrupted (main dead: resumed like any outage).
+   */
+  failoverIncomplete?: boolean;
 }
 
 export interface RunbookOutcome {
@@ -239,6 +244,7 @@ export function nextWatch(
     alert(
       'main-down',
       `${c.main} down for ${Math.round(downMs / 1000)} s (${fmt(input.main)}); ${c.sub}: ${fmt(input.sub)}` +
+        (input.failoverIncomplete ? '; an incomplete failover is on record' : '') +
         (s.failoverFailed ? '' : sub ? ' → failover --unplanned' : ` → no failover: ${c.sub} is not UP`),
     );
   }

@@ -82,7 +82,8 @@ export function pollCommand(t: Topology, main: string, mainAddr: string): string
   const mainMaint = `^[^,]*,${main.replace(/[^\w-]/g, '.')},([^,]*,){15}MAINT`;
   return [
     `s=$(${socatLine(t.haproxy.stats.socket, ['show stat'])}); r=$?; printf '%s\\n' "$s"; echo "@@stat=$r"`,
-    `if [ -e ${shQuote(FAILOVER_STATE)} ]; then echo @@failover=yes; f=1; else echo @@failover=no; f=0; fi`,
+    `if [ -e ${shQuote(FAILOVER_STATE)} ]; then f=1; if grep -Eq '"phase": *"done"' ${shQuote(FAILOVER_STATE)}; ` +
+      `then echo @@failover=done; else echo @@failover=started; fi; else echo @@failover=no; f=0; fi`,
     `if [ $f = 1 ] || printf '%s\\n' "$s" | grep -Eq ${shQuote(mainMaint)}; then ` +
       `echo "@@probe=$(timeout 2 bash -c ${shQuote(probe)} 2>/dev/null | tr -dc '[:print:]')"; fi`,
   ].join('; ');
@@ -111,7 +112,8 @@ export function parsePoll(t: Topology, out: string, main: string, sub: string): 
     sub: statusOf(rows, t, sub),
     ...(banner !== undefined ? { mainAnswers: banner.startsWith(t.haproxy.check.expect) } : {}),
     ...(out_.length ? { mainOutForMs: Math.min(...out_.map((r) => r.lastchg)) * 1000 } : {}),
-    failedOver: /^@@failover=yes$/m.test(out),
+    failedOver: /^@@failover=done$/m.test(out),
+    ...(/^@@failover=started$/m.test(out) ? { failoverIncomplete: true } : {}),
   };
 }
 

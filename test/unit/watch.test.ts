@@ -154,6 +154,21 @@ describe('nextWatch: failover', () => {
     ).toHaveLength(1);
   });
 
+  it('an incomplete failover on record (phase started): resumed when main is dead, left alone while main answers', () => {
+    const interrupted = obs({
+      main: MAINT,
+      mainAnswers: false,
+      failoverIncomplete: true,
+      mainOutForMs: 60_000,
+    });
+    const r = play(every(0, 30_000, 1000, interrupted));
+    expect(r.runs).toHaveLength(1);
+    expect(r.runs[0]).toMatchObject({ runbook: 'failover', options: { unplanned: true } });
+    expect(r.decisions[0]!.d).toMatchObject({ text: expect.stringContaining('incomplete failover') });
+    const planned = obs({ main: MAINT, mainAnswers: true, failoverIncomplete: true, mainOutForMs: 60_000 });
+    expect(play(every(0, 60_000, 1000, planned)).decisions).toEqual([]);
+  });
+
   it('no second failover decision while one is running', () => {
     const r = play(every(0, 30_000, 1000, down));
     expect(r.state.failoverRunning).toBe(true);
@@ -258,7 +273,7 @@ describe('the poll', () => {
   it('parses show stat, the banner probe and the failover record', () => {
     const o = parsePoll(
       t,
-      `${csv}\n\n@@stat=0\n@@probe=SSH-2.0-OpenSSH_9.2p1\n@@failover=yes\n`,
+      `${csv}\n\n@@stat=0\n@@probe=SSH-2.0-OpenSSH_9.2p1\n@@failover=done\n`,
       'sftp-main',
       'sftp-sub',
     );
