@@ -358,3 +358,40 @@ describe('wharf watch: bad flags exit 2 naming them', () => {
     expect(r.err).toContain(flag);
   });
 });
+
+describe('wharf watch: lines for people', () => {
+  it('one line per event, failures named', async () => {
+    const { formatWatchEvent } = await import('../../src/cli/commands/watch.ts');
+    const at = '2026-11-30T03:00:00.000Z';
+    expect(
+      formatWatchEvent({
+        event: 'observation',
+        at,
+        observation: obs({ main: MAINT, mainAnswers: true, failedOver: true }),
+      }),
+    ).toBe(`${at} main sftp=MAINT write=MAINT (answers) · sub sftp=UP write=UP · failover on record`);
+    expect(
+      formatWatchEvent({
+        event: 'alert',
+        at,
+        alert: 'main-down',
+        text: 'sftp-main down',
+        ok: false,
+        channels: [
+          { channel: 'webhook', ok: true, attempts: 1 },
+          { channel: 'smtp', ok: false, attempts: 4, error: 'connect ECONNREFUSED' },
+        ],
+      }),
+    ).toBe(`${at} alert main-down: sftp-main down — webhook sent, smtp FAILED (connect ECONNREFUSED)`);
+    expect(
+      formatWatchEvent({
+        event: 'runbook',
+        at,
+        runbook: 'failover',
+        ok: false,
+        error: 'locked',
+        durationMs: 1500,
+      }),
+    ).toBe(`${at} failover: FAILED: locked in 1.5 s`);
+  });
+});
