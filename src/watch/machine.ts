@@ -114,11 +114,14 @@ export const initialWatchState = (): WatchState => ({
   failbackTried: false,
 });
 
-/** Reduce main's per-backend statuses: up (every backend UP…), maint (any MAINT), else down. */
+/**
+ * Reduce main's per-backend statuses: up (every backend UP…), maint (any MAINT or DRAIN: an
+ * administrative state), else down.
+ */
 export function mainStateOf(statuses: Record<string, string> | undefined): MainState {
   const v = Object.values(statuses ?? {});
   if (v.length && v.every((s) => s.startsWith('UP'))) return 'up';
-  if (v.some((s) => s.startsWith('MAINT'))) return 'maint';
+  if (v.some((s) => s.startsWith('MAINT') || s.startsWith('DRAIN'))) return 'maint';
   return 'down';
 }
 

@@ -74,12 +74,12 @@ export interface WatchSummary {
 /**
  * The one shell line a poll runs on the HAProxy node; its output is read by parsePoll. Main's SSH
  * banner is probed (2 s at most) only when it decides something: a failover on record (is main
- * back?) or main in MAINT (an operator's maintenance, or a dead main held out). Pure.
+ * back?) or main in MAINT/DRAIN (an operator's maintenance, or a dead main held out). Pure.
  */
 export function pollCommand(t: Topology, main: string, mainAddr: string): string {
   const probe = `exec 3<>/dev/tcp/${mainAddr}/${t.sftp.port} && head -c 16 <&3`;
-  // show stat's status is field 18 (1-based): a row of main in MAINT
-  const mainMaint = `^[^,]*,${main.replace(/[^\w-]/g, '.')},([^,]*,){15}MAINT`;
+  // show stat's status is field 18 (1-based): a row of main in MAINT or DRAIN (administrative)
+  const mainMaint = `^[^,]*,${main.replace(/[^\w-]/g, '.')},([^,]*,){15}(MAINT|DRAIN)`;
   return [
     `s=$(${socatLine(t.haproxy.stats.socket, ['show stat'])}); r=$?; printf '%s\\n' "$s"; echo "@@stat=$r"`,
     `if [ -e ${shQuote(FAILOVER_STATE)} ]; then f=1; if grep -Eq '"phase": *"done"' ${shQuote(FAILOVER_STATE)}; ` +

@@ -82,6 +82,11 @@ describe('the poll line in bash', () => {
     expect(obs).toMatchObject({ main: { write: 'MAINT' }, mainAnswers: true });
   });
 
+  it('main in DRAIN (administrative too): probed', async () => {
+    const { obs } = await poll('DRAIN');
+    expect(obs).toMatchObject({ main: { write: 'DRAIN' }, mainAnswers: true });
+  });
+
   it('a dead main in MAINT does not answer', async () => {
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));

@@ -253,6 +253,7 @@ describe('mainStateOf', () => {
     expect(mainStateOf({ a: 'UP', b: 'UP 1/2' })).toBe('up');
     expect(mainStateOf({ a: 'UP', b: 'MAINT' })).toBe('maint');
     expect(mainStateOf({ a: 'UP', b: 'DOWN' })).toBe('down');
+    expect(mainStateOf({ a: 'DRAIN', b: 'DRAIN' })).toBe('maint');
     expect(mainStateOf({})).toBe('down');
   });
 });
