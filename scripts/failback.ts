@@ -1,5 +1,9 @@
 #!/usr/bin/env -S npx tsx
 // failback: bring sftp-main back after a failover without losing a file (pitfall 1).
+// It looks at the data, not only at its record: both trees are compared whether or not
+// failover.json exists (an outage nobody ran a runbook for leaves only the agent's "needs
+// reconcile" mark, or nothing); nothing to do only when neither exists, main is UP, lsyncd active
+// and sub holds nothing main lacks. The mark is cleared when main is back UP (main-ready).
 // Observe: both trees (path, size, mtime, sha256) → planFailback: sub's new files → main, files only
 // main has (written before the crash, never replicated) → kept and copied to sub, different versions
 // → the newer wins and the other is kept under /var/lib/wharf/failback-conflicts (nothing deleted,

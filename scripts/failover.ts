@@ -6,6 +6,8 @@
 // replication account → sub serves (point of no return) → probe.
 // --unplanned (main unreachable): main → maint at once (so it does not rejoin by itself when it
 // boots), fence, record the moment and the RPO window; failback later measures what main alone had.
+// Both modes set the "needs reconcile" mark (/var/lib/wharf/needs-reconcile on the haproxy node):
+// HAProxy's agent then holds main in maint across reloads, restarts and reboots until failback.
 // State: /var/lib/wharf/failover.json on the haproxy node. Re-runnable: every step is idempotent,
 // and a run that stops before sub serves undoes its steps in reverse (each undo reported).
 import { z } from 'zod';
