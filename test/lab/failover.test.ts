@@ -2,6 +2,9 @@
 // GIVEN a provisioned lab with uploads flowing through the entry point
 // WHEN the runbooks run (planned), and WHEN `wharf run failover|failback` is killed with -9 halfway
 // THEN they converge on the next run, and every acknowledged upload is on main and sub (checker).
+// And the unattended outage (issue 9): main killed, nobody runs a runbook, main started again is
+// held in maint by HAProxy's agent (also across a reload and a restart) until failback, which finds
+// the divergence with no failover record.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
