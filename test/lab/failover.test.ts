@@ -40,6 +40,7 @@ import {
   type RunningWorkload,
 } from '../../scenarios/outage.ts';
 import { startNode } from '../../scenarios/lab.ts';
+import { labNode } from '../../src/lab/node.ts';
 import { observeUploads, userRoot } from '../../src/workload/remote.ts';
 import { RECONCILE_MARK, readReconcileMark } from '../../src/failover/index.ts';
 import { onNode, testTopology, REPO } from './helpers.ts';
@@ -62,6 +63,25 @@ const rb = (name: string, options: Record<string, unknown> = {}, reporter?: Repo
 const hap = () => lab.transports.get('haproxy')!;
 const mainStatus = async () => statusOf(await showStat(hap(), t), t, 'sftp-main');
 const mainAddr = () => addressOf(lab.inventory, 'sftp-main', 'lan');
+
+/** main's status sampled every 100 ms for ms: samples, statuses other than MAINT, failed reads. */
+async function watchMaint(ms: number): Promise<{ n: number; seen: string[]; failed: number }> {
+  const end = Date.now() + ms;
+  const seen: string[] = [];
+  let n = 0;
+  let failed = 0;
+  while (Date.now() < end) {
+    try {
+      const st = await mainStatus();
+      n++;
+      for (const v of Object.values(st)) if (v !== 'MAINT') seen.push(v);
+    } catch {
+      failed++; // the stats socket between two HAProxy processes
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { n, seen, failed };
+}
 
 /** `wharf run NAME` as a child process, killed with -9 (its process group) once `when` shows in its output. */
 async function killHalfway(name: string, when: RegExp, args: string[] = []): Promise<string> {
@@ -421,24 +441,6 @@ describe('failover and failback on the lab', () => {
       new Set(
         (await observeUploads(lab.status, 'sftp-main', root, t.sftp.uploadDir, w.prefix)).map((f) => f.path),
       );
-    /** main's status sampled every 100 ms for ms: [samples, samples not MAINT, failed reads]. */
-    const watchMaint = async (ms: number) => {
-      const end = Date.now() + ms;
-      const seen: string[] = [];
-      let n = 0;
-      let failed = 0;
-      while (Date.now() < end) {
-        try {
-          const st = await mainStatus();
-          n++;
-          for (const v of Object.values(st)) if (v !== 'MAINT') seen.push(v);
-        } catch {
-          failed++; // the stats socket between two HAProxy processes
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      return { n, seen, failed };
-    };
     let backAt = 0;
     let outageAcks = 0;
     try {
@@ -510,5 +512,71 @@ describe('failover and failback on the lab', () => {
     const again = await rb('failback');
     expect(again.ok).toBe(true);
     expect((again.details as { nothingToDo?: boolean }).nothingToDo).toBe(true);
+  });
+
+  it('a reboot (docker restart) and a network cut of main under load: each leaves main out of rotation until failback; no acknowledged upload lost', async () => {
+    const w = startWorkload(lab, { prefix: `rc-${Date.now().toString(36)}`, clients: 2, retryDelayMs: 500 });
+    const hapLan = addressOf(lab.inventory, 'haproxy', 'lan');
+    const faults: Array<[string, () => Promise<unknown>, () => Promise<unknown>]> = [
+      ['reboot', () => labNode(t.name, 'sftp-main').restart(0), () => startNode(lab, 'sftp-main')],
+      [
+        'network cut',
+        () => lab.sh('sftp-main', `ip route add blackhole ${hapLan}/32`),
+        () => lab.sh('sftp-main', `ip route del blackhole ${hapLan}/32`),
+      ],
+    ];
+    const measured: string[] = [];
+    try {
+      for (const [name, fault, heal] of faults) {
+        await until(30_000, () => w.acks.length >= 10);
+        w.setRetryDelay(500);
+        expect(await readReconcileMark(hap())).toBe(null);
+        const at = Date.now();
+        await fault();
+        // sub serves, the agent marks main
+        expect(await until(30_000, () => w.acks.some((a) => (a.startedAt ?? 0) >= at)), name).toBe(true);
+        expect(await until(15_000, async () => (await readReconcileMark(hap())) !== null), name).toBe(true);
+        const markedMs = Date.now() - at;
+        await heal();
+        // main answers its health checks again: it stays in maint
+        expect(
+          await until(
+            30_000,
+            async () =>
+              (
+                await lab.sh(
+                  'haproxy',
+                  `timeout 2 bash -c 'exec 3<>/dev/tcp/${mainAddr()}/${t.sftp.port}' 2>/dev/null; echo $?`,
+                )
+              ).stdout.trim() === '0',
+          ),
+          `${name}: main reachable from haproxy again`,
+        ).toBe(true);
+        const held = await watchMaint((t.haproxy.check.rise + 2) * 500 + 2000);
+        expect(held.n).toBeGreaterThan(5);
+        expect(held.seen, `${name}: main left MAINT before failback`).toEqual([]);
+        w.setRetryDelay(3000);
+        log.length = 0;
+        const fb = await rb('failback');
+        expect(fb.error ?? '', log.join('\n')).toBe('');
+        expect(fb.ok).toBe(true);
+        expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true);
+        expect(await readReconcileMark(hap())).toBe(null);
+        measured.push(`${name}: mark ${markedMs} ms after the fault, held ${held.n} samples`);
+        w.setRetryDelay(500);
+      }
+      const k = w.acks.length;
+      await until(30_000, () => w.acks.length >= k + 5);
+    } finally {
+      await lab
+        .sh('sftp-main', `ip route del blackhole ${hapLan}/32 2>/dev/null; true`)
+        .catch(() => undefined);
+      await w.stop();
+    }
+    const c = await checkEverywhere(lab, w.acks, w.prefix);
+    process.stderr.write(
+      `[measure] reboot and network cut: ${measured.join('; ')}; ${c.verdict.acknowledged} acks, ${c.verdict.nodes.map((v) => `${v.node} lost ${v.lost.length} corrupt ${v.corrupt.length}`).join(', ')}\n`,
+    );
+    for (const nv of c.verdict.nodes) expect([nv.node, nv.lost, nv.corrupt]).toEqual([nv.node, [], []]);
   });
 });
