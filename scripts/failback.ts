@@ -351,12 +351,15 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
         const agent = (v: 'enable' | 'disable') => backendsOf(t, main).map((b) => `${v} agent ${b}/${main}`);
         await runtimeApi(hap, t, agent('disable'));
         try {
-          await runtimeApi(hap, t, [...serverStateCommands(t, main, 'ready'), ...subReady]);
+          // sub → ready only once main is UP: a backup in rotation before that would take writes
+          // main lacks (the catch-up is done)
+          await runtimeApi(hap, t, serverStateCommands(t, main, 'ready'));
           const end = Date.now() + (t.haproxy.check.rise + 2) * durationMs(t.haproxy.check.inter) + 10_000;
           for (;;) {
             const st = statusOf(await showStat(hap, t), t, main);
             if (backendsOf(t, main).every((b) => st[b]?.startsWith('UP'))) {
-              await clearReconcileMark(hap);
+              await runtimeApi(hap, t, subReady);
+              await clearReconcileMark(hap, true);
               await saveServerState(hap, t);
               return JSON.stringify(st);
             }

@@ -6,7 +6,7 @@ import { CommandFailed, type Transport } from '../transport/types.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
 import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS } from '../render/lsyncd.ts';
-import { RECONCILE_MARK, SERVER_STATE_FILE } from '../render/agent.ts';
+import { AGENT_BASELINE, RECONCILE_MARK, SERVER_STATE_FILE } from '../render/agent.ts';
 import { SYNC_HOME } from '../stack/desired.ts';
 import { parseStat, socatLine, type StatRow } from './haproxy.ts';
 import { fenceAuthorizedKeys, isFenced, unfenceAuthorizedKeys } from './fence.ts';
@@ -195,8 +195,12 @@ export async function setReconcileMark(hap: Transport, by: string, why: string):
   return true;
 }
 
-export async function clearReconcileMark(hap: Transport): Promise<void> {
-  await shell(hap)`rm -f ${RECONCILE_MARK}`;
+/**
+ * Remove the mark. `withBaseline` (failback, main UP again): also the agent's count of sub's
+ * sessions, so the sessions sub took while failed over are not counted as a new outage.
+ */
+export async function clearReconcileMark(hap: Transport, withBaseline = false): Promise<void> {
+  await shell(hap)`rm -f ${RECONCILE_MARK} ${withBaseline ? AGENT_BASELINE : RECONCILE_MARK}`;
 }
 
 /**

@@ -12,8 +12,10 @@
 //     otherwise       → `100%` (a weight: it never takes a server OUT of maint, so a runbook's or
 //                       an operator's maint is left alone; only failback/an operator makes main ready).
 //   It sets the mark itself when `show stat` shows main DOWN (its health checks failed: crash,
-//   reboot, network cut) while sub is UP and has had sessions in a backend where it backs main up.
-//   MAINT is not DOWN: a planned maint (failover, or an operator) does not set the mark by itself.
+//   reboot, network cut) while sub is UP and has had sessions in a backend where it backs main up,
+//   or when sub's session count as a backup grew since the previous check (same HAProxy worker):
+//   a short outage that ended between two checks (a fast reboot) still left writes on sub only.
+//   MAINT alone is not DOWN: main in maint with sub taking no session sets no mark.
 // - A reload or restart starts a new HAProxy process whose servers start UP until their first
 //   check. So the agent also keeps HAProxy's server-state file current (`show servers state`, every
 //   check), and haproxy.cfg loads it (`load-server-state-from-file global`): the new process starts
@@ -28,6 +30,8 @@ import { CHECKS, file, header, lines, shq, unitCheck } from './util.ts';
 export const RECONCILE_MARK = '/var/lib/wharf/needs-reconcile';
 /** HAProxy's server-state file (admin states across reload/restart), written by the agent. */
 export const SERVER_STATE_FILE = '/var/lib/wharf/haproxy-server-state';
+/** The agent's baseline: HAProxy worker pid and sub's session count as backup at the last check. */
+export const AGENT_BASELINE = '/var/lib/wharf/haproxy-agent.sub-sessions';
 export const AGENT_SCRIPT = '/usr/local/lib/wharf/haproxy-agent';
 export const AGENT_SOCKET_UNIT = 'wharf-haproxy-agent.socket';
 export const AGENT_SERVICE_UNIT = 'wharf-haproxy-agent@.service';
@@ -62,10 +66,12 @@ export function renderAgentScript(t: Topology): RenderedFile {
     header(t).trimEnd(),
     `# HAProxy agent for ${main} (non-preemptive failover): answers "maint" while ${RECONCILE_MARK}`,
     `# exists, "100%" otherwise. Sets the mark when ${main} is DOWN while ${sub} is UP and has taken`,
-    `# sessions in ${backends.join(', ') || '(no backend)'}. Keeps ${SERVER_STATE_FILE} current.`,
+    `# sessions in ${backends.join(', ') || '(no backend)'}, or when ${sub} took sessions there (as a`,
+    `# backup: ${main} was out) since the last check. Keeps ${SERVER_STATE_FILE} current.`,
     'set -u',
     `MARK=${shq(RECONCILE_MARK)}`,
     `STATE=${shq(SERVER_STATE_FILE)}`,
+    `BASE=${shq(AGENT_BASELINE)}`,
     `SOCK=${shq(t.haproxy.stats.socket)}`,
     `MAIN=${shq(main)}`,
     `SUB=${shq(sub)}`,
@@ -74,18 +80,29 @@ export function renderAgentScript(t: Topology): RenderedFile {
     '[ -d "$dir" ] || mkdir -p "$dir"',
     '# UNIX-CONNECT: a bare path would make socat create a plain file when the socket is missing',
     'api() { echo "$1" | socat -t 2 stdio "UNIX-CONNECT:$SOCK" 2>/dev/null; }',
-    'if [ ! -e "$MARK" ] && stat=$(api "show stat") && [ -n "$stat" ]; then',
-    '  if printf "%s\\n" "$stat" | awk -F, -v m="$MAIN" -v s="$SUB" -v bs="$BACKENDS" \'',
-    '    NR == 1 { for (i = 1; i <= NF; i++) { h = $i; gsub(/^# /, "", h); col[h] = i }; next }',
-    '    index(bs, " " $1 " ") == 0 { next }',
+    'if [ ! -e "$MARK" ] && out=$(api "show info; show stat") && [ -n "$out" ]; then',
+    '  base=$(cat "$BASE" 2>/dev/null || true)',
+    '  res=$(printf "%s\\n" "$out" | awk -F, -v m="$MAIN" -v s="$SUB" -v bs="$BACKENDS" -v base="$base" \'',
+    '    /^Pid: / { pid = substr($0, 6); next }',
+    '    /^# pxname,/ { for (i = 1; i <= NF; i++) { h = $i; gsub(/^# /, "", h); col[h] = i }; hdr = 1; next }',
+    '    !hdr || index(bs, " " $1 " ") == 0 { next }',
     '    $2 == m { ms[$1] = $(col["status"]) }',
-    '    $2 == s { ss[$1] = $(col["status"]); st[$1] = $(col["stot"]) + $(col["scur"]) }',
-    "    END { for (b in ms) if (ms[b] ~ /^DOWN/ && ss[b] ~ /^UP/ && st[b] > 0) hit = 1; exit !hit }'",
-    '  then',
-    '    printf \'{"at":"%s","by":"haproxy-agent","why":"%s DOWN while %s served writes"}\\n\' \\',
-    '      "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$MAIN" "$SUB" > "$MARK.tmp" && mv -f "$MARK.tmp" "$MARK"',
-    '    logger -t wharf-haproxy-agent "$MAIN DOWN while $SUB served writes: $MARK set, $MAIN held in maint until failback" 2>/dev/null',
+    '    $2 == s { ss[$1] = $(col["status"]); st[$1] = $(col["stot"]) + $(col["scur"]); tot += $(col["stot"]) }',
+    '    END {',
+    '      n = split(base, b, " "); hit = 0',
+    '      for (x in ms) if (ms[x] ~ /^DOWN/ && ss[x] ~ /^UP/ && st[x] > 0) hit = 1',
+    '      if (n == 2 && b[1] == pid && tot + 0 > b[2] + 0) hit = 2',
+    '      print pid + 0, tot + 0, hit',
+    "    }')",
+    '  set -- $res',
+    '  if [ "${3:-0}" != 0 ]; then',
+    '    case "$3" in 1) why="$MAIN DOWN while $SUB served writes" ;; *) why="$SUB served writes as backup since the last check" ;; esac',
+    '    printf \'{"at":"%s","by":"haproxy-agent","why":"%s"}\\n\' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$why" > "$MARK.tmp.$$" &&',
+    '      mv -f "$MARK.tmp.$$" "$MARK"',
+    '    logger -t wharf-haproxy-agent "$why: $MARK set, $MAIN held in maint until failback" 2>/dev/null',
     '  fi',
+    "  # baseline: HAProxy worker pid and sub's sessions as backup (a reload starts counting at 0)",
+    '  if [ "${1:-0}" != 0 ]; then echo "$1 $2" > "$BASE.tmp.$$" && mv -f "$BASE.tmp.$$" "$BASE"; fi',
     'fi',
     'if [ -e "$MARK" ]; then echo maint; else echo 100%; fi',
     '# after answering: a reload/restart loads the admin states from here (haproxy.cfg)',
