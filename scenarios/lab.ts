@@ -25,7 +25,12 @@ import { renderLsyncdConf, LSYNCD_CONF } from '../src/render/lsyncd.ts';
 import { NOTIFY_SPOOL } from '../src/render/notify.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
-import { readFailoverState, serverStateCommands, runtimeApi } from '../src/failover/index.ts';
+import {
+  readFailoverState,
+  readReconcileMark,
+  serverStateCommands,
+  runtimeApi,
+} from '../src/failover/index.ts';
 import type { SftpEndpoint } from '../src/workload/generator.ts';
 
 export interface ScenarioLab {
@@ -158,8 +163,13 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   const quiet = { ...lab, log: () => {} };
   // a failover left behind (a failed scenario): fail back the proper way
   const fo = await readFailoverState(lab.transports.get(hap)!);
-  if (fo) {
-    lab.log(`reset: the stack is failed over (since ${fo.at}); running failback`);
+  const mark = await readReconcileMark(lab.transports.get(hap)!);
+  if (fo || mark) {
+    lab.log(
+      fo
+        ? `reset: the stack is failed over (since ${fo.at}); running failback`
+        : `reset: ${main} is held out until failback (needs-reconcile mark, ${mark?.why ?? 'no reason recorded'}); running failback`,
+    );
     const r = await runRunbookByName('failback', {
       topology: t,
       inventory: lab.inventory,

@@ -1,5 +1,9 @@
 #!/usr/bin/env -S npx tsx
 // failback: bring sftp-main back after a failover without losing a file (pitfall 1).
+// It looks at the data, not only at its record: both trees are compared whether or not
+// failover.json exists (an outage nobody ran a runbook for leaves only the agent's "needs
+// reconcile" mark, or nothing); nothing to do only when neither exists, main is UP, lsyncd active
+// and sub holds nothing main lacks. The mark is cleared when main is back UP (main-ready).
 // Observe: both trees (path, size, mtime, sha256) → planFailback: sub's new files → main, files only
 // main has (written before the crash, never replicated) → kept and copied to sub, different versions
 // → the newer wins and the other is kept under /var/lib/wharf/failback-conflicts (nothing deleted,
@@ -29,6 +33,11 @@ import {
   mismatches,
   must,
   planFailback,
+  failbackReasons,
+  readReconcileMark,
+  clearReconcileMark,
+  saveServerState,
+  RECONCILE_MARK,
   probeUpload,
   reachable,
   readFailoverState,
@@ -86,38 +95,42 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
   const m = tr(main);
   const s = tr(sub);
   const state = await readFailoverState(hap);
+  const mark = await readReconcileMark(hap);
   details.failedOverAt = state?.at;
+  if (mark) details.mark = mark;
   const notes: string[] = [];
-  if (!state && !ctx.options.force) {
-    const st = statusOf(await showStat(hap, t), t, main);
-    const lsy = (await m.exec('systemctl is-active lsyncd')).stdout.trim();
-    if (Object.values(st).every((x) => x.startsWith('UP')) && lsy === 'active') {
-      details.nothingToDo = true;
-      return {
-        runbook: 'failback',
-        steps: [],
-        details,
-        nothingToDo: `not failed over (no ${FAILOVER_STATE} on ${hapName}, ${main} UP, lsyncd active)`,
-      };
-    }
-    notes.push(`no failover record, but ${main} is ${JSON.stringify(st)} and lsyncd ${lsy}: failing back`);
-  }
-  // --check lists both trees to show what the copy would do; a run re-lists right before copying
-  // (hashing every file twice would only slow it down)
-  let observed: FailbackPlan | undefined;
-  if (ctx.check) {
-    const [om, os] = await Promise.all([listTree(m, t), listTree(s, t)]);
-    observed = planFailback(om, os);
-    details.observed = {
-      toMain: observed.toMain.length,
-      toSub: observed.toSub.length,
-      onlyMain: observed.onlyMain.length,
-      conflicts: observed.conflicts,
-      same: observed.same,
+  // Observe the data whether or not a failover is on record: both trees (sha256, both directions),
+  // main's place in rotation, lsyncd, the mark. A run re-lists right before copying.
+  const [om, os] = await Promise.all([listTree(m, t), listTree(s, t)]);
+  const observed: FailbackPlan = planFailback(om, os);
+  const mainStatus = statusOf(await showStat(hap, t), t, main);
+  const lsyncd = (await m.exec('systemctl is-active lsyncd')).stdout.trim();
+  const reasons = failbackReasons(
+    { record: !!state, mark: !!mark, mainStatus, lsyncd, plan: observed },
+    main,
+    sub,
+  );
+  details.observed = {
+    toMain: observed.toMain.length,
+    toSub: observed.toSub.length,
+    onlyMain: observed.onlyMain.length,
+    onlySub: observed.onlySub.length,
+    conflicts: observed.conflicts,
+    same: observed.same,
+  };
+  details.reasons = reasons;
+  if (!reasons.length && !ctx.options.force) {
+    details.nothingToDo = true;
+    return {
+      runbook: 'failback',
+      steps: [],
+      details,
+      nothingToDo: `not failed over (no ${FAILOVER_STATE} and no ${RECONCILE_MARK} on ${hapName}, ${main} UP, lsyncd active, ${sub} holds nothing ${main} lacks: ${observed.same} same, ${observed.toSub.length} on their way to ${sub})`,
     };
-    notes.push(`copy plan as observed now (re-planned from fresh listings right before copying):`);
-    notes.push(...describeFailbackPlan(observed, main, sub).map((l) => `  ${l}`));
   }
+  notes.push(`failing back: ${reasons.join('; ') || '--force'}`);
+  notes.push(`copy plan as observed now (re-planned from fresh listings right before copying):`);
+  notes.push(...describeFailbackPlan(observed, main, sub).map((l) => `  ${l}`));
 
   const shared = backendsOf(t, main).filter((b) => backendsOf(t, sub).includes(b));
   const subReady = serverStateCommands(t, sub, 'ready');
@@ -331,17 +344,33 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
     {
       id: 'main-ready',
       host: hapName,
-      action: `${main} → ready, UP`,
-      why: `${main} serves again, ${sub} backs it up again`,
+      action: `${main} → ready, UP; the "needs reconcile" mark cleared`,
+      why: `${main} serves again, ${sub} backs it up again. The agent is paused on ${main}'s lines meanwhile (while ${main} comes UP it is DOWN for a moment, which the agent would take for an outage), and the mark goes only once ${main} is UP: a failure here leaves it, and ${main} in maint`,
       commits: `${main} takes writes from here: the failover is over`,
       run: async () => {
-        await runtimeApi(hap, t, [...serverStateCommands(t, main, 'ready'), ...subReady]);
-        const end = Date.now() + (t.haproxy.check.rise + 2) * durationMs(t.haproxy.check.inter) + 10_000;
-        for (;;) {
-          const st = statusOf(await showStat(hap, t), t, main);
-          if (backendsOf(t, main).every((b) => st[b]?.startsWith('UP'))) return JSON.stringify(st);
-          if (Date.now() > end) throw new Error(`${main} is not UP: ${JSON.stringify(st)}`);
-          await sleep(200);
+        const agent = (v: 'enable' | 'disable') => backendsOf(t, main).map((b) => `${v} agent ${b}/${main}`);
+        await runtimeApi(hap, t, agent('disable'));
+        try {
+          // sub → ready only once main is UP: a backup in rotation before that would take writes
+          // main lacks (the catch-up is done)
+          await runtimeApi(hap, t, serverStateCommands(t, main, 'ready'));
+          const end = Date.now() + (t.haproxy.check.rise + 2) * durationMs(t.haproxy.check.inter) + 10_000;
+          for (;;) {
+            const st = statusOf(await showStat(hap, t), t, main);
+            if (backendsOf(t, main).every((b) => st[b]?.startsWith('UP'))) {
+              await runtimeApi(hap, t, subReady);
+              await clearReconcileMark(hap, true);
+              await saveServerState(hap, t);
+              return JSON.stringify(st);
+            }
+            if (Date.now() > end) {
+              await runtimeApi(hap, t, serverStateCommands(t, main, 'maint'));
+              throw new Error(`${main} is not UP: ${JSON.stringify(st)} (back in maint; the mark is kept)`);
+            }
+            await sleep(200);
+          }
+        } finally {
+          await runtimeApi(hap, t, agent('enable'));
         }
       },
     },

@@ -6,6 +6,8 @@
 // replication account → sub serves (point of no return) → probe.
 // --unplanned (main unreachable): main → maint at once (so it does not rejoin by itself when it
 // boots), fence, record the moment and the RPO window; failback later measures what main alone had.
+// Both modes set the "needs reconcile" mark (/var/lib/wharf/needs-reconcile on the haproxy node):
+// HAProxy's agent then holds main in maint across reloads, restarts and reboots until failback.
 // State: /var/lib/wharf/failover.json on the haproxy node. Re-runnable: every step is idempotent,
 // and a run that stops before sub serves undoes its steps in reverse (each undo reported).
 import { z } from 'zod';
@@ -22,6 +24,8 @@ import {
   cleanupProbe,
   clearFailoverState,
   fenced,
+  RECONCILE_MARK,
+  clearReconcileMark,
   listTree,
   lostAt,
   must,
@@ -34,6 +38,7 @@ import {
   serverStateCommands,
   sessionsOf,
   setFence,
+  setReconcileMark,
   showStat,
   shutdownSessionsCommands,
   statusOf,
@@ -171,6 +176,31 @@ export async function planFailover(ctx: RunbookContext<Options>): Promise<StepPl
     run: async () => {
       await runtimeApi(hap, t, toMaint);
       return JSON.stringify(statusOf(await showStat(hap, t), t, main));
+    },
+  });
+  // non-preemptive failover: the HAProxy agent answers "maint" for main while the mark exists,
+  // also after a reload/restart of HAProxy or a reboot of main; only failback clears it
+  let marked = false;
+  steps.push({
+    id: 'mark',
+    host: hapName,
+    action: `mark ${main} "needs reconcile" (${RECONCILE_MARK})`,
+    why: `while it exists HAProxy's agent holds ${main} in maint (a reload, restart or reboot cannot put it back): ${sub} takes writes ${main} will lack until failback has reconciled`,
+    undo: {
+      host: hapName,
+      action: 'remove the mark this run set',
+      commands: [`rm -f ${RECONCILE_MARK}`],
+      run: async () => {
+        if (marked) await clearReconcileMark(hap);
+      },
+    },
+    run: async () => {
+      marked = await setReconcileMark(
+        hap,
+        `failover${unplanned ? ' --unplanned' : ''}`,
+        `failover of ${main} to ${sub}`,
+      );
+      return marked ? 'set' : { skipped: 'already set' };
     },
   });
   if (!unplanned) {

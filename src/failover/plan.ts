@@ -174,3 +174,40 @@ export function rpoMeasured(
   }
   return { files: onlyMain.length, windowSec: Math.round(w * 100) / 100 };
 }
+
+/** What failback observed before deciding whether there is anything to do. */
+export interface FailbackObserved {
+  /** A failover record (/var/lib/wharf/failover.json) exists. */
+  record: boolean;
+  /** The "needs reconcile" mark exists (set by the HAProxy agent or by failover). */
+  mark: boolean;
+  /** main's status per backend (show stat). */
+  mainStatus: Record<string, string>;
+  /** `systemctl is-active lsyncd` on main. */
+  lsyncd: string;
+  /** The copy plan from both trees, listed now. */
+  plan: FailbackPlan;
+}
+
+/**
+ * Why failback has work to do; empty: nothing to do. Pure. It looks at the data, not only at its
+ * own record: sub holding a file main lacks, or a newer version of one, is divergence even with no
+ * record and no mark (e.g. an outage from before the agent existed). Files only main has, or newer
+ * on main, are what lsyncd (active, main in rotation) is still carrying: replication lag, not a
+ * reason — a pass that copied them would race lsyncd for nothing.
+ */
+export function failbackReasons(o: FailbackObserved, main: string, sub: string): string[] {
+  const out: string[] = [];
+  if (o.record) out.push('a failover is on record');
+  if (o.mark) out.push(`the "needs reconcile" mark is set (${main} held in maint)`);
+  const notUp = Object.entries(o.mainStatus).filter(([, s]) => !s.startsWith('UP'));
+  if (notUp.length) out.push(`${main} is not in rotation (${notUp.map(([b, s]) => `${b} ${s}`).join(', ')})`);
+  if (o.lsyncd !== 'active') out.push(`lsyncd on ${main} is ${o.lsyncd || 'unknown'}`);
+  const onlySub = o.plan.onlySub.length;
+  const subNewer = o.plan.conflicts.filter((c) => c.winner === 'sub').length;
+  if (onlySub || subNewer)
+    out.push(
+      `the trees differ: ${onlySub} file(s) only on ${sub}, ${subNewer} newer on ${sub} (${main} lacks them)`,
+    );
+  return out;
+}

@@ -6,6 +6,7 @@ import { CommandFailed, type Transport } from '../transport/types.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
 import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS } from '../render/lsyncd.ts';
+import { AGENT_BASELINE, RECONCILE_MARK, SERVER_STATE_FILE } from '../render/agent.ts';
 import { SYNC_HOME } from '../stack/desired.ts';
 import { parseStat, socatLine, type StatRow } from './haproxy.ts';
 import { fenceAuthorizedKeys, isFenced, unfenceAuthorizedKeys } from './fence.ts';
@@ -159,4 +160,58 @@ export async function reachable(tr: Transport | undefined, timeoutMs = 8_000): P
   } catch {
     return false;
   }
+}
+
+/** The "needs reconcile" mark on the HAProxy node (non-preemptive failover; src/render/agent.ts). */
+export { RECONCILE_MARK } from '../render/agent.ts';
+
+export interface ReconcileMark {
+  at?: string;
+  by?: string;
+  why?: string;
+}
+
+/** The mark's content (an empty object when it exists but is not JSON), or null when absent. */
+export async function readReconcileMark(hap: Transport): Promise<ReconcileMark | null> {
+  const b = await hap.readFile(RECONCILE_MARK);
+  if (!b) return null;
+  try {
+    return JSON.parse(b.toString('utf8')) as ReconcileMark;
+  } catch {
+    return {};
+  }
+}
+
+/** Set the mark (kept as it is when already set); returns whether this call created it. */
+export async function setReconcileMark(hap: Transport, by: string, why: string): Promise<boolean> {
+  if (await hap.readFile(RECONCILE_MARK)) return false;
+  await shell(hap)`mkdir -p ${posix.dirname(RECONCILE_MARK)}`;
+  const mark: ReconcileMark = { at: new Date().toISOString(), by, why };
+  await hap.writeFileAtomic(RECONCILE_MARK, JSON.stringify(mark) + '\n', {
+    mode: 0o644,
+    owner: 'root',
+    group: 'root',
+  });
+  return true;
+}
+
+/**
+ * Remove the mark. `withBaseline` (failback, main UP again): also the agent's count of sub's
+ * sessions, so the sessions sub took while failed over are not counted as a new outage.
+ */
+export async function clearReconcileMark(hap: Transport, withBaseline = false): Promise<void> {
+  await shell(hap)`rm -f ${RECONCILE_MARK} ${withBaseline ? AGENT_BASELINE : RECONCILE_MARK}`;
+}
+
+/**
+ * Write HAProxy's server-state file now (what the agent does on every check), so a reload right
+ * after a runbook changed admin states starts from them.
+ */
+export async function saveServerState(hap: Transport, t: Topology): Promise<void> {
+  const tmp = `${SERVER_STATE_FILE}.tmp.wharf`;
+  await must(
+    hap,
+    `${socatLine(t.haproxy.stats.socket, ['show servers state'])} > ${shQuote(tmp)} && test -s ${shQuote(tmp)} && mv -f ${shQuote(tmp)} ${shQuote(SERVER_STATE_FILE)}`,
+    15_000,
+  );
 }

@@ -3,7 +3,36 @@
 import type { Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { RenderedFile } from './types.ts';
-import { CHECKS, file, header, lines } from './util.ts';
+import { file, header, lines, shq } from './util.ts';
+import { sftpNode } from '../topology/model.ts';
+import { SERVER_STATE_FILE, agentServerOptions } from './agent.ts';
+import type { CheckCommand } from './types.ts';
+
+/**
+ * `haproxy -dW -c` on the candidate. HAProxy warns (and -dW fails) when the server-state file does
+ * not exist yet (before the agent's first answer, or on a machine that only checks the file): then
+ * the candidate is checked with an empty state file (version line only) in its place.
+ */
+export const HAPROXY_CHECK: CheckCommand = {
+  name: 'haproxy -c',
+  argv: [
+    'sh',
+    '-c',
+    [
+      `s=${shq(SERVER_STATE_FILE)}`,
+      'if [ -e "$s" ]; then exec haproxy -dW -c -f "$1"; fi',
+      'd=$(mktemp -d) || exit 1',
+      'echo 1 > "$d/state"',
+      `sed "s#^\\( *server-state-file \\).*#\\1$d/state#" "$1" > "$d/cfg"`,
+      'haproxy -dW -c -f "$d/cfg"',
+      'r=$?',
+      'rm -rf "$d"',
+      'exit $r',
+    ].join('; '),
+    'sh',
+    '{}',
+  ],
+};
 
 /** The table every frontend tracks sources in, so a client cannot multiply its rate by port. */
 export const RATE_TABLE = 'wharf_src_rate';
@@ -11,6 +40,7 @@ export const RATE_TABLE = 'wharf_src_rate';
 export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): RenderedFile {
   const h = t.haproxy;
   const dmz = addressOf(inv, node, 'dmz');
+  const main = sftpNode(t, 'main').name;
   const out: string[] = [
     header(t).trimEnd(),
     'global',
@@ -22,12 +52,16 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
     `    maxconn ${h.maxconn}`,
     `    stats socket ${h.stats.socket} mode 660 level admin expose-fd listeners`,
     '    stats timeout 30s',
+    '    # admin states (e.g. main held in maint until failback) survive a reload or restart: the',
+    '    # wharf HAProxy agent keeps this file current (show servers state) on every agent check',
+    `    server-state-file ${SERVER_STATE_FILE}`,
     '',
     'defaults',
     '    mode tcp',
     '    log global',
     '    option tcplog',
     '    option dontlognull',
+    '    load-server-state-from-file global',
     '    # SFTP is bulk TCP: the kernel moves it socket → pipe → socket (splice) instead of copying it',
     '    # through a 16 KiB user-space buffer; measured here: ~+40 % chain throughput, less HAProxy CPU',
     '    option splice-request',
@@ -78,9 +112,18 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
       }`,
     );
     if (b.stickOnSource) out.push('    stick-table type ip size 100k expire 30m', '    stick on src');
+    if (b.servers.some((s) => s.node === main))
+      out.push(
+        `    # ${main} asks the wharf agent (127.0.0.1): "maint" once sub served writes while it was down,`,
+        '    # until failback has reconciled both sides (non-preemptive failover)',
+      );
     for (const s of b.servers) {
       const addr = addressOf(inv, s.node, 'lan');
-      const flags = [s.weight !== undefined ? `weight ${s.weight}` : '', s.backup ? 'backup' : '']
+      const flags = [
+        s.weight !== undefined ? `weight ${s.weight}` : '',
+        s.backup ? 'backup' : '',
+        s.node === main ? agentServerOptions() : '',
+      ]
         .filter(Boolean)
         .join(' ');
       out.push(`    server ${s.node} ${addr}:${t.sftp.port} check${flags ? ' ' + flags : ''}`);
@@ -99,5 +142,5 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
       '    stats refresh 5s',
     );
   }
-  return file('/etc/haproxy/haproxy.cfg', lines(...out), { check: CHECKS.haproxy, notify: ['haproxy'] });
+  return file('/etc/haproxy/haproxy.cfg', lines(...out), { check: HAPROXY_CHECK, notify: ['haproxy'] });
 }

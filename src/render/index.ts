@@ -4,6 +4,7 @@ import type { Inventory } from '../topology/inventory.ts';
 import { InputError } from '../core/errors.ts';
 import type { NodeRender, RenderedFile, UnitState } from './types.ts';
 import { renderHaproxyCfg } from './haproxy.ts';
+import { AGENT_SOCKET_UNIT, renderAgentScript, renderAgentService, renderAgentSocket } from './agent.ts';
 import { INOTIFY_SYSCTLS, renderMgmtDropin, renderSshdConfig, renderSudoers, renderSysctl } from './sshd.ts';
 import { renderLsyncdConf, renderLsyncdUnit } from './lsyncd.ts';
 import { renderBackupScript, renderBackupService, renderBackupTimer } from './backup.ts';
@@ -54,6 +55,11 @@ export function renderNode(t: Topology, inv: Inventory, node: string): NodeRende
       b.sysctls = { 'net.ipv4.ip_forward': '1' };
       break;
     case 'haproxy':
+      // the agent first (script, service, socket: the socket's check needs the service), so
+      // HAProxy's agent-check finds it when the new haproxy.cfg is loaded
+      b.add(renderAgentScript(t), renderAgentService(t), renderAgentSocket(t))
+        .unit(AGENT_SOCKET_UNIT, 'restart')
+        .pkg('socat');
       b.add(renderHaproxyCfg(t, inv, node))
         .unit('haproxy', 'reload')
         .pkg('haproxy');

@@ -2,6 +2,9 @@
 // GIVEN a provisioned lab with uploads flowing through the entry point
 // WHEN the runbooks run (planned), and WHEN `wharf run failover|failback` is killed with -9 halfway
 // THEN they converge on the next run, and every acknowledged upload is on main and sub (checker).
+// And the unattended outage (issue 9): main killed, nobody runs a runbook, main started again is
+// held in maint by HAProxy's agent (also across a reload and a restart) until failback, which finds
+// the divergence with no failover record.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -29,7 +32,17 @@ import {
 import { addressOf } from '../../src/topology/inventory.ts';
 import { labHandle, type ScenarioLab } from '../../scenarios/lab.ts';
 import { raiseInotifyInstances } from '../../src/lab/lab.ts';
-import { checkEverywhere, startWorkload, until, type RunningWorkload } from '../../scenarios/outage.ts';
+import {
+  checkEverywhere,
+  killMain,
+  startWorkload,
+  until,
+  type RunningWorkload,
+} from '../../scenarios/outage.ts';
+import { startNode } from '../../scenarios/lab.ts';
+import { labNode } from '../../src/lab/node.ts';
+import { observeUploads, userRoot } from '../../src/workload/remote.ts';
+import { RECONCILE_MARK, readReconcileMark } from '../../src/failover/index.ts';
 import { onNode, testTopology, REPO } from './helpers.ts';
 
 const STACK = 'fotest';
@@ -50,6 +63,25 @@ const rb = (name: string, options: Record<string, unknown> = {}, reporter?: Repo
 const hap = () => lab.transports.get('haproxy')!;
 const mainStatus = async () => statusOf(await showStat(hap(), t), t, 'sftp-main');
 const mainAddr = () => addressOf(lab.inventory, 'sftp-main', 'lan');
+
+/** main's status sampled every 100 ms for ms: samples, statuses other than MAINT, failed reads. */
+async function watchMaint(ms: number): Promise<{ n: number; seen: string[]; failed: number }> {
+  const end = Date.now() + ms;
+  const seen: string[] = [];
+  let n = 0;
+  let failed = 0;
+  while (Date.now() < end) {
+    try {
+      const st = await mainStatus();
+      n++;
+      for (const v of Object.values(st)) if (v !== 'MAINT') seen.push(v);
+    } catch {
+      failed++; // the stats socket between two HAProxy processes
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { n, seen, failed };
+}
 
 /** `wharf run NAME` as a child process, killed with -9 (its process group) once `when` shows in its output. */
 async function killHalfway(name: string, when: RegExp, args: string[] = []): Promise<string> {
@@ -332,6 +364,7 @@ describe('failover and failback on the lab', () => {
       'record-state',
       'stop-lsyncd',
       'main-maint',
+      'mark',
       'drain',
       'cut-sessions',
       'final-sync',
@@ -396,5 +429,163 @@ describe('failover and failback on the lab', () => {
     expect(j2.map(([id]) => id)).toEqual(ids2);
     expect(j2.every(([, res]) => res === 'ok' || res === 'skipped')).toBe(true);
     expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true);
+  });
+
+  it('the unattended outage: main killed, nobody runs a runbook, main started again stays out (also across an HAProxy reload and restart) until failback copies the outage uploads; every acknowledged upload on main and sub', async () => {
+    // GIVEN uploads flowing through the WAN entry and no failover on record
+    expect(await readFailoverState(hap())).toBe(null);
+    expect(await readReconcileMark(hap())).toBe(null);
+    const w = startWorkload(lab, { prefix: `ua-${Date.now().toString(36)}`, clients: 2, retryDelayMs: 500 });
+    const root = userRoot(t, lab.status.demoUser.name, 'sftp');
+    const onMain = async () =>
+      new Set(
+        (await observeUploads(lab.status, 'sftp-main', root, t.sftp.uploadDir, w.prefix)).map((f) => f.path),
+      );
+    let backAt = 0;
+    let outageAcks = 0;
+    try {
+      await until(30_000, () => w.acks.length >= 10);
+      // WHEN main is killed and nobody runs a runbook
+      const k = await killMain(lab);
+      expect(await until(30_000, () => w.acks.some((a) => (a.startedAt ?? 0) >= k.diedAt))).toBe(true);
+      // THEN the agent marks main "needs reconcile" by itself (main DOWN while sub served writes)
+      expect(await until(15_000, async () => (await readReconcileMark(hap())) !== null)).toBe(true);
+      const markedMs = Date.now() - k.diedAt;
+      expect(await readReconcileMark(hap())).toMatchObject({ by: 'haproxy-agent' });
+      const n0 = w.acks.length;
+      await until(20_000, () => w.acks.length >= n0 + 10);
+      // main is started again: its checks pass, but the agent holds it in maint
+      await startNode(lab, 'sftp-main');
+      backAt = Date.now();
+      outageAcks = w.acks.filter((a) => a.ackAt > k.diedAt).length;
+      const tw = (t.haproxy.check.rise + 2) * 500 + 2000; // past rise × inter: it would be UP by now
+      const steady = await watchMaint(tw);
+      expect(steady.n).toBeGreaterThan(5);
+      expect(steady.seen, 'main left MAINT while unreconciled').toEqual([]);
+      expect(await readFailoverState(hap())).toBe(null); // nobody failed over
+      // an HAProxy reload, then a restart: the new process starts with main in MAINT (server-state file)
+      await lab.sh('haproxy', 'systemctl reload haproxy');
+      const reload = await watchMaint(4000);
+      await lab.sh('haproxy', 'systemctl restart haproxy');
+      const restart = await watchMaint(4000);
+      process.stderr.write(
+        `[measure] unattended outage: mark set ${markedMs} ms after the kill; main back and held in MAINT: ${steady.n} samples; ` +
+          `after reload ${reload.n} samples (${reload.failed} unreadable), not MAINT: ${reload.seen.length}; ` +
+          `after restart ${restart.n} samples (${restart.failed} unreadable), not MAINT: ${restart.seen.length}\n`,
+      );
+      expect(reload.n).toBeGreaterThan(10);
+      expect(reload.seen, 'main left MAINT after an HAProxy reload').toEqual([]);
+      expect(restart.n).toBeGreaterThan(10);
+      expect(restart.seen, 'main left MAINT after an HAProxy restart').toEqual([]);
+      // uploads go on, to sub only: none started after main came back is on main
+      const n1 = w.acks.length;
+      await until(20_000, () => w.acks.length >= n1 + 5);
+      const later = w.acks.filter((a) => (a.startedAt ?? a.ackAt) >= backAt);
+      expect(later.length).toBeGreaterThan(0);
+      const main1 = await onMain();
+      expect(later.filter((a) => main1.has(a.path)).map((a) => a.path)).toEqual([]);
+
+      // failback with no failover record: it finds the divergence itself
+      w.setRetryDelay(3000); // the write pause: clients must not lock themselves out (rate limit)
+      log.length = 0;
+      const fb = await rb('failback');
+      expect(fb.error ?? '', log.join('\n')).toBe('');
+      expect(fb.ok).toBe(true);
+      const d = fb.details as { failedOverAt?: string; reasons: string[]; plan: { toMain: number } };
+      expect(d.failedOverAt).toBeUndefined();
+      expect(d.reasons.join('; ')).toMatch(/needs reconcile/);
+      expect(d.plan.toMain).toBeGreaterThanOrEqual(outageAcks);
+      expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true);
+      expect((await lab.sh('haproxy', `test -e ${RECONCILE_MARK}; echo $?`)).stdout.trim()).toBe('1');
+      const k2 = w.acks.length;
+      await until(30_000, () => w.acks.length >= k2 + 5);
+    } finally {
+      await w.stop();
+    }
+    // every acknowledged upload on main and on sub, same sha256
+    const c = await checkEverywhere(lab, w.acks, w.prefix);
+    process.stderr.write(
+      `[measure] unattended outage: ${c.verdict.acknowledged} acks (${outageAcks} during the outage), ${c.verdict.nodes.map((v) => `${v.node} lost ${v.lost.length} corrupt ${v.corrupt.length}`).join(', ')}\n`,
+    );
+    for (const nv of c.verdict.nodes) expect([nv.node, nv.lost, nv.corrupt]).toEqual([nv.node, [], []]);
+    // and failback has nothing left to do
+    const again = await rb('failback');
+    expect(again.ok).toBe(true);
+    expect((again.details as { nothingToDo?: boolean }).nothingToDo).toBe(true);
+  });
+
+  it('a reboot (docker stop, start) and a network cut of main under load: each leaves main out of rotation until failback; no acknowledged upload lost', async () => {
+    const w = startWorkload(lab, { prefix: `rc-${Date.now().toString(36)}`, clients: 2, retryDelayMs: 500 });
+    // the cut is made on the HAProxy node (the SFTP nodes have no CAP_NET_ADMIN): main's lan
+    // address unroutable from there, so checks and sessions to main time out; mgmt ssh is untouched
+    const cut = async (on: boolean) => {
+      const r = await lab.sh('haproxy', `ip route ${on ? 'add' : 'del'} blackhole ${mainAddr()}/32`);
+      expect(r.code, r.stderr).toBe(0);
+    };
+    const faults: Array<[string, () => Promise<unknown>, () => Promise<unknown>]> = [
+      // a reboot as a power cycle: down until sub has served writes, then up (a `docker restart`
+      // can be over before any upload reaches sub, and then main rejoining loses nothing)
+      ['reboot', () => labNode(t.name, 'sftp-main').stop(0), () => startNode(lab, 'sftp-main')],
+      ['network cut', () => cut(true), () => cut(false)],
+    ];
+    const measured: string[] = [];
+    try {
+      for (const [name, fault, heal] of faults) {
+        await until(30_000, () => w.acks.length >= 10);
+        w.setRetryDelay(500);
+        expect(await readReconcileMark(hap())).toBe(null);
+        const at = Date.now();
+        await fault();
+        // sub serves, the agent marks main
+        expect(await until(30_000, () => w.acks.some((a) => (a.startedAt ?? 0) >= at)), name).toBe(true);
+        expect(await until(15_000, async () => (await readReconcileMark(hap())) !== null), name).toBe(true);
+        const markedMs = Date.now() - at;
+        await heal();
+        // main answers its health checks again: it stays in maint
+        expect(
+          await until(
+            30_000,
+            async () =>
+              (
+                await lab.sh(
+                  'haproxy',
+                  `timeout 2 bash -c 'exec 3<>/dev/tcp/${mainAddr()}/${t.sftp.port}' 2>/dev/null; echo $?`,
+                )
+              ).stdout.trim() === '0',
+          ),
+          `${name}: main reachable from haproxy again`,
+        ).toBe(true);
+        // never back in rotation (DOWN on its way up is out of it too: the agent's maint answer may
+        // still be on its way, ≤ agent-inter after the mark), and in MAINT once the checks pass
+        const held = await watchMaint((t.haproxy.check.rise + 2) * 500 + 2000);
+        expect(held.n).toBeGreaterThan(5);
+        expect(
+          held.seen.filter((x) => !x.startsWith('DOWN')),
+          `${name}: main back in rotation before failback`,
+        ).toEqual([]);
+        expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT' });
+        w.setRetryDelay(3000);
+        log.length = 0;
+        const fb = await rb('failback');
+        expect(fb.error ?? '', log.join('\n')).toBe('');
+        expect(fb.ok).toBe(true);
+        expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true);
+        expect(await readReconcileMark(hap())).toBe(null);
+        measured.push(`${name}: mark ${markedMs} ms after the fault, held ${held.n} samples`);
+        w.setRetryDelay(500);
+      }
+      const k = w.acks.length;
+      await until(30_000, () => w.acks.length >= k + 5);
+    } finally {
+      await lab
+        .sh('haproxy', `ip route del blackhole ${mainAddr()}/32 2>/dev/null; true`)
+        .catch(() => undefined);
+      await w.stop();
+    }
+    const c = await checkEverywhere(lab, w.acks, w.prefix);
+    process.stderr.write(
+      `[measure] reboot and network cut: ${measured.join('; ')}; ${c.verdict.acknowledged} acks, ${c.verdict.nodes.map((v) => `${v.node} lost ${v.lost.length} corrupt ${v.corrupt.length}`).join(', ')}\n`,
+    );
+    for (const nv of c.verdict.nodes) expect([nv.node, nv.lost, nv.corrupt]).toEqual([nv.node, [], []]);
   });
 });

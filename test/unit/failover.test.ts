@@ -17,6 +17,7 @@ import {
   listingCommand,
   lostAt,
   mismatches,
+  failbackReasons,
   parseListing,
   parseStat,
   planFailback,
@@ -181,6 +182,42 @@ describe('failback plan', () => {
     expect(isOwnCopy('copied', original, nowMain)).toBe(true); // main never had it: came from sub
     expect(isOwnCopy('own', original, nowMain)).toBe(false); // main's pre-crash data: a real conflict
     expect(isOwnCopy('own', original, L({ own: fi('o2', 3) }))).toBe(true);
+  });
+});
+
+describe('failback: is there anything to do (it looks at the data, not only at its record)', () => {
+  const up = { sftp: 'UP', write: 'UP' };
+  const same = L({ 'demo/upload/a': fi('a', 10) });
+  const why = (o: Partial<Parameters<typeof failbackReasons>[0]>, main = same, sub = same) =>
+    failbackReasons(
+      { record: false, mark: false, mainStatus: up, lsyncd: 'active', plan: planFailback(main, sub), ...o },
+      'sftp-main',
+      'sftp-sub',
+    );
+  it('nothing: no record, no mark, main UP, lsyncd active, both trees equal', () => {
+    expect(why({})).toEqual([]);
+  });
+  it('files only on main (or newer there) are lsyncd still carrying them: not a reason', () => {
+    const main = L({ 'demo/upload/a': fi('a2', 20), 'demo/upload/b': fi('b', 21) });
+    expect(why({}, main, same)).toEqual([]);
+  });
+  it('the unattended outage: no record, no mark, main back UP, sub holds uploads main lacks', () => {
+    const sub = L({ 'demo/upload/a': fi('a', 10), 'demo/upload/outage': fi('o', 20) });
+    expect(why({}, same, sub)).toEqual([
+      'the trees differ: 1 file(s) only on sftp-sub, 0 newer on sftp-sub (sftp-main lacks them)',
+    ]);
+    const newer = L({ 'demo/upload/a': fi('a2', 30) });
+    expect(why({}, same, newer)).toEqual([
+      'the trees differ: 0 file(s) only on sftp-sub, 1 newer on sftp-sub (sftp-main lacks them)',
+    ]);
+  });
+  it('the mark alone (no failover.json), main held in maint, lsyncd stopped: each is a reason', () => {
+    expect(why({ mark: true })).toEqual(['the "needs reconcile" mark is set (sftp-main held in maint)']);
+    expect(why({ record: true, mainStatus: { sftp: 'MAINT', write: 'MAINT' }, lsyncd: 'inactive' })).toEqual([
+      'a failover is on record',
+      'sftp-main is not in rotation (sftp MAINT, write MAINT)',
+      'lsyncd on sftp-main is inactive',
+    ]);
   });
 });
 

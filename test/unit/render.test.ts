@@ -102,7 +102,9 @@ describe('haproxy.cfg', () => {
   it('sftp and write: main first, sub only as backup; read: sub + backup balanced and sticky', () => {
     for (const b of ['sftp', 'write']) {
       const s = section(cfg, `backend ${b}`);
-      expect(s).toContain('server sftp-main 10.88.3.11:22 check');
+      expect(s).toContain(
+        'server sftp-main 10.88.3.11:22 check agent-check agent-addr 127.0.0.1 agent-port 9707 agent-inter 1s',
+      );
       expect(s).toContain('server sftp-sub 10.88.3.12:22 check backup');
       expect(s).not.toContain('stick on src');
     }
@@ -115,6 +117,34 @@ describe('haproxy.cfg', () => {
         'server sftp-sub 10.88.3.12:22 check',
         'server sftp-backup 10.88.3.13:22 check',
       ]),
+    );
+  });
+
+  it('non-preemptive failover: main asks the wharf agent, admin states survive a reload (server-state file)', () => {
+    expect(section(cfg, 'global')).toContain('server-state-file /var/lib/wharf/haproxy-server-state');
+    expect(section(cfg, 'defaults')).toContain('load-server-state-from-file global');
+    // only main's lines ask the agent
+    expect(cfg.match(/agent-check/g)).toHaveLength(2);
+    const files = stack['haproxy']!.files.map((f) => f.path);
+    expect(files).toEqual(
+      expect.arrayContaining([
+        '/usr/local/lib/wharf/haproxy-agent',
+        '/etc/systemd/system/wharf-haproxy-agent@.service',
+        '/etc/systemd/system/wharf-haproxy-agent.socket',
+      ]),
+    );
+    // the service before the socket (the socket's systemd-analyze verify needs it)
+    expect(files.indexOf('/etc/systemd/system/wharf-haproxy-agent@.service')).toBeLessThan(
+      files.indexOf('/etc/systemd/system/wharf-haproxy-agent.socket'),
+    );
+    const sock = fileOf(stack['haproxy']!, '/etc/systemd/system/wharf-haproxy-agent.socket').content;
+    expect(sock).toMatch(/^ListenStream=127\.0\.0\.1:9707$/m);
+    expect(sock).toMatch(/^Accept=yes$/m);
+    const agent = fileOf(stack['haproxy']!, '/usr/local/lib/wharf/haproxy-agent').content;
+    expect(agent).toContain('UNIX-CONNECT:$SOCK');
+    expect(agent).toContain("BACKENDS=' sftp write '");
+    expect(stack['haproxy']!.units).toEqual(
+      expect.arrayContaining([{ name: 'wharf-haproxy-agent.socket', enable: true, apply: 'restart' }]),
     );
   });
 

@@ -95,6 +95,7 @@ describe('failover --check: the plan as data', () => {
       'record-state',
       'stop-lsyncd',
       'main-maint',
+      'mark',
       'drain',
       'cut-sessions',
       'final-sync',
@@ -122,15 +123,20 @@ describe('failover --check: the plan as data', () => {
     expect(by['fence']!.undo!.host).toBe('sftp-sub');
     expect(by['record-state']!.undo!.commands[0]).toMatch(/mv -f \/var\/lib\/wharf\/failover.json/);
     expect(by['sub-serves']!.commits).toMatch(/split the data/);
+    expect(by['mark']).toMatchObject({
+      host: 'haproxy',
+      undo: { commands: ['rm -f /var/lib/wharf/needs-reconcile'] },
+    });
     expect(r.steps.every((s) => s.result === undefined)).toBe(true);
   });
 
-  it('unplanned: no drain, no final sync, the RPO window instead; nothing to undo', async () => {
+  it('unplanned: no drain, no final sync, the RPO window instead; nothing to undo but the mark', async () => {
     const r = await plan({ unplanned: true });
     expect(r.steps.map((s) => s.id)).toEqual([
       'preflight',
       'record-state',
       'main-maint',
+      'mark',
       'cut-sessions',
       'rpo',
       'fence',
@@ -138,6 +144,9 @@ describe('failover --check: the plan as data', () => {
       'probe',
       'complete',
     ]);
-    expect(r.steps.filter((s) => s.undo)).toEqual([]);
+    // the only undo: the needs-reconcile mark this run set (main stays out until failback)
+    expect(r.steps.filter((s) => s.undo).map((s) => [s.id, s.undo!.commands])).toEqual([
+      ['mark', ['rm -f /var/lib/wharf/needs-reconcile']],
+    ]);
   });
 });

@@ -61,6 +61,10 @@ sync {
       -- rsync writes here and renames into place when a file is whole (pitfall 2)
       temp_dir = "/srv/sftp/.wharf-partial",
       rsync_path = "sudo /usr/bin/rsync",
+      -- never overwrite a newer file on the target: after an outage nobody failed back from, main
+      -- boots and its startup sync must not replace an upload sub took (a newer, complete retry)
+      -- with the older version main kept (e.g. cut by the crash); failback reconciles those
+      update = true,
    },
    ssh = {
       identityFile = "/etc/lsyncd/id_ed25519",
