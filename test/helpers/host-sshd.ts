@@ -7,29 +7,16 @@
 //   included, like a crashed host), then starts it again on the same port.
 // Everything else uses the container fixture (sshd-container.ts). Strict host-key checking stays
 // on: a fresh host key, written into known_hosts.
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from '../../src/core/net.ts';
 import { $, sleep, type ProcessPromise } from '../../src/exec/process.ts';
-import type { SshOptions } from '../../src/transport/ssh.ts';
-import type { SshTargetT } from '../../src/topology/inventory.ts';
+import { TEST_SSHD_OPTIONS, testClient, testKeys, type TestClient } from './ssh-client.ts';
 
-export interface HostSshd {
+export interface HostSshd extends TestClient {
   port: number;
   dir: string;
-  /** root@127.0.0.1 with the client key: for `new SshTransport(name, target, options)`. */
-  target: SshTargetT;
-  options: SshOptions;
-  /** ssh_config with a Host alias `wharf-test` for this server. */
-  sshConfig: string;
-  /** The client's private key (path, and its content for ssh2 clients). */
-  identity: string;
-  clientKey: string;
-  /** The server's host key line (`ssh-ed25519 AAAA…`). */
-  hostPublicKey: string;
-  knownHosts: string;
   /** ssh command line (as rsync -e / lsyncd run it). */
   ssh: string;
   /** Start the listener again after stop(), on the same port and keys. */
@@ -58,72 +45,35 @@ export function sshBanner(host: string, port: number): Promise<boolean> {
 
 export async function startHostSshd(o: { extraConfig?: string } = {}): Promise<HostSshd> {
   const dir = mkdtempSync('/tmp/wharf-sshd-');
-  const controlDir = mkdtempSync('/tmp/wc-'); // short: control socket paths must stay < 104 bytes
   mkdirSync('/run/sshd', { recursive: true }); // privilege separation directory
-  const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
-  keygen(join(dir, 'host_ed25519'));
-  keygen(join(dir, 'id_ed25519'));
-  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'id_ed25519.pub')), { mode: 0o644 });
+  const { hostKey, identity, hostPublicKey } = testKeys(dir);
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${identity}.pub`), { mode: 0o644 });
   // sshd reads AuthorizedKeysFile as the logging-in user: let it traverse the dir (keys stay 0600).
   chmodSync(dir, 0o755);
   const port = await freePort();
-  const identity = join(dir, 'id_ed25519');
-  const knownHosts = join(dir, 'known_hosts');
-  const hostPublicKey = readFileSync(join(dir, 'host_ed25519.pub'), 'utf8')
-    .trim()
-    .split(' ')
-    .slice(0, 2)
-    .join(' ');
-  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostPublicKey}\n`);
+  const client = testClient(dir, port, identity, hostPublicKey);
   const config = join(dir, 'sshd_config');
   writeFileSync(
     config,
     [
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
-      `HostKey ${dir}/host_ed25519`,
+      `HostKey ${hostKey}`,
       `AuthorizedKeysFile ${dir}/authorized_keys`,
-      'PermitRootLogin prohibit-password',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'StrictModes no',
-      'MaxSessions 50',
-      'MaxStartups 50',
-      'PidFile none',
+      ...TEST_SSHD_OPTIONS,
       'LogLevel ERROR',
       'Subsystem sftp internal-sftp',
       o.extraConfig ?? '',
       '',
     ].join('\n'),
   );
-  const sshConfig = join(dir, 'ssh_config');
-  writeFileSync(
-    sshConfig,
-    [
-      'Host wharf-test',
-      '  HostName 127.0.0.1',
-      `  Port ${port}`,
-      '  User root',
-      `  IdentityFile ${identity}`,
-      '  IdentitiesOnly yes',
-      `  UserKnownHostsFile ${knownHosts}`,
-      '',
-    ].join('\n'),
-  );
 
   let proc: ProcessPromise | undefined;
   const s: HostSshd = {
+    ...client,
     port,
     dir,
-    target: { host: '127.0.0.1', port, user: 'root', identityFile: identity, sudo: false },
-    options: { knownHosts, controlDir, connectTimeoutS: 5 },
-    sshConfig,
-    identity,
-    clientKey: readFileSync(identity, 'utf8'),
-    hostPublicKey,
-    knownHosts,
-    ssh: `ssh -i ${identity} -p ${port} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHosts}`,
+    ssh: `ssh -i ${identity} -p ${port} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${client.knownHosts}`,
     async start() {
       const p = $({
         nothrow: true,
@@ -149,7 +99,7 @@ export async function startHostSshd(o: { extraConfig?: string } = {}): Promise<H
     async close() {
       await s.stop();
       rmSync(dir, { recursive: true, force: true });
-      rmSync(controlDir, { recursive: true, force: true });
+      rmSync(client.controlDir, { recursive: true, force: true });
     },
   };
   await s.start();

@@ -3,13 +3,10 @@
 // 127.0.0.1 only. Strict host-key checking stays on: a host key generated here is copied into the
 // container and written into known_hosts, so the client refuses anything else. Tests that need the
 // server on this host itself use host-sshd.ts (it says why).
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { ensureImages } from '../../src/lab/images.ts';
-import type { SshTargetT } from '../../src/topology/inventory.ts';
-import type { SshOptions } from '../../src/transport/ssh.ts';
+import { TEST_SSHD_OPTIONS, testClient, testKeys, type TestClient } from './ssh-client.ts';
 
 /** Label on every fixture container, so a leftover can be found (`docker ps -a --filter label=…`). */
 export const FIXTURE_LABEL = 'wharf.test-fixture';
@@ -20,14 +17,7 @@ const SSHD_CONFIG = [
   `HostKey ${CONF}/host_ed25519`,
   // readable by every user, so non-root test users log in with the same key
   `AuthorizedKeysFile ${CONF}/authorized_keys`,
-  'PermitRootLogin prohibit-password',
-  'PasswordAuthentication no',
-  'KbdInteractiveAuthentication no',
-  'UsePAM no',
-  'StrictModes no',
-  'MaxSessions 50',
-  'MaxStartups 50',
-  'PidFile none',
+  ...TEST_SSHD_OPTIONS,
   'Subsystem sftp internal-sftp',
   '',
 ].join('\n');
@@ -59,19 +49,10 @@ export class SshdContainer extends GenericContainer {
   }
 }
 
-export interface SshdFixture {
+export interface SshdFixture extends TestClient {
   container: StartedTestContainer;
   /** The published port on 127.0.0.1. */
   port: number;
-  /** root@127.0.0.1 with the client key: for `new SshTransport(name, target, options)`. */
-  target: SshTargetT;
-  options: SshOptions;
-  /** ssh_config with a Host alias `wharf-test` for this server. */
-  sshConfig: string;
-  identity: string;
-  clientKey: string;
-  hostPublicKey: string;
-  knownHosts: string;
   /** Run a shell line in the container as root (docker exec), for setting up and checking. */
   sh(line: string): Promise<{ stdout: string; stderr: string; exitCode: number }>;
   /** Stop and remove the container, remove the keys. */
@@ -82,47 +63,17 @@ export interface SshdFixture {
 export async function startSshdContainer(): Promise<SshdFixture> {
   const image = (await ensureImages(['sftp'], (l) => process.stderr.write(`${l}\n`))).plain;
   const dir = mkdtempSync('/tmp/wharf-sshc-');
-  const controlDir = mkdtempSync('/tmp/wc-'); // short: control socket paths must stay < 104 bytes
-  const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
-  keygen(join(dir, 'host_ed25519'));
-  keygen(join(dir, 'id_ed25519'));
+  const { hostKey, identity, hostPublicKey } = testKeys(dir);
   const container = await new SshdContainer(image, {
-    hostKey: readFileSync(join(dir, 'host_ed25519'), 'utf8'),
-    authorizedKeys: readFileSync(join(dir, 'id_ed25519.pub'), 'utf8'),
+    hostKey: readFileSync(hostKey, 'utf8'),
+    authorizedKeys: readFileSync(`${identity}.pub`, 'utf8'),
   }).start();
   const port = container.getMappedPort(22);
-  const identity = join(dir, 'id_ed25519');
-  const knownHosts = join(dir, 'known_hosts');
-  const hostPublicKey = readFileSync(join(dir, 'host_ed25519.pub'), 'utf8')
-    .trim()
-    .split(' ')
-    .slice(0, 2)
-    .join(' ');
-  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostPublicKey}\n`);
-  const sshConfig = join(dir, 'ssh_config');
-  writeFileSync(
-    sshConfig,
-    [
-      'Host wharf-test',
-      '  HostName 127.0.0.1',
-      `  Port ${port}`,
-      '  User root',
-      `  IdentityFile ${identity}`,
-      '  IdentitiesOnly yes',
-      `  UserKnownHostsFile ${knownHosts}`,
-      '',
-    ].join('\n'),
-  );
+  const client = testClient(dir, port, identity, hostPublicKey);
   return {
+    ...client,
     container,
     port,
-    target: { host: '127.0.0.1', port, user: 'root', identityFile: identity, sudo: false },
-    options: { knownHosts, controlDir, connectTimeoutS: 5 },
-    sshConfig,
-    identity,
-    clientKey: readFileSync(identity, 'utf8'),
-    hostPublicKey,
-    knownHosts,
     async sh(line) {
       const r = await container.exec(['/bin/sh', '-c', line]);
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
@@ -130,7 +81,7 @@ export async function startSshdContainer(): Promise<SshdFixture> {
     async close() {
       await container.stop({ remove: true, removeVolumes: true });
       rmSync(dir, { recursive: true, force: true });
-      rmSync(controlDir, { recursive: true, force: true });
+      rmSync(client.controlDir, { recursive: true, force: true });
     },
   };
 }
