@@ -78,3 +78,29 @@ export class Journal {
     return entry;
   }
 }
+
+/**
+ * Ctrl-C / SIGTERM during a run: journal it, free the stack lock and exit 130/143. Every change a
+ * run makes is re-runnable (atomic writes, idempotent steps), so the next run converges; kill -9
+ * leaves a stale lock that the next run takes over (pid gone). Returns the function that removes
+ * the handlers when the run ends.
+ */
+export function onInterrupt(journal: Journal, releaseLock: () => void, startedAt: number): () => void {
+  const onSignal = (sig: NodeJS.Signals) => {
+    journal.write({
+      host: '*',
+      step: 'run',
+      result: 'failed',
+      durationMs: Date.now() - startedAt,
+      error: `interrupted by ${sig}`,
+    });
+    releaseLock();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}

@@ -4,7 +4,7 @@ import { exitCodeOf, RunError } from '../core/errors.ts';
 import { mask } from '../transport/mask.ts';
 import type { Transport } from '../transport/types.ts';
 import { applyPlan, type HealthHook, type HostResult } from './apply.ts';
-import { Journal } from './journal.ts';
+import { Journal, onInterrupt } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import { observeHost, type Observation } from './observe.ts';
 import { changeSummary, formatPlan, plan as makePlan, planChangeCount, type Plan } from './plan.ts';
@@ -78,22 +78,7 @@ export async function runRunbook(o: RunOptions): Promise<RunSummary & { plan?: P
     journal: journal.path,
     exitCode: 1,
   };
-  // Ctrl-C / SIGTERM mid-run: journal it and free the lock; the next run re-plans from what is
-  // on the hosts (every write is atomic), so it converges. kill -9 leaves a stale lock that the
-  // next run takes over (pid gone).
-  const onSignal = (sig: NodeJS.Signals) => {
-    journal.write({
-      host: '*',
-      step: 'run',
-      result: 'failed',
-      durationMs: Date.now() - t0,
-      error: `interrupted by ${sig}`,
-    });
-    lock.release();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const offInterrupt = onInterrupt(journal, () => lock.release(), t0);
   const finish = (err?: unknown) => {
     summary.durationMs = Date.now() - t0;
     if (err) {
@@ -215,8 +200,7 @@ export async function runRunbook(o: RunOptions): Promise<RunSummary & { plan?: P
     reporter.line(`error: ${mask((e as Error).message, secrets)}`);
     return finish(e);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offInterrupt();
     reporter.close();
     lock.release();
   }

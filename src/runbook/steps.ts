@@ -5,9 +5,10 @@
 // the completed steps in reverse. An undo that fails is a failed step too (host, commands, error):
 // the run exits 1 and nothing claims a state it did not reach.
 import { RunError } from '../core/errors.ts';
-import { Journal } from './journal.ts';
+import { Journal, onInterrupt } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import type { Reporter } from './progress.ts';
+import type { RunbookResult } from './registry.ts';
 
 export interface UndoSpec {
   host: string;
@@ -125,19 +126,8 @@ export interface ExecuteOptions {
   secrets?: readonly string[];
 }
 
-export interface ExecuteResult {
-  runbook: string;
-  ok: boolean;
-  check: boolean;
-  changes: number;
-  steps: StepSummary[];
-  hosts: Record<string, { changes: number; failed?: string }>;
-  durationMs: number;
-  journal: string;
-  error?: string;
-  exitCode: number;
-  details?: Record<string, unknown>;
-}
+/** A runbook's result (registry.ts), from a step run: it always has a journal. */
+export type ExecuteResult = RunbookResult & { journal: string; details?: Record<string, unknown> };
 
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -168,21 +158,7 @@ export async function executeSteps(
   };
   const failures: string[] = [];
   const readOnly = new Set<string>();
-  // Ctrl-C / SIGTERM mid-run: journal it and free the lock; every step is re-runnable, so the next
-  // run resumes (kill -9 leaves a stale lock that the next run takes over).
-  const onSignal = (sig: NodeJS.Signals) => {
-    journal.write({
-      host: '*',
-      step: 'run',
-      result: 'failed',
-      durationMs: Date.now() - t0,
-      error: `interrupted by ${sig}`,
-    });
-    lock.release();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const offInterrupt = onInterrupt(journal, () => lock.release(), t0);
   try {
     journal.write({ host: '*', step: 'run', result: 'started', durationMs: 0, detail: { check: o.check } });
     if (lock.tookOver) say(`warning: ${lock.tookOver}`);
@@ -338,8 +314,7 @@ export async function executeSteps(
       detail: { changes: out.changes, check: o.check },
       ...(out.error ? { error: out.error } : {}),
     });
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offInterrupt();
     lock.release();
   }
 }
