@@ -17,7 +17,7 @@ import { sleep } from 'zx';
 import { defineRunbook, registerRunbook, type RunbookContext } from '../src/runbook/registry.ts';
 import { booleanOption } from '../src/runbook/options.ts';
 import { fileStamp } from '../src/runbook/journal.ts';
-import { runStepPlan, type Step, type StepPlan } from '../src/runbook/steps.ts';
+import { runStepPlan, type Step, type StepOutcome, type StepPlan } from '../src/runbook/steps.ts';
 import { runAsScript } from '../src/cli/standalone.ts';
 import { addressOf } from '../src/topology/inventory.ts';
 import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
@@ -144,6 +144,12 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
     let lm: Listing = new Map();
     let ls: Listing = new Map();
     let plan: FailbackPlan = planFailback(lm, ls);
+    /** rsync on main (lsyncd's key, never --delete): `pull` from sub, `push` to sub. */
+    const copy = async (direction: 'pull' | 'push', files: string[]): Promise<StepOutcome> => {
+      if (!files.length) return { skipped: 'nothing to copy' };
+      await must(m, rsyncOnMain(t, inv, direction, { files: true }), 1_800_000, files.join('\n') + '\n');
+      return `${files.length} file(s)`;
+    };
     let conflicts: Conflict[] = [];
     const out = { plan: () => plan, main: () => lm };
     const expected =
@@ -203,16 +209,7 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
         host: main,
         action: `${label}: copy ${sub}'s new files to ${main} (rsync, no delete)`,
         why: `uploads ${sub} took while failed over must be on ${main} before lsyncd runs again (its startup sync would remove them)`,
-        run: async () => {
-          if (!plan.toMain.length) return { skipped: 'nothing to copy' };
-          await must(
-            m,
-            rsyncOnMain(t, inv, 'pull', { files: true }),
-            1_800_000,
-            plan.toMain.join('\n') + '\n',
-          );
-          return `${plan.toMain.length} file(s)`;
-        },
+        run: () => copy('pull', plan.toMain),
       },
     ];
     if (dir === 'both')
@@ -221,16 +218,7 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
         host: main,
         action: `${label}: copy files only ${main} has to ${sub} (rsync, no delete)`,
         why: `files written on ${main} that never reached ${sub} (RPO window) are kept, and copied`,
-        run: async () => {
-          if (!plan.toSub.length) return { skipped: 'nothing to copy' };
-          await must(
-            m,
-            rsyncOnMain(t, inv, 'push', { files: true }),
-            1_800_000,
-            plan.toSub.join('\n') + '\n',
-          );
-          return `${plan.toSub.length} file(s)`;
-        },
+        run: () => copy('push', plan.toSub),
       });
     steps.push({
       id: `${id}:verify`,

@@ -50,18 +50,21 @@ export async function showStat(hap: Transport, t: Topology): Promise<StatRow[]> 
   return parseStat((await must(hap, socatLine(t.haproxy.stats.socket, ['show stat']), 15_000)).stdout);
 }
 
-export async function readFailoverState(hap: Transport): Promise<FailoverState | null> {
-  const b = await hap.readFile(FAILOVER_STATE);
+/** A JSON file of wharf's state on a host: null when absent, `unreadable` when not JSON. */
+async function readJson<T>(host: Transport, path: string, unreadable: T | null): Promise<T | null> {
+  const b = await host.readFile(path);
   if (!b) return null;
   try {
-    return JSON.parse(b.toString('utf8')) as FailoverState;
+    return JSON.parse(b.toString('utf8')) as T;
   } catch {
-    return null;
+    return unreadable;
   }
 }
 
+export const readFailoverState = (hap: Transport): Promise<FailoverState | null> =>
+  readJson<FailoverState>(hap, FAILOVER_STATE, null);
+
 export async function writeFailoverState(hap: Transport, s: FailoverState): Promise<void> {
-  await shell(hap)`mkdir -p ${posix.dirname(FAILOVER_STATE)}`;
   await hap.writeFileAtomic(FAILOVER_STATE, JSON.stringify(s, null, 2) + '\n', {
     mode: 0o644,
     owner: 'root',
@@ -172,20 +175,12 @@ export interface ReconcileMark {
 }
 
 /** The mark's content (an empty object when it exists but is not JSON), or null when absent. */
-export async function readReconcileMark(hap: Transport): Promise<ReconcileMark | null> {
-  const b = await hap.readFile(RECONCILE_MARK);
-  if (!b) return null;
-  try {
-    return JSON.parse(b.toString('utf8')) as ReconcileMark;
-  } catch {
-    return {};
-  }
-}
+export const readReconcileMark = (hap: Transport): Promise<ReconcileMark | null> =>
+  readJson<ReconcileMark>(hap, RECONCILE_MARK, {});
 
 /** Set the mark (kept as it is when already set); returns whether this call created it. */
 export async function setReconcileMark(hap: Transport, by: string, why: string): Promise<boolean> {
   if (await hap.readFile(RECONCILE_MARK)) return false;
-  await shell(hap)`mkdir -p ${posix.dirname(RECONCILE_MARK)}`;
   const mark: ReconcileMark = { at: new Date().toISOString(), by, why };
   await hap.writeFileAtomic(RECONCILE_MARK, JSON.stringify(mark) + '\n', {
     mode: 0o644,

@@ -547,7 +547,11 @@ async function removeNetwork(id: string, log: Log): Promise<boolean> {
         log(`network ${id}: force-disconnecting stale endpoint ${ep}`);
         await dockerCallOr404(`network disconnect -f ${id} ${ep}`, (d, abortSignal) =>
           d.getNetwork(id).disconnect({ Container: ep, Force: true, abortSignal }),
-        ).catch(() => null);
+        ).catch((e: Error) => {
+          // the retry below decides; the operator sees why the disconnect did not help
+          if (e instanceof DockerTimeoutError) throw e;
+          log(`network ${id}: disconnect of ${ep} failed: ${e.message}`);
+        });
       }
     }
     await new Promise((res) => setTimeout(res, 500 * (attempt + 1)));
