@@ -53,17 +53,24 @@ export interface ScenarioLab {
   close(): Promise<void>;
 }
 
-/** The scenario topology file: WHARF_SCENARIO_TOPOLOGY, else a generated `scen` stack on 10.96.x. */
+/**
+ * The scenario topology file: WHARF_SCENARIO_TOPOLOGY, else a generated stack: WHARF_SCENARIO_STACK
+ * (`name:octet`, e.g. `scen2:86`, so parallel work does not share a lab), else `scen` on 10.96.x.
+ */
 export function scenarioTopology(): { file: string; t: Topology } {
   const given = process.env.WHARF_SCENARIO_TOPOLOGY;
   if (given) {
     const doc = parse(readFileSync(given, 'utf8')) as unknown;
     return { file: given, t: topologyFromObject(doc, given) };
   }
-  const doc = seedVariant('scen', 96);
+  const spec = process.env.WHARF_SCENARIO_STACK ?? 'scen:96';
+  const m = /^([a-z][a-z0-9-]{0,15}):(\d{1,3})$/.exec(spec);
+  if (!m || Number(m[2]) > 255)
+    throw new Error(`WHARF_SCENARIO_STACK: ${JSON.stringify(spec)} is not name:octet (e.g. scen2:86)`);
+  const doc = seedVariant(m[1]!, Number(m[2]));
   const dir = join(REPO_ROOT, '.wharf', 'scenarios');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'scen.yaml');
+  const file = join(dir, `${m[1]}.yaml`);
   const text = stringify(doc);
   if (!existsSync(file) || readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
   return { file, t: topologyFromObject(doc, file) };
