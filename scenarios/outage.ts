@@ -53,7 +53,7 @@ export function startWorkload(
     retryDelayMs: o.retryDelayMs ?? 100,
     onEvent: (e) => {
       if (e.kind === 'ack') acks.push(e.ack);
-      else failures.push({ at: e.at, error: e.error });
+      else if (e.kind === 'fail') failures.push({ at: e.at, error: e.error });
     },
   };
   // runWorkload reads retryDelayMs at every retry: setRetryDelay changes it for the running clients

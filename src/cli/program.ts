@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { reportOf, type ExitCode } from './exit.ts';
 import { type Io, printJson, processIo } from './io.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerDrill } from './commands/drill.ts';
 import { registerGraph } from './commands/graph.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerLoad } from './commands/load.ts';
@@ -32,6 +33,7 @@ export function buildProgram(io: Io = processIo): Command {
   registerLoad(program, io);
   registerScenario(program, io);
   registerWatch(program, io);
+  registerDrill(program, io);
   // Every command, including ones added with addCommand(), reports to io and never calls
   // process.exit itself: runCli maps what it throws to an exit code.
   const configure = (cmd: Command) => {

@@ -39,6 +39,10 @@ export interface NodeInspect {
   exitCode: number;
   /** Lab network name (wan, mgmt, …; other networks by their docker name) → IPv4 address. */
   addresses: Record<string, string>;
+  /** Lab network name → the node's MAC address on it (which interface faces that network). */
+  macs: Record<string, string>;
+  /** The container's init process on the host (0 when not running): its network namespace. */
+  pid: number;
   labels: Record<string, string>;
 }
 
@@ -184,8 +188,10 @@ export class LabNodeHandle {
     );
     if (!i) return null;
     const addresses: Record<string, string> = {};
+    const macs: Record<string, string> = {};
     for (const [net, ep] of Object.entries(i.NetworkSettings.Networks ?? {})) {
       if (ep.IPAddress) addresses[labNetworkName(this.stack, net)] = ep.IPAddress;
+      if (ep.MacAddress) macs[labNetworkName(this.stack, net)] = ep.MacAddress;
     }
     return {
       exists: true,
@@ -195,6 +201,8 @@ export class LabNodeHandle {
       finishedAt: i.State.FinishedAt,
       exitCode: i.State.ExitCode,
       addresses,
+      macs,
+      pid: i.State.Pid ?? 0,
       labels: i.Config.Labels ?? {},
     };
   }

@@ -19,6 +19,8 @@ export interface SftpEndpoint {
   /** Expected host key (the base64 blob of an OpenSSH public key line); verified when given. */
   hostKey?: string;
   readyTimeoutMs?: number;
+  /** SSH keepalive: a connection whose peer stops answering fails after interval × 3 (default 2 s). */
+  keepaliveMs?: number;
 }
 
 export interface WorkloadOptions {
@@ -35,6 +37,8 @@ export interface WorkloadOptions {
   ledger?: Ledger;
   durationMs?: number;
   signal?: AbortSignal;
+  /** Pause of each client between two files (pacing; default none). */
+  pauseMs?: number;
   /** Max attempts per file before giving up on it (default: unlimited until stop). */
   maxAttempts?: number;
   /**
@@ -44,12 +48,26 @@ export interface WorkloadOptions {
   retryDelayMs?: number;
   /** Cap of the backoff (default 5 s). */
   retryMaxDelayMs?: number;
+  /**
+   * An attempt still unanswered after this long is cut (its connection destroyed) and retried.
+   * Default: 30 s plus 1 s per MB.
+   */
+  attemptTimeoutMs?: (size: number) => number;
   /** Files larger than this go through a local temp file and fastPut. */
   fastPutThreshold?: number;
   onEvent?: (e: WorkloadEvent) => void;
 }
 
 export type WorkloadEvent =
+  | {
+      kind: 'invoke';
+      at: number;
+      client: number;
+      path: string;
+      size: number;
+      sha256: string;
+      attempt: number;
+    }
   | { kind: 'ack'; at: number; ack: Ack }
   | { kind: 'fail'; at: number; client: number; path: string; error: string };
 
@@ -77,6 +95,9 @@ export async function connectSftp(ep: SftpEndpoint): Promise<SftpClient> {
     ...(ep.privateKey !== undefined ? { privateKey: ep.privateKey } : {}),
     readyTimeout: ep.readyTimeoutMs ?? 5000,
     retries: 0,
+    // a connection cut without a FIN/RST (a firewall rebooted, its state gone) fails, not hangs
+    keepaliveInterval: ep.keepaliveMs ?? 2000,
+    keepaliveCountMax: 3,
     ...(hostKey
       ? {
           hostVerifier: (key: Buffer) =>
@@ -145,13 +166,21 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
   const acks: Ack[] = [];
   let bytes = 0;
   const stopped = () => o.signal?.aborted || Date.now() > deadline;
+  // a stop cuts the attempts in flight (their files were never acknowledged)
+  const live = new Set<SftpClient>();
+  const destroy = (c: SftpClient) => (c as unknown as { client?: { destroy(): void } }).client?.destroy();
+  const onAbort = () => live.forEach(destroy);
+  o.signal?.addEventListener('abort', onAbort);
+  const attemptTimeout = o.attemptTimeoutMs ?? ((size: number) => 30_000 + size / 1000);
 
   const client = async (id: number) => {
     let conn: SftpClient | undefined;
     const drop = async () => {
       const c = conn;
       conn = undefined;
-      if (c) await c.end().catch(() => undefined);
+      if (!c) return;
+      live.delete(c);
+      await Promise.race([c.end().catch(() => undefined), sleep(2000).then(() => destroy(c))]);
     };
     try {
       for (let i = 0; i < o.filesPerClient && !stopped(); i++) {
@@ -165,10 +194,38 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
         while (!done && !stopped()) {
           attempts++;
           const startedAt = Date.now();
+          o.onEvent?.({
+            kind: 'invoke',
+            at: startedAt,
+            client: id,
+            path,
+            size,
+            sha256: content.sha256,
+            attempt: attempts,
+          });
           try {
             conn ??= await connectSftp(o.endpoint);
-            if ('buf' in content && content.buf) await conn.put(content.buf, path);
-            else await conn.fastPut(content.file!, path, FAST_PUT);
+            live.add(conn);
+            if (o.signal?.aborted) throw new Error('stopped');
+            const c = conn;
+            let timer: NodeJS.Timeout | undefined;
+            const limit = attemptTimeout(size);
+            const timeout = new Promise<never>((_, reject) => {
+              timer = setTimeout(() => {
+                destroy(c);
+                reject(new Error(`no answer within ${limit} ms: connection cut`));
+              }, limit);
+            });
+            try {
+              await Promise.race([
+                'buf' in content && content.buf
+                  ? c.put(content.buf, path)
+                  : c.fastPut(content.file!, path, FAST_PUT),
+                timeout,
+              ]);
+            } finally {
+              clearTimeout(timer);
+            }
             const ack: Ack = {
               path,
               size,
@@ -196,6 +253,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
           }
         }
         if (!done) abandoned.push(path);
+        if (done && o.pauseMs) await sleep(o.pauseMs);
         if ('file' in content && content.file) rmSync(content.file, { force: true });
       }
     } finally {
@@ -206,6 +264,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
   try {
     await Promise.all(Array.from({ length: o.clients }, (_, i) => client(i)));
   } finally {
+    o.signal?.removeEventListener('abort', onAbort);
     rmSync(tmp, { recursive: true, force: true });
   }
   const elapsedMs = Date.now() - started;
