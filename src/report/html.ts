@@ -162,7 +162,7 @@ function drillSection(d: DrillResult, file: string): string {
     );
   }
   out.push(
-    `<table class="verdict"><thead><tr><th>node</th><th>ok</th><th>lost</th><th>corrupt</th><th>unexpected</th><th>recovered</th></tr></thead><tbody>` +
+    `<table class="node-verdict"><thead><tr><th>node</th><th>ok</th><th>lost</th><th>corrupt</th><th>unexpected</th><th>recovered</th></tr></thead><tbody>` +
       d.verdict.nodes
         .map(
           (n) =>

@@ -8,15 +8,17 @@ const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'
 const BAND_COLORS = ['#d62728', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2'];
 const f = (x: number) => (Math.round(x * 10) / 10).toString();
 
-/** Round tick values covering [lo, hi], about `count` of them. */
+/** Round tick values from ≤ lo to ≥ hi, about `count` steps. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!(hi > lo)) hi = lo + 1;
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  // from the last multiple of step ≤ lo to the first ≥ hi, so the axis covers every value
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
-    out.push(Math.round(v / step) * step);
+  const first = Math.floor(lo / step + 1e-9);
+  const last = Math.ceil(hi / step - 1e-9);
+  for (let i = first; i <= last; i++) out.push(Number((i * step).toPrecision(12)));
   return out;
 }
 
@@ -62,7 +64,7 @@ function axes(fr: Frame, xLabel: string, yLabel: string, yTicks: number[], xTick
     );
   }
   parts.push(
-    `<text x="${(fr.left + fr.w - fr.right) / 2}" y="${fr.h - 6}" text-anchor="middle" font-size="12">${esc(xLabel)}</text>`,
+    `<text x="${(fr.left + fr.w - fr.right) / 2}" y="${xb + 32}" text-anchor="middle" font-size="12">${esc(xLabel)}</text>`,
     `<text x="14" y="${(fr.top + xb) / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${(fr.top + xb) / 2})">${esc(yLabel)}</text>`,
   );
   return parts.join('');
@@ -94,8 +96,7 @@ export function lineChart(c: LineChartInput): string {
     ...markers.map((m) => m.t),
   ];
   const vs = c.series.flatMap((s) => s.points.map((p) => p.v));
-  const x0 = ts.length ? Math.min(...ts) : 0;
-  const x1 = ts.length ? Math.max(...ts) : 1;
+  const xTicks = niceTicks(ts.length ? Math.min(...ts) : 0, ts.length ? Math.max(...ts) : 1, 8);
   const yTicks = niceTicks(0, Math.max(1, ...vs), 5);
   const fr: Frame = {
     w,
@@ -103,9 +104,9 @@ export function lineChart(c: LineChartInput): string {
     left: 56,
     right: 16,
     top: markers.length ? 58 : 28,
-    bottom: 40 + legendRows * 16,
-    x0,
-    x1: x1 > x0 ? x1 : x0 + 1,
+    bottom: 46 + legendRows * 16,
+    x0: xTicks[0]!,
+    x1: xTicks[xTicks.length - 1]!,
     y0: 0,
     y1: yTicks[yTicks.length - 1]!,
   };
@@ -118,7 +119,7 @@ export function lineChart(c: LineChartInput): string {
       `<rect class="band" data-from="${b.from}" data-to="${b.to}" x="${f(xa)}" y="${fr.top}" width="${f(Math.max(1, xb - xa))}" height="${f(h - fr.top - fr.bottom)}" fill="${color}" fill-opacity="0.13"><title>${esc(`${b.label}: ${f(b.from)} s → ${f(b.to)} s`)}</title></rect>`,
     );
   });
-  parts.push(axes(fr, c.xLabel, c.yLabel, yTicks, niceTicks(fr.x0, fr.x1, 8)));
+  parts.push(axes(fr, c.xLabel, c.yLabel, yTicks, xTicks));
   markers.forEach((m, i) => {
     const x = f(sx(fr, m.t));
     const y = fr.top - 4 - (i % 3) * 10;
@@ -140,7 +141,7 @@ export function lineChart(c: LineChartInput): string {
   ];
   legend.forEach((l, i) => {
     const x = fr.left + (i % 3) * 235;
-    const y = h - legendRows * 16 - 4 + Math.floor(i / 3) * 16 + 12;
+    const y = h - fr.bottom + 50 + Math.floor(i / 3) * 16;
     parts.push(
       l.band
         ? `<rect x="${x}" y="${y - 9}" width="14" height="10" fill="${l.color}" fill-opacity="0.25"/>`

@@ -72,7 +72,7 @@ export const FAST_PUT = { concurrency: 8, chunkSize: 261120 } as const;
  * an unhandled error goes to stderr.
  */
 const QUIET_LISTENERS = {
-  error: (err: Error) => void process.stderr.write(`sftp: ${err.message}\n`),
+  error: (err: unknown) => void process.stderr.write(`sftp: ${(err as Error).message}\n`),
   end: () => undefined,
   close: () => undefined,
 };
