@@ -71,7 +71,7 @@ export const FAST_PUT = { concurrency: 8, chunkSize: 261120 } as const;
  * connection ends outside a call, which corrupts `--json` output: ends and closes are expected here,
  * an unhandled error goes to stderr.
  */
-const QUIET_LISTENERS = {
+export const QUIET_LISTENERS = {
   error: (err: unknown) => void process.stderr.write(`sftp: ${(err as Error).message}\n`),
   end: () => undefined,
   close: () => undefined,
