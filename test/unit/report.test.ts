@@ -7,7 +7,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { registerScenario } from '../../src/cli/commands/scenario.ts';
 import { runCli } from '../../src/cli/program.ts';
+import { runScenarios } from '../../src/scenario/runner.ts';
+import type { Scenario } from '../../src/scenario/types.ts';
 import { InputError } from '../../src/core/errors.ts';
 import { graphModel } from '../../src/graph.ts';
 import { renderReport } from '../../src/report/html.ts';
@@ -365,5 +369,69 @@ describe('wharf report', () => {
     writeFileSync(bad, JSON.stringify({ kind: 'drill' }));
     expect(await runCli(['report', '--in', bad, '--out', join(tmp(), 'x.html')], b.io)).toBe(2);
     expect(b.o.err).toMatch(/bad\.json: stack: expected a string, got nothing/);
+  });
+});
+
+describe('the runner records series, events and samples for the report', () => {
+  /** A scenario doing real local work: times a few hashes, records them as a series and samples. */
+  const timed: Scenario = {
+    name: 'timed',
+    description: 'sleeps and records what happened when',
+    async run(ctx) {
+      const start = Date.now();
+      await new Promise((r) => setTimeout(r, 120));
+      const mid = Date.now();
+      ctx.event('half-way', mid);
+      ctx.event('a span', start, { until: mid, detail: 'first part' });
+      ctx.series(
+        'steps',
+        [
+          { t: start, v: 1 },
+          { t: mid, v: 2 },
+        ],
+        'steps/s',
+      );
+      ctx.samples('waits', [mid - start], 'ms');
+      ctx.metric('wait', mid - start, 'ms', { op: '<=', value: 10_000 });
+      ctx.check('waited', mid - start >= 100, `${mid - start} ms`);
+    },
+  };
+
+  it('times are seconds since the scenario started; targets are kept', async () => {
+    const run = await runScenarios([timed], { log: () => {} });
+    const ev = run.events.timed!;
+    expect(ev[0]!.name).toBe('half-way');
+    expect(ev[0]!.t).toBeGreaterThanOrEqual(0.1);
+    expect(ev[0]!.t).toBeLessThan(5);
+    expect(ev[1]).toMatchObject({ name: 'a span', detail: 'first part' });
+    expect(ev[1]!.until).toBe(ev[0]!.t);
+    expect(run.series.timed![0]!.points.map((p) => p.v)).toEqual([1, 2]);
+    expect(run.series.timed![0]!.points[1]!.t).toBe(ev[0]!.t);
+    expect(run.samples.timed).toEqual([{ name: 'waits', unit: 'ms', values: [expect.any(Number)] }]);
+    expect(run.metrics.timed![0]).toMatchObject({ name: 'wait', target: { op: '<=', value: 10_000 } });
+    expect(Date.parse(run.startedAt)).toBeGreaterThan(0);
+  });
+
+  it('scenario run --json FILE keeps TAP on stdout; --report FILE writes the HTML', async () => {
+    const d = tmp();
+    let stdout = '';
+    let stderr = '';
+    const io = { out: (x: string) => void (stdout += x), err: (x: string) => void (stderr += x) };
+    const program = new Command('wharf').exitOverride();
+    registerScenario(program, io, { timed });
+    const json = join(d, 'r.json');
+    const report = join(d, 'r.html');
+    await program.parseAsync(['scenario', 'run', 'timed', '--json', json, '--report', report], {
+      from: 'user',
+    });
+    expect(stdout).toMatch(/^ok 1 - timed: waited \(\d+ ms\)$/m);
+    const doc = JSON.parse(readFileSync(json, 'utf8')) as { kind: string; events: Record<string, unknown[]> };
+    expect(doc.kind).toBe('scenarios');
+    expect(doc.events.timed).toHaveLength(2);
+    const html = readFileSync(report, 'utf8');
+    expect(html).toContain('<title>wharf scenarios: timed</title>');
+    expect(html).toContain('data-chart="timeline"');
+    expect(html).toContain('data-chart="topology"');
+    expect(stderr).toContain(`(report ${report})`);
   });
 });
