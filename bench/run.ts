@@ -20,7 +20,7 @@ import { labNode } from '../src/lab/node.ts';
 import { raiseHostSysctls } from '../src/lab/provision.ts';
 import { loadInventory } from '../src/topology/load.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
-import { FAST_PUT, runWorkload } from '../src/workload/generator.ts';
+import { FAST_PUT, QUIET_LISTENERS, runWorkload } from '../src/workload/generator.ts';
 import {
   labEndpoint,
   nodeOfRole,
@@ -67,7 +67,14 @@ interface Row {
   verdict: 'PASS' | 'MISS' | 'n/a';
 }
 const rows: Row[] = [];
-const result: Record<string, unknown> = { size, rounds, kills };
+// kind/startedAt: `wharf report --in` reads this document (its rows and numbers)
+const result: Record<string, unknown> = {
+  kind: 'bench',
+  startedAt: new Date().toISOString(),
+  size,
+  rounds,
+  kills,
+};
 const row = (name: string, value: string, target: string, pass?: boolean) =>
   rows.push({ name, value, target, verdict: pass === undefined ? 'n/a' : pass ? 'PASS' : 'MISS' });
 
@@ -178,7 +185,7 @@ const clean = () =>
 // Upload helpers: ssh2-sftp-client (tuned fastPut) and OpenSSH sftp, each timed connect → close.
 async function ssh2Put(target: 'direct' | 'main', local: string, remote: string) {
   const ep = labEndpoint(t, s, target);
-  const c = new SftpClient();
+  const c = new SftpClient('bench', QUIET_LISTENERS); // nothing on stdout: --json prints one document
   let cipher = '?';
   (c as unknown as { client: NodeJS.EventEmitter }).client.on(
     'handshake',

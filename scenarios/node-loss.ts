@@ -10,8 +10,77 @@ import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
 import { formatVerdict } from '../src/workload/checker.ts';
 import { showStat, statusOf } from '../src/failover/index.ts';
 import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
+import type { Transport } from '../src/transport/types.ts';
+import type { Ack } from '../src/workload/ledger.ts';
+import { userRoot } from '../src/workload/remote.ts';
 import { ensureScenarioLab, startNode, type ScenarioLab } from './lab.ts';
 import { checkEverywhere, killAndMeasureRto, measureLag, sleep, startWorkload, until } from './outage.ts';
+
+/** How often HAProxy's view of main is read after the kill (one `show stat` over SSH each time). */
+const MARKED_DOWN_POLL_MS = 200;
+
+/**
+ * The first moment (epoch ms) HAProxy shows `node` DOWN (or MAINT) in every backend that has it,
+ * polled from now until then or `timeoutMs`; undefined when never seen.
+ */
+async function whenMarkedDown(
+  lab: ScenarioLab,
+  hap: Transport,
+  node: string,
+  timeoutMs: number,
+): Promise<number | undefined> {
+  let at: number | undefined;
+  await until(
+    timeoutMs,
+    async () => {
+      const st = statusOf(await showStat(hap, lab.t).catch(() => []), lab.t, node);
+      const s = Object.values(st);
+      if (s.length && s.every((x) => /^(DOWN|MAINT)/.test(x))) at = Date.now();
+      return at !== undefined;
+    },
+    MARKED_DOWN_POLL_MS,
+  );
+  return at;
+}
+
+/** Acknowledged and failed uploads per second, from `from` to `to` (epoch ms; bins start at `from`). */
+export function perSecond(times: number[], from: number, to: number): { t: number; v: number }[] {
+  const n = Math.max(1, Math.ceil((to - from) / 1000));
+  const bins = new Array<number>(n).fill(0);
+  for (const x of times) {
+    const i = Math.floor((x - from) / 1000);
+    if (i >= 0 && i < n) bins[i]!++;
+  }
+  return bins.map((v, i) => ({ t: from + i * 1000, v }));
+}
+
+/**
+ * Per-file main → sub replication lag of uploads acknowledged before `before` (epoch ms): each
+ * file's ctime on sub (set when rsync renamed it into place) minus its ack time. Files sub did not
+ * hold by `before` are left out (counted in `missing`). Container clocks are the host's clock.
+ */
+async function lagSamples(
+  lab: ScenarioLab,
+  acks: Ack[],
+  before: number,
+): Promise<{ values: number[]; missing: number }> {
+  const sub = lab.t.replication.lsyncd.to;
+  const root = userRoot(lab.t, lab.status.demoUser.name, 'sftp');
+  const r = await lab.sh(sub, `cd '${root}' && find . -type f -printf '%P %C@\\n'`, 60_000);
+  const ctime = new Map<string, number>();
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(.*) (\d+(?:\.\d+)?)$/.exec(line.trim());
+    if (m) ctime.set(m[1]!, Math.round(Number(m[2]) * 1000));
+  }
+  const values: number[] = [];
+  let missing = 0;
+  for (const a of acks.filter((x) => x.ackAt < before)) {
+    const c = ctime.get(a.path.replace(/^\/+/, ''));
+    if (c !== undefined && c < before) values.push(c - a.ackAt);
+    else missing++;
+  }
+  return { values, missing };
+}
 
 export interface NodeLossResult {
   rtoMs?: number;
@@ -24,7 +93,8 @@ export interface NodeLossResult {
 /** One node-loss round on a lab in the known state (the scenario and `npm run bench` use it). */
 export async function nodeLossRound(
   lab: ScenarioLab,
-  ctx: Pick<ScenarioContext, 'check' | 'metric' | 'log'>,
+  ctx: Pick<ScenarioContext, 'check' | 'metric' | 'log'> &
+    Partial<Pick<ScenarioContext, 'series' | 'event' | 'samples'>>,
   o: { backup?: boolean; label?: string } = {},
 ): Promise<NodeLossResult> {
   const t = lab.t;
@@ -41,7 +111,11 @@ export async function nodeLossRound(
       options,
     });
   const w = startWorkload(lab, { prefix: `nl-${Date.now().toString(36)}` });
+  const w0 = Date.now();
   const out: NodeLossResult = { lost: 0, acks: 0 };
+  // for the report: what happened when (epoch ms)
+  let died: number | undefined;
+  let restarted: number | undefined;
   try {
     const warm = await until(30_000, () => w.acks.length >= 20);
     if (!ctx.check(`${L}workload running before the kill`, warm, `${w.acks.length} uploads acknowledged`))
@@ -58,10 +132,19 @@ export async function nodeLossRound(
     );
 
     const before = w.acks.length;
+    const markedDown = whenMarkedDown(lab, hap, main, 30_000);
     const k = await killAndMeasureRto(lab, w);
+    died = k.diedAt;
+    ctx.event?.(`docker kill ${main}`, k.diedAt);
+    const down = await markedDown;
+    if (down !== undefined) {
+      ctx.event?.(`HAProxy marks ${main} down`, down);
+      ctx.metric(`${L}kill → marked down`, down - k.diedAt, 'ms');
+    }
     if (k.rtoMs !== undefined) {
       out.rtoMs = k.rtoMs;
-      ctx.metric(`${L}RTO`, k.rtoMs, 'ms');
+      ctx.metric(`${L}RTO`, k.rtoMs, 'ms', { op: '<=', value: 2000 });
+      ctx.event?.('first upload acknowledged after the kill', k.diedAt + k.rtoMs);
     }
     const failsAfter = w.failures.filter((f) => f.at > k.diedAt).length;
     for (const f of w.failures.filter((x) => x.at > k.diedAt))
@@ -81,7 +164,17 @@ export async function nodeLossRound(
       `${w.acks.length - before} uploads acknowledged since the kill`,
     );
 
+    if (ctx.samples) {
+      const ls = await lagSamples(lab, w.acks, k.diedAt);
+      ctx.samples(`${L}main→sub lag per file (before the kill)`, ls.values, 'ms');
+      ctx.log(
+        `${L}lag samples: ${ls.values.length} files; ${ls.missing} acknowledged before the kill not on sub by then`,
+      );
+    }
+
+    const foAt = Date.now();
     const fo = await rb('failover', { unplanned: true });
+    ctx.event?.('failover --unplanned', foAt, { until: Date.now() });
     const rpo = (
       fo.details as { rpo?: { windowSec?: number; idleBoundSec: number; lostAt: string } } | undefined
     )?.rpo;
@@ -96,6 +189,8 @@ export async function nodeLossRound(
       ctx.metric(`${L}RPO window (estimated at failover)`, rpo.windowSec, 's');
 
     await startNode(lab, main);
+    restarted = Date.now();
+    ctx.event?.(`${main} dead`, died, { until: restarted, detail: 'docker kill → docker start' });
     await sleep(3000); // HAProxy would need rise × inter (~1 s) to take main back if it were not in maint
     const st = statusOf(await showStat(hap, t), t, main);
     ctx.check(
@@ -109,7 +204,9 @@ export async function nodeLossRound(
     // every 100 ms through a pause lock themselves (and the runbook's probe) out. From here on
     // their backoff starts at 3 s (doubling per failure in a row up to 5 s): 4 clients stay under it.
     w.setRetryDelay(3000);
+    const fbAt = Date.now();
     const fb = await rb('failback');
+    ctx.event?.('failback', fbAt, { until: Date.now() });
     const d = fb.details as
       | {
           rpo?: { files: number; windowSec: number };
@@ -134,6 +231,27 @@ export async function nodeLossRound(
     await until(10_000, () => w.acks.length >= n + 8);
   } finally {
     const res = await w.stop();
+    const end = Date.now();
+    ctx.series?.(
+      `${L}uploads acknowledged per second`,
+      perSecond(
+        res.acks.map((a) => a.ackAt),
+        w0,
+        end,
+      ),
+      'uploads/s',
+    );
+    ctx.series?.(
+      `${L}failed attempts per second`,
+      perSecond(
+        res.failures.map((f) => f.at),
+        w0,
+        end,
+      ),
+      'uploads/s',
+    );
+    if (died !== undefined && restarted === undefined)
+      ctx.event?.(`${main} dead`, died, { until: end, detail: 'not restarted by the scenario' });
     out.acks = res.acks.length;
     ctx.log(
       `${L}workload: ${res.acks.length} acks, ${res.failures.length} failed attempts, ${res.abandoned.length} abandoned`,
@@ -150,7 +268,7 @@ export async function nodeLossRound(
         (nv.lost.length ? ` (lost: ${nv.lost.slice(0, 3).join(', ')})` : ''),
     );
   }
-  ctx.metric(`${L}lost`, out.lost, 'files');
+  ctx.metric(`${L}lost`, out.lost, 'files', { op: '<=', value: 0 });
   return out;
 }
 

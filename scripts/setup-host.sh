@@ -28,6 +28,7 @@ declare -A PROVIDES=(
   [curl]=curl
   [openssl]=openssl
   [docker.io]=dockerd
+  [chromium]=chromium # the HTML report's browser test (playwright-core drives it headless)
 )
 
 present() { [[ $1 == /* ]] && [[ -x $1 ]] || command -v "$1" >/dev/null 2>&1; }

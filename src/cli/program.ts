@@ -8,6 +8,7 @@ import { registerGraph } from './commands/graph.ts';
 import { registerLabCommands } from './commands/lab.ts';
 import { registerLoad } from './commands/load.ts';
 import { registerRender } from './commands/render.ts';
+import { registerReport } from './commands/report.ts';
 import { registerRun } from './commands/run.ts';
 import { registerSchema } from './commands/schema.ts';
 import { registerScenario } from './commands/scenario.ts';
@@ -34,6 +35,7 @@ export function buildProgram(io: Io = processIo): Command {
   registerScenario(program, io);
   registerWatch(program, io);
   registerDrill(program, io);
+  registerReport(program, io);
   // Every command, including ones added with addCommand(), reports to io and never calls
   // process.exit itself: runCli maps what it throws to an exit code.
   const configure = (cmd: Command) => {

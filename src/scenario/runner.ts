@@ -3,15 +3,37 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve, basename } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import type { CheckResult, Metric, Scenario } from './types.ts';
+import type { CheckResult, Metric, SampleSet, Scenario, Series, TimelineEvent } from './types.ts';
 import { toTap } from './tap.ts';
 
 export interface ScenarioRun {
   results: CheckResult[];
   metrics: Record<string, Metric[]>;
+  /** Per scenario: time series, events/spans and sample sets (times in s since the scenario started). */
+  series: Record<string, Series[]>;
+  events: Record<string, TimelineEvent[]>;
+  samples: Record<string, SampleSet[]>;
   ok: boolean;
+  startedAt: string;
   durationMs: number;
 }
+
+/** The JSON document of a run (`scenario run --json`), the report's input. */
+export function runJson(run: ScenarioRun) {
+  return {
+    kind: 'scenarios' as const,
+    ok: run.ok,
+    startedAt: run.startedAt,
+    durationMs: run.durationMs,
+    results: run.results,
+    metrics: run.metrics,
+    series: run.series,
+    events: run.events,
+    samples: run.samples,
+  };
+}
+
+const sec = (ms: number) => Math.round(ms) / 1000;
 
 export async function runScenarios(
   scenarios: Scenario[],
@@ -20,9 +42,15 @@ export async function runScenarios(
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const results: CheckResult[] = [];
   const metrics: Record<string, Metric[]> = {};
+  const series: Record<string, Series[]> = {};
+  const events: Record<string, TimelineEvent[]> = {};
+  const samples: Record<string, SampleSet[]> = {};
   const started = Date.now();
   for (const s of scenarios) {
     const ms: Metric[] = (metrics[s.name] = []);
+    const ss: Series[] = (series[s.name] = []);
+    const es: TimelineEvent[] = (events[s.name] = []);
+    const sa: SampleSet[] = (samples[s.name] = []);
     const t0 = Date.now();
     log(`# scenario ${s.name}: ${s.description}`);
     const ctx = {
@@ -32,9 +60,23 @@ export async function runScenarios(
         log(`${ok ? 'ok    ' : 'NOT OK'} ${s.name}: ${name}${detail ? ` (${detail})` : ''}`);
         return ok;
       },
-      metric(name: string, value: number, unit: string) {
-        ms.push({ name, value, unit });
-        log(`  metric ${name} = ${value} ${unit}`);
+      metric(name: string, value: number, unit: string, target?: Metric['target']) {
+        ms.push({ name, value, unit, ...(target ? { target } : {}) });
+        log(`  metric ${name} = ${value} ${unit}${target ? ` (target ${target.op} ${target.value})` : ''}`);
+      },
+      series(name: string, points: { t: number; v: number }[], unit: string) {
+        ss.push({ name, unit, points: points.map((p) => ({ t: sec(p.t - t0), v: p.v })) });
+      },
+      event(name: string, at: number, o: { until?: number; detail?: string } = {}) {
+        es.push({
+          name,
+          t: sec(at - t0),
+          ...(o.until !== undefined ? { until: sec(o.until - t0) } : {}),
+          ...(o.detail !== undefined ? { detail: o.detail } : {}),
+        });
+      },
+      samples(name: string, values: number[], unit: string) {
+        sa.push({ name, unit, values });
       },
       log: (m: string) => log(`  ${s.name}: ${m}`),
     };
@@ -48,7 +90,11 @@ export async function runScenarios(
   return {
     results,
     metrics,
+    series,
+    events,
+    samples,
     ok: results.length > 0 && results.every((r) => r.ok),
+    startedAt: new Date(started).toISOString(),
     durationMs: Date.now() - started,
   };
 }

@@ -84,8 +84,19 @@ export interface WorkloadResult {
 /** Tuned fastPut: 8 requests of 255 KiB in flight was fastest here (environment notes). */
 export const FAST_PUT = { concurrency: 8, chunkSize: 261120 } as const;
 
+/**
+ * ssh2-sftp-client's default listeners print "Global end listener: …" to stdout (console.log) when a
+ * connection ends outside a call, which corrupts `--json` output: ends and closes are expected here,
+ * an unhandled error goes to stderr.
+ */
+export const QUIET_LISTENERS = {
+  error: (err: unknown) => void process.stderr.write(`sftp: ${(err as Error).message}\n`),
+  end: () => undefined,
+  close: () => undefined,
+};
+
 export async function connectSftp(ep: SftpEndpoint): Promise<SftpClient> {
-  const c = new SftpClient();
+  const c = new SftpClient('wharf', QUIET_LISTENERS);
   const hostKey = ep.hostKey;
   await c.connect({
     host: ep.host,

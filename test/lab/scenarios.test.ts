@@ -1,9 +1,10 @@
-// The scenarios as CI runs them: `wharf scenario run … --junit out.xml` (the real binary) on the
-// scenario lab (stack "scen", 10.96.x; brought up and provisioned on first use). large-file runs
-// at its default 1 GiB (WHARF_LARGE_FILE_SIZE overrides it).
+// The scenarios as CI runs them: `wharf scenario run … --junit … --json … --report …` (the real
+// binary) on the scenario lab (stack "scen", 10.96.x; brought up and provisioned on first use).
+// large-file runs at its default 1 GiB (WHARF_LARGE_FILE_SIZE overrides it).
+// CI keeps its evidence: TAP, JUnit, the JSON results and the HTML report are written to the
+// repository's out/ (git-ignored; nothing removes them after the run).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SCENARIOS } from '../../scenarios/index.ts';
@@ -11,9 +12,9 @@ import { scenarioTopology } from '../../scenarios/lab.ts';
 import { labDown } from '../../src/lab/lab.ts';
 import { REPO } from './helpers.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'wharf-scenarios-'));
+const dir = join(REPO, 'out');
+mkdirSync(dir, { recursive: true });
 afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true });
   // the scenario lab stays up after `wharf scenario run` (reused by the next one); the test run
   // leaves nothing behind unless WHARF_KEEP_LAB=1
   if (!process.env.WHARF_KEEP_LAB) await labDown(scenarioTopology().t.name);
@@ -30,11 +31,26 @@ describe('wharf scenario run on the scenario lab', () => {
   });
 
   it(`${NAMES.join(' ')}: every check passes; JUnit has one testcase per check with the numbers`, () => {
-    const junit = join(dir, 'out.xml');
-    const tap = join(dir, 'out.tap');
+    const junit = join(dir, 'scenarios-junit.xml');
+    const tap = join(dir, 'scenarios.tap');
+    const json = join(dir, 'scenarios.json');
+    const report = join(dir, 'scenarios-report.html');
     const r = spawnSync(
       process.execPath,
-      [join(REPO, 'bin/wharf.mjs'), 'scenario', 'run', ...NAMES, '--tap', tap, '--junit', junit],
+      [
+        join(REPO, 'bin/wharf.mjs'),
+        'scenario',
+        'run',
+        ...NAMES,
+        '--tap',
+        tap,
+        '--junit',
+        junit,
+        '--json',
+        json,
+        '--report',
+        report,
+      ],
       {
         encoding: 'utf8',
         timeout: 1_800_000,
@@ -65,5 +81,26 @@ describe('wharf scenario run on the scenario lab', () => {
       );
       expect(tapText).toMatch(/^# metric large-file chain\/direct ratio=[\d.]+/m);
     }
+    // the JSON results: every check; node-loss's throughput, timeline and lag samples for the report
+    const doc = JSON.parse(readFileSync(json, 'utf8')) as {
+      kind: string;
+      ok: boolean;
+      results: unknown[];
+      series: Record<string, { points: unknown[] }[]>;
+      events: Record<string, { name: string }[]>;
+      samples: Record<string, { values: unknown[] }[]>;
+    };
+    expect(doc).toMatchObject({ kind: 'scenarios', ok: true });
+    expect(doc.results).toHaveLength(points.length);
+    expect(doc.series['node-loss']![0]!.points.length).toBeGreaterThan(5);
+    expect(doc.events['node-loss']!.map((e) => e.name)).toContain('HAProxy marks sftp-main down');
+    expect(doc.samples['node-loss']![0]!.values.length).toBeGreaterThan(0);
+    // the HTML report: the summary table with one row per check, the charts, the topology
+    const html = readFileSync(report, 'utf8');
+    const summary = /<table id="summary"[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
+    expect(summary.match(/<tr data-verdict="pass">/g)).toHaveLength(points.length);
+    expect(html).toContain('id="overall">PASS');
+    for (const kind of ['throughput', 'timeline', 'lag-cdf', 'topology'])
+      expect(html).toContain(`data-chart="${kind}"`);
   });
 });

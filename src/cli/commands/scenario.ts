@@ -2,7 +2,13 @@
 // --tap FILE) and JUnit (--junit FILE, made by tap-junit). Checks carry their measured numbers.
 import type { Command } from 'commander';
 import { InputError, ReportedFailure, RunError } from '../../core/errors.ts';
-import { runScenarios, writeJunit, writeTap } from '../../scenario/runner.ts';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { runJson, runScenarios, writeJunit, writeTap } from '../../scenario/runner.ts';
+import { reportInputFrom } from '../../report/load.ts';
+import { DEFAULT_TOPOLOGY } from '../../topology/load.ts';
+import { REPO_ROOT } from '../../lab/state.ts';
+import { writeReport } from './report.ts';
 import { toTap } from '../../scenario/tap.ts';
 import { pickScenarios, registeredScenarios } from '../../scenario/registry.ts';
 import type { Scenario } from '../../scenario/types.ts';
@@ -11,7 +17,8 @@ import { type Io, printJson } from '../io.ts';
 interface RunOptions {
   tap?: string;
   junit?: string;
-  json?: boolean;
+  json?: boolean | string;
+  report?: string;
 }
 
 /**
@@ -49,7 +56,11 @@ export function registerScenario(
     .argument('<names...>', `scenario names: ${Object.keys(registry).join(', ')}, or all`)
     .option('--tap <file>', 'write flat TAP here (default: TAP on stdout)')
     .option('--junit <file>', 'write JUnit XML here (made by tap-junit; one testcase per check)')
-    .option('--json', 'print one JSON document (results and metrics) instead of TAP on stdout')
+    .option(
+      '--json [file]',
+      'one JSON document (results, metrics, series, events, samples): to FILE, or instead of TAP on stdout',
+    )
+    .option('--report <file>', 'write the HTML report of this run here (as `wharf report`)')
     .addHelpText(
       'after',
       `
@@ -67,12 +78,25 @@ Progress goes to stderr. Exit: 0 every check passed, 1 a check failed, 2 unknown
       const run = await runScenarios(picked, { log: (l) => io.err(`${l}\n`) });
       if (o.tap) writeTap(run, o.tap);
       if (o.junit) writeJunit(run, o.junit);
-      if (o.json)
-        printJson(io, { ok: run.ok, durationMs: run.durationMs, results: run.results, metrics: run.metrics });
+      const doc = runJson(run);
+      if (typeof o.json === 'string') {
+        mkdirSync(dirname(resolve(o.json)), { recursive: true });
+        writeFileSync(o.json, `${JSON.stringify(doc, null, 2)}\n`);
+      }
+      if (o.report) {
+        // the scenario lab's topology file when given, else the default stack: the same graph
+        const topo = process.env.WHARF_SCENARIO_TOPOLOGY ?? join(REPO_ROOT, DEFAULT_TOPOLOGY);
+        writeReport(o.report, {
+          inputs: [reportInputFrom(doc, typeof o.json === 'string' ? o.json : 'scenario run')],
+          topologyFile: topo,
+          title: `wharf scenarios: ${picked.map((s) => s.name).join(', ')}`,
+        });
+      }
+      if (o.json === true) printJson(io, doc);
       else if (!o.tap) io.out(toTap(run.results, run.metrics));
       const failed = run.results.filter((r) => !r.ok).length;
       io.err(
-        `scenarios: ${picked.map((s) => s.name).join(', ')}: ${run.results.length - failed}/${run.results.length} checks ok in ${(run.durationMs / 1000).toFixed(1)} s${o.junit ? ` (JUnit ${o.junit})` : ''}\n`,
+        `scenarios: ${picked.map((s) => s.name).join(', ')}: ${run.results.length - failed}/${run.results.length} checks ok in ${(run.durationMs / 1000).toFixed(1)} s${o.junit ? ` (JUnit ${o.junit})` : ''}${o.report ? ` (report ${o.report})` : ''}\n`,
       );
       if (!run.ok) throw new ReportedFailure(`${failed} check(s) failed`);
     });
