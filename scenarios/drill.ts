@@ -66,6 +66,23 @@ export const drill: Scenario = {
         faults.every((k) => r.faults.some((f) => f.kind === k && f.error === null)),
         r.faults.map((f) => f.kind).join(', '),
       );
+      // for the report: uploads per second with each fault as a band, the replication window
+      const t0 = Date.parse(r.startedAt);
+      ctx.series(
+        'acknowledged uploads per second',
+        r.timeline.map((b) => ({ t: t0 + b.t * 1000, v: b.acks })),
+        '1/s',
+      );
+      ctx.series(
+        'failed attempts per second',
+        r.timeline.map((b) => ({ t: t0 + b.t * 1000, v: b.fails })),
+        '1/s',
+      );
+      for (const f of r.faults)
+        ctx.event(`${f.id} ${f.kind} ${f.targets.join(' ⇹ ')}`, t0 + f.at, {
+          ...(f.healAt !== null ? { until: t0 + f.healAt } : {}),
+          detail: `RTO ${f.rtoMs ?? '—'} ms`,
+        });
       const { results, metrics } = drillChecks(r);
       for (const c of results) ctx.check(c.name, c.ok, c.detail);
       for (const m of metrics) ctx.metric(m.name, m.value, m.unit);

@@ -125,7 +125,8 @@ function drillSection(d: DrillResult, file: string): string {
       ],
       bands: d.faults.map((f) => ({
         from: f.at / 1000,
-        to: f.healAt / 1000,
+        // a fault never healed runs to the end of the drill
+        to: (f.healAt ?? d.durationMs) / 1000,
         label: `${f.id}: ${f.kind} ${f.targets.join(', ')}`,
       })),
     }),
@@ -135,7 +136,7 @@ function drillSection(d: DrillResult, file: string): string {
       d.faults
         .map(
           (f) =>
-            `<tr><td>${esc(f.id)}</td><td>${esc(f.kind)}</td><td>${esc(f.targets.join(', '))}</td><td class="num">${(f.at / 1000).toFixed(1)}</td><td class="num">${(f.healAt / 1000).toFixed(1)}</td><td class="num ${f.rtoMs === null ? 'fail' : ''}">${f.rtoMs === null ? 'none' : f.rtoMs}</td><td class="num">${f.lagAfterHealMs ?? '—'}</td></tr>`,
+            `<tr><td>${esc(f.id)}</td><td>${esc(f.kind)}</td><td>${esc(f.targets.join(', '))}</td><td class="num">${(f.at / 1000).toFixed(1)}</td><td class="num ${f.healAt === null ? 'fail' : ''}">${f.healAt === null ? 'never' : (f.healAt / 1000).toFixed(1)}</td><td class="num ${f.rtoMs === null ? 'fail' : ''}">${f.rtoMs === null ? 'none' : f.rtoMs}</td><td class="num">${f.lagAfterHealMs ?? '—'}</td></tr>`,
         )
         .join('') +
       `</tbody></table>`,

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 
 const num = z.number().finite();
+const countOrList = z.union([num, z.array(z.string()).transform((xs) => xs.length)]);
 const target = z.object({ op: z.enum(['<=', '>=']), value: num });
 
 /** `wharf scenario run --json`: checks, metrics (some with a target), series, events, sample sets. */
@@ -57,7 +58,7 @@ export const DrillSchema = z.object({
       targets: z.array(z.string()),
       /** ms since the drill started */
       at: num,
-      healAt: num,
+      healAt: num.nullable(),
       rtoMs: num.nullable(),
       lagAfterHealMs: num.nullable(),
     }),
@@ -70,16 +71,17 @@ export const DrillSchema = z.object({
       z.object({
         node: z.string(),
         ok: num,
-        lost: num,
-        corrupt: num,
-        unexpected: num,
-        recovered: num,
+        // wharf drill's result.json lists the paths; a count is read as it is
+        lost: countOrList,
+        corrupt: countOrList,
+        unexpected: countOrList,
+        recovered: countOrList,
       }),
     ),
   }),
   rto: z.record(z.string(), z.object({ median: num, max: num })),
 });
-export type DrillResult = z.infer<typeof DrillSchema>;
+export type DrillResult = z.output<typeof DrillSchema>;
 
 /**
  * `npx tsx bench/run.ts --json`: rows (name, value, target, PASS/MISS/n/a) and the measured numbers

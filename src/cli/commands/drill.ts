@@ -195,7 +195,16 @@ fault not applied or healed, or the steady state not reached again; 2 bad input.
       const { results, metrics } = drillChecks(r);
       if (o.junit)
         writeJunit(
-          { results, metrics: { [`drill seed ${r.seed}`]: metrics }, ok: r.ok, durationMs: r.durationMs },
+          {
+            results,
+            metrics: { [`drill seed ${r.seed}`]: metrics },
+            series: {},
+            events: {},
+            samples: {},
+            ok: r.ok,
+            startedAt: r.startedAt,
+            durationMs: r.durationMs,
+          },
           o.junit,
         );
       if (o.json) printJson(io, r);
