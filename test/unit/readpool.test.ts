@@ -67,7 +67,7 @@ describe('read pool: who serves reads', () => {
       expect(paths(stack['sftp-backup']!)).not.toContain(p);
     const hb = content(stack['sftp-main']!, HEARTBEAT_SCRIPT);
     expect(hb).toContain('STAMP=/srv/sftp/.wharf-heartbeat/stamp\n');
-    expect(hb).toContain('sleep 2\n'); // configs/stack.yaml: readLag.heartbeat 2s
+    expect(hb).toContain('sleep 5\n'); // configs/stack.yaml: readLag.heartbeat 5s
     const sock = content(stack['sftp-sub']!, '/etc/systemd/system/wharf-read-lag-agent.socket');
     expect(sock).toMatch(/^ListenStream=10\.88\.3\.12:9708$/m);
     expect(stack['sftp-sub']!.units).toContainEqual({
@@ -118,9 +118,9 @@ describe('read-lag agent script (run by /bin/sh)', () => {
     expect(run()).toMatch(/^up #behind sftp-main by [34]s$/);
   });
 
-  it('older than readLag.max (10s) → down', () => {
+  it('older than readLag.max (15s) → down', () => {
     writeFileSync(stamp, `${now() - 42}\n`);
-    expect(run()).toMatch(/^down #behind sftp-main by 4[23]s \(max 10s\)$/);
+    expect(run()).toMatch(/^down #behind sftp-main by 4[23]s \(max 15s\)$/);
   });
 
   it('no heartbeat (or garbage) → down', () => {
