@@ -2,12 +2,11 @@
 // replica's read-lag agent. GIVEN the default stack WHEN rendered THEN who gets what; the lag agent
 // script itself is run by /bin/sh against a stamp and keys file in a temp folder.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { readFileSync } from 'node:fs';
 import { loadTopology, topologyFromObject } from '../../src/topology/load.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import { readPoolNodes, replicaReaders } from '../../src/topology/model.ts';
