@@ -1,13 +1,16 @@
 // The scenario registry: `wharf scenario list|run` and the README's test command use it.
-// Order matters for `run all`: each scenario resets the lab to a known state first.
+// Order matters for `run all`: each scenario resets the lab to a known state first. smoke comes
+// first: a broken stack fails there, fast.
 import { registerScenarios, registeredScenarios } from '../src/scenario/registry.ts';
 import { drill } from './drill.ts';
 import { failbackNaive } from './failback-naive.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { nodeLoss } from './node-loss.ts';
+import { readWriteSplit } from './read-write-split.ts';
+import { smoke } from './smoke.ts';
 
-registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive, drill);
+registerScenarios(smoke, nodeLoss, hostKeys, largeFile, failbackNaive, readWriteSplit, drill);
 
 export const SCENARIOS = registeredScenarios();
 export { pickScenarios } from '../src/scenario/registry.ts';

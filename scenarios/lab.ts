@@ -16,7 +16,8 @@ import { raiseInotifyInstances } from '../src/lab/lab.ts';
 import { provisionLab } from '../src/lab/provision.ts';
 import { loadInventory, topologyFromObject } from '../src/topology/load.ts';
 import { nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
-import type { Inventory } from '../src/topology/inventory.ts';
+import { labInventory, type Inventory } from '../src/topology/inventory.ts';
+import { renderStack } from '../src/render/index.ts';
 import { sshTransports, shQuote, closeAll } from '../src/transport/index.ts';
 import type { Transport } from '../src/transport/types.ts';
 import { $ } from '../src/exec/index.ts';
@@ -77,7 +78,15 @@ export function scenarioTopology(): { file: string; t: Topology } {
 }
 
 const provisionedMarker = (t: Topology) => join(stateDir(t.name), 'scenario-provisioned');
-const topoKey = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+/**
+ * What the lab was provisioned from: the topology file and every file the renderers make of it, so
+ * a renderer change (same topology) provisions again instead of running scenarios on old configs.
+ */
+const topoKey = (file: string, t: Topology) =>
+  createHash('sha256')
+    .update(readFileSync(file))
+    .update(JSON.stringify(renderStack(t, labInventory(t))))
+    .digest('hex');
 
 /** Bring the scenario lab up (idempotent) and reset it to the known state. */
 export async function ensureScenarioLab(
@@ -92,7 +101,7 @@ export async function ensureScenarioLab(
     status = undefined;
   }
   const marker = provisionedMarker(t);
-  const provisioned = existsSync(marker) && readFileSync(marker, 'utf8') === topoKey(file);
+  const provisioned = existsSync(marker) && readFileSync(marker, 'utf8') === topoKey(file, t);
   if (!status || !provisioned) {
     log(`scenario lab ${t.name}: lab up + provision (first run; slow)`);
     await labUp(t, { topologyFile: file, log });
@@ -103,7 +112,7 @@ export async function ensureScenarioLab(
     const clear = `find ${NOTIFY_SPOOL} -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; systemctl restart wharf-notify 2>/dev/null; true`;
     await $({ nothrow: true, quiet: true, timeout: 30_000 })`ssh -F ${cfg} ${main} ${clear}`;
     await provisionLab(t, log);
-    writeFileSync(marker, topoKey(file));
+    writeFileSync(marker, topoKey(file, t));
     status = await labStatus(t);
   }
   const lab = labHandle(t, status, log);

@@ -123,13 +123,17 @@ export function graphModel(t: Topology): GraphModel {
       edges.push({ from: id('fe', name), to: id('be', f.backend), style: 'solid' });
     }
     for (const [name, b] of Object.entries(t.haproxy.backends)) {
-      const how = [`balance ${b.balance}`, ...(b.stickOnSource ? ['stick on src'] : [])].join(', ');
+      const how = [
+        `balance ${b.balance}`,
+        ...(b.stickOnSource ? ['stick on src'] : []),
+        ...(b.readOnly ? ['read-only'] : []),
+      ].join(', ');
       addNode({ id: id('be', name), label: `backend ${name}<br/>${how}`, shape: 'box', group: gid });
       for (const s of b.servers) {
         edges.push({
           from: id('be', name),
           to: topoNode(s.node),
-          label: `:${t.sftp.port}${s.backup ? ' backup' : ''}`,
+          label: `:${b.readOnly ? t.sftp.readOnlyPort : t.sftp.port}${s.backup ? ' backup' : ''}`,
           style: s.backup ? 'dashed' : 'solid',
         });
       }

@@ -7,6 +7,7 @@ import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
 import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS } from '../render/lsyncd.ts';
 import { AGENT_BASELINE, RECONCILE_MARK, SERVER_STATE_FILE } from '../render/agent.ts';
+import { HEARTBEAT_DIR } from '../render/readpool.ts';
 import { SYNC_HOME } from '../stack/desired.ts';
 import { parseStat, socatLine, type StatRow } from './haproxy.ts';
 import { fenceAuthorizedKeys, isFenced, unfenceAuthorizedKeys } from './fence.ts';
@@ -96,9 +97,10 @@ export async function fenced(sub: Transport, mainAddr: string): Promise<boolean>
   return b ? isFenced(b.toString('utf8'), mainAddr) : false;
 }
 
-/** Top-level folders under the chroot base that are not data (rsync's temp dir, excludes). */
+/** Top-level folders under the chroot base that are not data (rsync's temp dir, main's heartbeat). */
 export const excludedDirs = (t: Topology): string[] => [
   t.replication.lsyncd.tempDir.replace(/^\/+|\/+$/g, ''),
+  HEARTBEAT_DIR,
 ];
 
 export async function listTree(tr: Transport, t: Topology): Promise<Listing> {

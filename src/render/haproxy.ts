@@ -4,8 +4,9 @@ import type { Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { RenderedFile } from './types.ts';
 import { file, header, lines, shq } from './util.ts';
-import { sftpNode } from '../topology/model.ts';
+import { replicaReaders, sftpNode } from '../topology/model.ts';
 import { SERVER_STATE_FILE, agentServerOptions } from './agent.ts';
+import { LAG_AGENT_PORT, lagAgentServerOptions } from './readpool.ts';
 import type { CheckCommand } from './types.ts';
 
 /**
@@ -112,6 +113,15 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
       }`,
     );
     if (b.stickOnSource) out.push('    stick-table type ip size 100k expire 30m', '    stick on src');
+    const lagged = b.readOnly ? b.servers.filter((s) => replicaReaders(t).includes(s.node)) : [];
+    if (b.readOnly)
+      out.push(
+        `    # read pool: sshd's read-only listener (internal-sftp -R) on :${t.sftp.readOnlyPort}`,
+        ...lagged.map(
+          (s) =>
+            `    # ${s.node} asks its read-lag agent (:${LAG_AGENT_PORT} on its address): "down" while main's heartbeat there is older than ${t.replication.readLag.max}`,
+        ),
+      );
     if (b.servers.some((s) => s.node === main))
       out.push(
         `    # ${main} asks the wharf agent (127.0.0.1): "maint" once sub served writes while it was down,`,
@@ -122,11 +132,12 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
       const flags = [
         s.weight !== undefined ? `weight ${s.weight}` : '',
         s.backup ? 'backup' : '',
-        s.node === main ? agentServerOptions() : '',
+        s.node === main ? agentServerOptions() : lagged.includes(s) ? lagAgentServerOptions() : '',
       ]
         .filter(Boolean)
         .join(' ');
-      out.push(`    server ${s.node} ${addr}:${t.sftp.port} check${flags ? ' ' + flags : ''}`);
+      const port = b.readOnly ? t.sftp.readOnlyPort : t.sftp.port;
+      out.push(`    server ${s.node} ${addr}:${port} check${flags ? ' ' + flags : ''}`);
     }
   }
   if (h.stats.port) {

@@ -11,6 +11,17 @@ import { renderBackupScript, renderBackupService, renderBackupTimer } from './ba
 import { notifierNode, renderNotifyEnv, renderNotifyScript, renderNotifyUnit } from './notify.ts';
 import { renderFirewallNft, renderNftDropin, renderRouterNft } from './nftables.ts';
 import { renderRoutes, routesOf } from './routes.ts';
+import {
+  HEARTBEAT_UNIT,
+  LAG_AGENT_SOCKET_UNIT,
+  needsHeartbeat,
+  renderHeartbeatScript,
+  renderHeartbeatUnit,
+  renderLagAgentScript,
+  renderLagAgentService,
+  renderLagAgentSocket,
+} from './readpool.ts';
+import { replicaReaders } from '../topology/model.ts';
 
 export type { NodeRender, RenderedFile, UnitState, CheckCommand, Route } from './types.ts';
 
@@ -73,6 +84,15 @@ export function renderNode(t: Topology, inv: Inventory, node: string): NodeRende
         b.add(renderLsyncdConf(t, inv), renderLsyncdUnit(t))
           .unit('lsyncd', 'restart')
           .pkg('lsyncd', 'lua5.4');
+      if (node === r.lsyncd.from && needsHeartbeat(t))
+        b.add(renderHeartbeatScript(t), renderHeartbeatUnit(t)).unit(HEARTBEAT_UNIT, 'restart');
+      if (replicaReaders(t).includes(node))
+        // script, service, socket: the socket's check needs the service
+        b.add(
+          renderLagAgentScript(t, inv, node),
+          renderLagAgentService(t),
+          renderLagAgentSocket(t, inv, node),
+        ).unit(LAG_AGENT_SOCKET_UNIT, 'restart');
       if (node === r.backup.to) {
         b.add(renderBackupScript(t, inv), renderBackupService(t), renderBackupTimer(t));
         b.unit('wharf-backup.timer', 'restart').pkg('rsync', 'openssh-client', 'util-linux');

@@ -1,6 +1,6 @@
 // sshd_config for the SFTP nodes (chroot, sftp-only, shared host keys: pitfalls 11, 14), the
 // management ListenAddress drop-in for every node, the replication sudoers rule and inotify sysctls.
-import type { Topology } from '../topology/model.ts';
+import { readPoolNodes, type Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { RenderedFile } from './types.ts';
 import { CHECKS, file, header, lines } from './util.ts';
@@ -12,13 +12,48 @@ export const hostKeyPaths = (t: Topology): string[] =>
 
 export function renderSshdConfig(t: Topology, inv: Inventory, node: string): RenderedFile {
   const s = t.sftp;
+  const lan = addressOf(inv, node, 'lan');
+  const reader = readPoolNodes(t).includes(node);
+  const sftpUser = (extra: string[]) => [
+    `    ChrootDirectory ${s.chrootBase}/%u`,
+    ...extra,
+    `    PasswordAuthentication ${s.passwordAuthentication ? 'yes' : 'no'}`,
+    '    DisableForwarding yes',
+    '    AllowTcpForwarding no',
+    '    AllowAgentForwarding no',
+    '    X11Forwarding no',
+    '    PermitTunnel no',
+    '    PermitTTY no',
+  ];
+  // sshd applies the first value each keyword gets from the Match blocks a connection satisfies:
+  // the read-only blocks come first and set everything the general block would
+  const readOnly = reader
+    ? [
+        '',
+        `# Read-only SFTP on port ${s.readOnlyPort} (HAProxy's read pool): the same chroot, every write`,
+        '# (put, mkdir, rename, remove, setstat) refused with "Permission denied".',
+        `Match LocalPort ${s.readOnlyPort} Group ${s.group}`,
+        ...sftpUser(['    ForceCommand internal-sftp -R', '    PubkeyAuthentication yes']),
+        '',
+        `# Nobody else logs in on the read port (root, the replication account): no method is left.`,
+        `Match LocalPort ${s.readOnlyPort}`,
+        '    PubkeyAuthentication no',
+        '    PasswordAuthentication no',
+        '    KbdInteractiveAuthentication no',
+        '    HostbasedAuthentication no',
+        '    ForceCommand /bin/false',
+        '    DisableForwarding yes',
+        '    PermitTTY no',
+      ]
+    : [];
   const text = lines(
     header(t).trimEnd(),
     '# Drop-ins first: sshd keeps the first value it reads (the mgmt ListenAddress lives there).',
     'Include /etc/ssh/sshd_config.d/*.conf',
     '',
     `Port ${s.port}`,
-    `ListenAddress ${addressOf(inv, node, 'lan')}`,
+    `ListenAddress ${lan}`,
+    ...(reader ? [`ListenAddress ${lan}:${s.readOnlyPort}`] : []),
     '',
     '# The same host keys on every SFTP node behind the one address (no warning after a failover).',
     ...hostKeyPaths(t).map((p) => `HostKey ${p}`),
@@ -37,18 +72,11 @@ export function renderSshdConfig(t: Topology, inv: Inventory, node: string): Ren
     'PrintMotd no',
     'AcceptEnv LANG LC_*',
     'Subsystem sftp internal-sftp',
+    ...readOnly,
     '',
     `# SFTP users: jailed in ${s.chrootBase}/<user> (root-owned), writable ${s.uploadDir}/ inside, nothing else.`,
     `Match Group ${s.group}`,
-    `    ChrootDirectory ${s.chrootBase}/%u`,
-    '    ForceCommand internal-sftp',
-    `    PasswordAuthentication ${s.passwordAuthentication ? 'yes' : 'no'}`,
-    '    DisableForwarding yes',
-    '    AllowTcpForwarding no',
-    '    AllowAgentForwarding no',
-    '    X11Forwarding no',
-    '    PermitTunnel no',
-    '    PermitTTY no',
+    ...sftpUser(['    ForceCommand internal-sftp']),
   );
   return file('/etc/ssh/sshd_config', text, { check: CHECKS.sshd, notify: ['ssh'] });
 }
@@ -67,6 +95,9 @@ export function renderMgmtDropin(t: Topology, mgmtAddress: string): RenderedFile
     { notify: ['ssh'] },
   );
 }
+
+/** The replication account's home: `.ssh/authorized_keys` there carries the failover fence. */
+export const SYNC_HOME = '/var/lib/wharfsync';
 
 export const SUDOERS_SYNC = '/etc/sudoers.d/wharf-sync';
 

@@ -1,5 +1,6 @@
 // Desired state of the stack's hosts, per runbook. Pure: Topology + Inventory (+ secrets) → resources.
 import { renderNode } from '../render/index.ts';
+import { SYNC_HOME } from '../render/sshd.ts';
 import { resourcesFromRender, type DesiredState, type Resource } from '../runbook/resources.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import { sftpNode, type Topology, type TopologyNode } from '../topology/model.ts';
@@ -36,7 +37,7 @@ export function installDesired(t: Topology, inv: Inventory, only?: string[]): De
   return out;
 }
 
-export const SYNC_HOME = '/var/lib/wharfsync';
+export { SYNC_HOME };
 export const SFTP_GID = 2000;
 export const uidOf = (t: Topology, name: string): number => {
   const i = t.sftp.users.findIndex((u) => u.name === name);

@@ -197,7 +197,33 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
       problems.push(
         `haproxy.backends.${name}.servers: every server is a backup; at least one must be active`,
       );
+    // a reader must hold the live tree: main, or the replica lsyncd keeps current (backup's chroot
+    // is empty, its copies are snapshots; any other node would serve an empty or stale tree)
+    const { from, to } = t.replication.lsyncd;
+    const replicated = from !== to && [from, to].every((n) => nodes[n]?.kind === 'sftp');
+    if (b.readOnly && replicated)
+      b.servers.forEach((s, i) => {
+        if (nodes[s.node]?.kind === 'sftp' && s.node !== from && s.node !== to)
+          problems.push(
+            `haproxy.backends.${name}.servers.${i}: node "${s.node}" cannot serve reads: it holds no live copy of the uploads (a read-only backend may list only replication.lsyncd.from "${from}" and .to "${to}")`,
+          );
+      });
   }
+  if (t.sftp.readOnlyPort === t.sftp.port)
+    problems.push(
+      `sftp.readOnlyPort: ${t.sftp.readOnlyPort} is already sshd's port (sftp.port); expected another port`,
+    );
+  const hb = durationMs(t.replication.readLag.heartbeat);
+  const maxLag = durationMs(t.replication.readLag.max);
+  const healthy = 2 * (hb + t.replication.lsyncd.delay * 1000);
+  if (hb < 1000)
+    problems.push(
+      `replication.readLag.heartbeat: expected at least 1s (main writes its clock in whole seconds), got ${t.replication.readLag.heartbeat}`,
+    );
+  else if (maxLag < healthy)
+    problems.push(
+      `replication.readLag.max: expected at least 2 × (heartbeat ${t.replication.readLag.heartbeat} + lsyncd.delay ${t.replication.lsyncd.delay}s) = ${healthy / 1000}s, or a healthy replica flaps out of the read pool, got ${t.replication.readLag.max}`,
+    );
   if (t.haproxy.timeouts.client !== t.haproxy.timeouts.server) {
     problems.push(
       `haproxy.timeouts.server: expected the same value as timeouts.client (${t.haproxy.timeouts.client}) in TCP mode, got ${t.haproxy.timeouts.server}`,

@@ -30,7 +30,10 @@ export type Topology = Omit<ParsedTopology, 'nodes' | 'router' | 'firewall' | 'h
   router: { forwards: PortForwardRule[] };
   firewall: { rules: FirewallRule[]; nat: PortForwardRule[] };
   haproxy: Omit<ParsedTopology['haproxy'], 'backends'> & {
-    backends: Record<string, { balance: string; stickOnSource: boolean; servers: BackendServer[] }>;
+    backends: Record<
+      string,
+      { balance: string; stickOnSource: boolean; readOnly: boolean; servers: BackendServer[] }
+    >;
   };
 };
 
@@ -113,6 +116,7 @@ export function resolveTopology(t: ParsedTopology): Topology {
     backends[name] = {
       balance: b.balance,
       stickOnSource: b.stickOnSource,
+      readOnly: b.readOnly,
       servers: b.servers.map((s) =>
         typeof s === 'string'
           ? { node: s, backup: false }
@@ -145,6 +149,19 @@ export function sftpNode(t: Topology, role: SftpRole): TopologyNode {
   if (!n) throw new Error(`topology has no sftp node with role ${role}`);
   return n;
 }
+
+/** SFTP nodes that serve a read-only backend (their sshd gets the read-only listener). */
+export const readPoolNodes = (t: Topology): string[] => [
+  ...new Set(
+    Object.values(t.haproxy.backends)
+      .filter((b) => b.readOnly)
+      .flatMap((b) => b.servers.map((s) => s.node)),
+  ),
+];
+
+/** Readers that get their data through replication: their lag is checked (not main: it is the source). */
+export const replicaReaders = (t: Topology): string[] =>
+  readPoolNodes(t).filter((n) => n !== t.replication.lsyncd.from);
 
 /** Parse an HAProxy-style duration to milliseconds (a bare number is ms): the one parser in src/core. */
 export function durationMs(d: string): number {

@@ -112,6 +112,12 @@ const Backend = z.strictObject({
   balance: z.enum(['roundrobin', 'leastconn', 'source', 'first']).default('roundrobin'),
   /** `stick on src`: keep a client on one server (sticky sessions). */
   stickOnSource: z.boolean().default(false),
+  /**
+   * A read pool: its servers answer on `sftp.readOnlyPort`, where sshd runs `internal-sftp -R`
+   * (every write refused with "Permission denied"), and a replica behind main by more than
+   * `replication.readLag.max` leaves the pool (its HAProxy agent answers "down").
+   */
+  readOnly: z.boolean().default(false),
   servers: z.array(Server).min(1, { error: 'expected at least one server' }),
 });
 
@@ -202,20 +208,32 @@ export const TopologySchema = z.strictObject({
       frontends: z.record(name('frontend'), Frontend).default({
         sftp: { port: 22, backend: 'sftp', description: 'SFTP: main, sub takes over' },
         write: { port: 2222, backend: 'write', description: 'writes: main only, sub takes over' },
-        read: { port: 2221, backend: 'read', description: 'reads: sub + backup, sticky' },
+        read: {
+          port: 2221,
+          backend: 'read',
+          description: 'reads: main + sub read-only, sticky, a lagging replica out',
+        },
       }),
       backends: z.record(name('backend'), Backend).default({
         sftp: {
           balance: 'first',
           stickOnSource: false,
+          readOnly: false,
           servers: ['sftp-main', { node: 'sftp-sub', backup: true }],
         },
         write: {
           balance: 'first',
           stickOnSource: false,
+          readOnly: false,
           servers: ['sftp-main', { node: 'sftp-sub', backup: true }],
         },
-        read: { balance: 'roundrobin', stickOnSource: true, servers: ['sftp-sub', 'sftp-backup'] },
+        // backup is not a reader: its chroot is empty (its copies live in dated snapshots)
+        read: {
+          balance: 'roundrobin',
+          stickOnSource: true,
+          readOnly: true,
+          servers: ['sftp-main', 'sftp-sub'],
+        },
       }),
     })
     .prefault({}),
@@ -225,6 +243,8 @@ export const TopologySchema = z.strictObject({
       chrootBase: absPath().default('/srv/sftp'),
       uploadDir: name('directory').default('upload'),
       port: port().default(22),
+      /** sshd's read-only listener (`internal-sftp -R`) on the nodes of a read-only backend. */
+      readOnlyPort: port().default(2221),
       passwordAuthentication: z.boolean().default(true),
       maxAuthTries: intIn(1, 20).default(3),
       maxSessions: intIn(1, 1000).default(10),
@@ -268,6 +288,17 @@ export const TopologySchema = z.strictObject({
             .string()
             .regex(/^[A-Za-z0-9._-]+$/)
             .default('.wharf-source'),
+        })
+        .prefault({}),
+      /**
+       * How far behind main a replica may be and still serve reads. Main writes its clock into
+       * `<chrootBase>/.wharf-heartbeat/stamp` every `heartbeat` (replicated like an upload, outside
+       * every user's chroot); the replica's HAProxy agent compares it with its own clock.
+       */
+      readLag: z
+        .strictObject({
+          heartbeat: duration().default('5s'),
+          max: duration().default('30s'),
         })
         .prefault({}),
     })

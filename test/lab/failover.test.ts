@@ -136,7 +136,7 @@ describe('failover and failback on the lab', () => {
       const fo = await rb('failover');
       expect(fo.error ?? '', log.join('\n')).toBe('');
       expect(fo.ok).toBe(true);
-      expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT' });
+      expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT', read: 'MAINT' });
       expect((await readFailoverState(hap()))?.phase).toBe('done');
       expect(await fenced(lab.transports.get('sftp-sub')!, mainAddr())).toBe(true);
       expect((await lab.sh('sftp-main', 'systemctl is-active lsyncd')).stdout.trim()).not.toBe('active');
@@ -188,7 +188,7 @@ describe('failover and failback on the lab', () => {
       // failback killed after the fence was lifted and both trees were listed (before/while copying)
       const out2 = await killHalfway('failback', /sync: list both trees/);
       expect(out2).not.toMatch(/failover record closed/);
-      expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT' }); // main stays out
+      expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT', read: 'MAINT' }); // main stays out
       const fb = await rb('failback');
       expect(fb.error ?? '', log.join('\n')).toBe('');
       expect(fb.ok).toBe(true);
@@ -313,7 +313,7 @@ describe('failover and failback on the lab', () => {
       // and the stack is where the result says: main still in maint (the undo did not happen)
       await lab.sh('haproxy', `mv ${sock}.away ${sock}`);
       moved = undefined;
-      expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT' });
+      expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT', read: 'MAINT' });
       expect((await lab.sh('sftp-main', 'systemctl is-active lsyncd')).stdout.trim()).toBe('active');
       expect((await lab.sh('haproxy', `test -e ${FAILOVER_STATE}; echo $?`)).stdout.trim()).toBe('1');
     } finally {
@@ -421,7 +421,7 @@ describe('failover and failback on the lab', () => {
     expect(p2.steps.find((x) => x.id === 'pause-writes')!.undo!.commands).toEqual(
       expect.arrayContaining(['set server write/sftp-sub state ready']),
     );
-    expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT' }); // --check changed nothing
+    expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT', read: 'MAINT' }); // --check changed nothing
     const a2 = cli('failback', '--json');
     expect(a2.status, a2.stderr).toBe(0);
     const r2 = JSON.parse(a2.stdout) as { journal: string; ok: boolean };
@@ -563,7 +563,7 @@ describe('failover and failback on the lab', () => {
           held.seen.filter((x) => !x.startsWith('DOWN')),
           `${name}: main back in rotation before failback`,
         ).toEqual([]);
-        expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT' });
+        expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT', read: 'MAINT' });
         w.setRetryDelay(3000);
         log.length = 0;
         const fb = await rb('failback');

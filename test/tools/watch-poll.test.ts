@@ -25,6 +25,7 @@ const stat = (main: string) =>
     row('write', 'sftp-sub', 'UP'),
     row('sftp', 'sftp-main', main),
     row('sftp', 'sftp-sub', 'UP'),
+    row('read', 'sftp-main', main),
     row('read', 'sftp-sub', 'UP'),
   ].join('\n');
 

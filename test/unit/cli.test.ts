@@ -79,7 +79,7 @@ describe('wharf validate', () => {
     const r = await wharf('validate');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('configs/stack.yaml: ok (stack "seed")');
-    expect(r.stdout).toContain('  read     :2221  → read: sftp-sub, sftp-backup · stick on src');
+    expect(r.stdout).toContain('  read     :2221  → read: sftp-main, sftp-sub · stick on src · read-only');
     expect(r.stdout).toContain('OnCalendar=*-*-* *:00,15,30,45:00');
   });
 

@@ -58,15 +58,16 @@ const STAT = [
   row('sftp', 'BACKEND', 3, 'UP'),
   row('write', 'sftp-main', 2, 'DOWN', 5),
   row('write', 'sftp-sub', 0, 'UP'),
+  row('read', 'sftp-main', 0, 'DOWN', 4),
   row('read', 'sftp-sub', 7, 'UP'),
-  row('read', 'sftp-backup', 1, 'UP'),
   '',
 ].join('\n');
 
 describe('HAProxy runtime API', () => {
   it('GIVEN the seed topology WHEN main goes to maint THEN every backend holding main gets the command', () => {
-    expect(backendsOf(t, 'sftp-main').sort()).toEqual(['sftp', 'write']);
+    expect(backendsOf(t, 'sftp-main').sort()).toEqual(['read', 'sftp', 'write']);
     expect(serverStateCommands(t, 'sftp-main', 'maint').sort()).toEqual([
+      'set server read/sftp-main state maint',
       'set server sftp/sftp-main state maint',
       'set server write/sftp-main state maint',
     ]);
@@ -91,7 +92,7 @@ describe('HAProxy runtime API', () => {
     expect(rows).toHaveLength(6);
     expect(sessionsOf(rows, t, 'sftp-main')).toBe(5);
     expect(sessionsOf(rows, t, 'sftp-sub')).toBe(7);
-    expect(statusOf(rows, t, 'sftp-main')).toEqual({ sftp: 'DOWN', write: 'DOWN' });
+    expect(statusOf(rows, t, 'sftp-main')).toEqual({ sftp: 'DOWN', write: 'DOWN', read: 'DOWN' });
     expect(lostAt(rows, t, 'sftp-main', 100_000)).toBe(95_000);
     expect(lostAt(rows, t, 'sftp-sub', 100_000)).toBeUndefined();
   });

@@ -99,7 +99,7 @@ describe('haproxy.cfg', () => {
     expect(cfg).not.toContain(inv.hosts['haproxy']!.addresses.mgmt!);
   });
 
-  it('sftp and write: main first, sub only as backup; read: sub + backup balanced and sticky', () => {
+  it('sftp and write: main first, sub only as backup; read: main + sub read-only, balanced and sticky', () => {
     for (const b of ['sftp', 'write']) {
       const s = section(cfg, `backend ${b}`);
       expect(s).toContain(
@@ -114,17 +114,20 @@ describe('haproxy.cfg', () => {
         'balance roundrobin',
         'stick-table type ip size 100k expire 30m',
         'stick on src',
-        'server sftp-sub 10.88.3.12:22 check',
-        'server sftp-backup 10.88.3.13:22 check',
+        // sshd's read-only listener; main keeps the non-preemptive agent, sub asks its lag agent
+        'server sftp-main 10.88.3.11:2221 check agent-check agent-addr 127.0.0.1 agent-port 9707 agent-inter 1s',
+        'server sftp-sub 10.88.3.12:2221 check agent-check agent-port 9708 agent-inter 1s',
       ]),
     );
+    expect(read.join('\n')).not.toContain('sftp-backup');
   });
 
   it('non-preemptive failover: main asks the wharf agent, admin states survive a reload (server-state file)', () => {
     expect(section(cfg, 'global')).toContain('server-state-file /var/lib/wharf/haproxy-server-state');
     expect(section(cfg, 'defaults')).toContain('load-server-state-from-file global');
-    // only main's lines ask the agent
-    expect(cfg.match(/agent-check/g)).toHaveLength(2);
+    // main's lines ask the wharf agent (sftp, write, read); sub asks its read-lag agent in read only
+    expect(cfg.match(/agent-check agent-addr 127\.0\.0\.1 agent-port 9707/g)).toHaveLength(3);
+    expect(cfg.match(/agent-check/g)).toHaveLength(4);
     const files = stack['haproxy']!.files.map((f) => f.path);
     expect(files).toEqual(
       expect.arrayContaining([

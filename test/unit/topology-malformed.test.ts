@@ -299,6 +299,32 @@ const cases: [string, string, string[]][] = [
     [`${FILE}: firewall.rules.0.action: expected one of pass|block|reject, got "allow"`],
   ],
   [
+    'read pool: backup (empty chroot, data in snapshots) as a reader',
+    'haproxy:\n  frontends: { read: { port: 2221, backend: read } }\n  backends: { read: { readOnly: true, servers: [sftp-sub, sftp-backup] } }\n',
+    [
+      `${FILE}: haproxy.backends.read.servers.1: node "sftp-backup" cannot serve reads: it holds no live copy of the uploads (a read-only backend may list only replication.lsyncd.from "sftp-main" and .to "sftp-sub")`,
+    ],
+  ],
+  [
+    "read pool: the read-only listener on sshd's own port",
+    'sftp: { port: 2221 }',
+    [`${FILE}: sftp.readOnlyPort: 2221 is already sshd's port (sftp.port); expected another port`],
+  ],
+  [
+    'read pool: a lag threshold a healthy replica would exceed',
+    'replication: { readLag: { heartbeat: 5s, max: 8s } }',
+    [
+      `${FILE}: replication.readLag.max: expected at least 2 × (heartbeat 5s + lsyncd.delay 1s) = 12s, or a healthy replica flaps out of the read pool, got 8s`,
+    ],
+  ],
+  [
+    'read pool: a heartbeat below a second',
+    'replication: { readLag: { heartbeat: 500ms } }',
+    [
+      `${FILE}: replication.readLag.heartbeat: expected at least 1s (main writes its clock in whole seconds), got 500ms`,
+    ],
+  ],
+  [
     'YAML duplicate key',
     'name: a\nhaproxy: { maxconn: 10 }\nname: b\n',
     [`${FILE}:3:1: YAML syntax error: Map keys must be unique`],

@@ -267,8 +267,8 @@ describe('the poll', () => {
     'write,sftp-sub,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1,0,1,0,0,12,',
     'sftp,sftp-main,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT,1,1,0,0,0,12,',
     'sftp,sftp-sub,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1,1,0,0,0,12,',
+    'read,sftp-main,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT,1,1,0,0,0,12,',
     'read,sftp-sub,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1,1,0,0,0,12,',
-    'read,sftp-backup,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,1,1,0,0,0,12,',
   ].join('\n');
 
   it('parses show stat, the banner probe and the failover record', () => {

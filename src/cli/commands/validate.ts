@@ -19,7 +19,13 @@ export interface ValidateSummary {
   >;
   frontends: Record<
     string,
-    { port: number; backend: string; servers: { node: string; backup: boolean }[]; stickOnSource: boolean }
+    {
+      port: number;
+      backend: string;
+      servers: { node: string; backup: boolean }[];
+      stickOnSource: boolean;
+      readOnly: boolean;
+    }
   >;
   replication: {
     lsyncd: { from: string; to: string; delaySeconds: number };
@@ -46,6 +52,7 @@ export function summarize({ topologyFile, inventoryFile, topology: t, inventory 
       backend: f.backend,
       servers: b.servers.map((s) => ({ node: s.node, backup: s.backup })),
       stickOnSource: b.stickOnSource,
+      readOnly: b.readOnly,
     };
   }
   const { lsyncd, backup } = t.replication;
@@ -85,7 +92,7 @@ export function summaryLines(s: ValidateSummary): string[] {
   const fe = (name: string, f: ValidateSummary['frontends'][string]) =>
     `  ${name.padEnd(8)} :${String(f.port).padEnd(5)} → ${f.backend}: ${f.servers
       .map((s) => (s.backup ? `${s.node} (backup)` : s.node))
-      .join(', ')}${f.stickOnSource ? ' · stick on src' : ''}`;
+      .join(', ')}${f.stickOnSource ? ' · stick on src' : ''}${f.readOnly ? ' · read-only' : ''}`;
   const r = s.replication;
   return [
     `${s.topologyFile}: ok (stack "${s.name}")`,
