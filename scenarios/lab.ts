@@ -53,6 +53,9 @@ export interface ScenarioLab {
   close(): Promise<void>;
 }
 
+/** Backup snapshots kept by the scenario lab's topology (the seed keeps 96). */
+export const SCENARIO_RETENTION = 3;
+
 /**
  * The scenario topology file: WHARF_SCENARIO_TOPOLOGY, else a generated stack: WHARF_SCENARIO_STACK
  * (`name:octet`, e.g. `scen2:86`, so parallel work does not share a lab), else `scen` on 10.96.x.
@@ -67,7 +70,9 @@ export function scenarioTopology(): { file: string; t: Topology } {
   const m = /^([a-z][a-z0-9-]{0,15}):(\d{1,3})$/.exec(spec);
   if (!m || Number(m[2]) > 255)
     throw new Error(`WHARF_SCENARIO_STACK: ${JSON.stringify(spec)} is not name:octet (e.g. scen2:86)`);
-  const doc = seedVariant(m[1]!, Number(m[2]));
+  const doc = seedVariant(m[1]!, Number(m[2])) as { replication?: { backup?: Record<string, unknown> } };
+  // A short retention, so backup-restore can prove pruning in a few runs instead of 97.
+  if (doc.replication?.backup) doc.replication.backup.retention = SCENARIO_RETENTION;
   const dir = join(REPO_ROOT, '.wharf', 'scenarios');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${m[1]}.yaml`);
