@@ -1,12 +1,13 @@
 // The scenario registry: `wharf scenario list|run` and the README's test command use it.
 // Order matters for `run all`: each scenario resets the lab to a known state first.
 import { registerScenarios, registeredScenarios } from '../src/scenario/registry.ts';
+import { backupRestore } from './backup-restore.ts';
 import { failbackNaive } from './failback-naive.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { nodeLoss } from './node-loss.ts';
 
-registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive);
+registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive, backupRestore);
 
 export const SCENARIOS = registeredScenarios();
 export { pickScenarios } from '../src/scenario/registry.ts';
