@@ -6,8 +6,9 @@ import { failbackNaive } from './failback-naive.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { nodeLoss } from './node-loss.ts';
+import { replicationLag } from './replication-lag.ts';
 
-registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive, backupRestore);
+registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive, backupRestore, replicationLag);
 
 export const SCENARIOS = registeredScenarios();
 export { pickScenarios } from '../src/scenario/registry.ts';
