@@ -5,10 +5,11 @@ import { backupRestore } from './backup-restore.ts';
 import { failbackNaive } from './failback-naive.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
+import { manyFiles } from './many-files.ts';
 import { nodeLoss } from './node-loss.ts';
 import { replicationLag } from './replication-lag.ts';
 
-registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive, backupRestore, replicationLag);
+registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive, backupRestore, replicationLag, manyFiles);
 
 export const SCENARIOS = registeredScenarios();
 export { pickScenarios } from '../src/scenario/registry.ts';
