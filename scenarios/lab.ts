@@ -216,9 +216,23 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   // empty the upload folders and the backup snapshots
   const base = t.sftp.chrootBase;
   const uploads = t.sftp.users.map((u) => shQuote(`${base}/${u.name}/${t.sftp.uploadDir}`)).join(' ');
-  for (const n of Object.values(t.nodes)) {
-    if (n.kind !== 'sftp') continue;
-    await quiet.sh(n.name, `find ${uploads} -mindepth 1 -delete 2>/dev/null; true`);
+  // Many files on main (many-files' thousands): lsyncd would spend minutes on the deletions' events
+  // (an rsync per batch, delete = false), lagging the next scenario; it is stopped meanwhile and
+  // started again (its startup sync of a near-empty tree is quick).
+  const many = Number(
+    (await quiet.sh(main, `find ${uploads} -mindepth 1 2>/dev/null | head -n 1001 | wc -l`)).stdout.trim(),
+  );
+  if (many > 1000) {
+    lab.log(`reset: more than 1000 entries in ${main}'s upload folders: lsyncd stopped while they go`);
+    await quiet.sh(main, 'systemctl stop lsyncd');
+  }
+  try {
+    for (const n of Object.values(t.nodes)) {
+      if (n.kind !== 'sftp') continue;
+      await quiet.sh(n.name, `find ${uploads} -mindepth 1 -delete 2>/dev/null; true`, 300_000);
+    }
+  } finally {
+    if (many > 1000) await quiet.sh(main, 'systemctl start lsyncd');
   }
   // notices still queued for earlier scenarios' files (a failback of thousands of files queues
   // thousands of late notices; the notifier drains a few per second) are not this scenario's
