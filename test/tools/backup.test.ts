@@ -166,6 +166,17 @@ describe('backup.sh (rendered) against a real ssh source', () => {
     expect(readlinkSync(join(snaps, 'latest'))).toBe(after[1]);
   });
 
+  it('two runs within one second get two names (the second waits for a new one)', async () => {
+    await nextSecond();
+    expect((await run()).code).toBe(0);
+    const first = readlinkSync(join(snaps, 'latest'));
+    const r = await run();
+    expect(r.code, r.err).toBe(0);
+    const second = readlinkSync(join(snaps, 'latest'));
+    expect(second).not.toBe(first);
+    expect(snapshots()).toEqual([first, second]);
+  });
+
   it('a run while another holds the lock skips without a new snapshot', async () => {
     const before = snapshots();
     await nextSecond();
