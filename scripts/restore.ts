@@ -111,6 +111,10 @@ export async function planRestoreRun(ctx: RunbookContext<Options>): Promise<Step
     `restore ${input.user}:${input.path} as it was in snapshot ${snapshot} (${backup}) onto ${main}`,
     ...describeRestorePlan(plan, o.force),
   ];
+  if (plan.blocked.length || (plan.conflicts.length && !o.force))
+    notes.push(
+      `a run refuses (step conflicts): ${plan.blocked.length} blocked, ${plan.conflicts.length} conflict(s)${plan.conflicts.length && !o.force ? ' without --force' : ''}; nothing would change`,
+    );
   const copies = [...plan.create, ...plan.overwrite];
   if (!copies.length && !plan.newDirs.length && !plan.conflicts.length && !plan.blocked.length)
     return {
