@@ -2,15 +2,29 @@
 // Order matters for `run all`: each scenario resets the lab to a known state first. smoke comes
 // first: a broken stack fails there, fast.
 import { registerScenarios, registeredScenarios } from '../src/scenario/registry.ts';
+import { backupRestore } from './backup-restore.ts';
 import { drill } from './drill.ts';
 import { failbackNaive } from './failback-naive.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
+import { manyFiles } from './many-files.ts';
 import { nodeLoss } from './node-loss.ts';
 import { readWriteSplit } from './read-write-split.ts';
+import { replicationLag } from './replication-lag.ts';
 import { smoke } from './smoke.ts';
 
-registerScenarios(smoke, nodeLoss, hostKeys, largeFile, failbackNaive, readWriteSplit, drill);
+registerScenarios(
+  smoke,
+  nodeLoss,
+  hostKeys,
+  largeFile,
+  failbackNaive,
+  readWriteSplit,
+  backupRestore,
+  replicationLag,
+  manyFiles,
+  drill,
+);
 
 export const SCENARIOS = registeredScenarios();
 export { pickScenarios } from '../src/scenario/registry.ts';

@@ -54,6 +54,9 @@ export interface ScenarioLab {
   close(): Promise<void>;
 }
 
+/** Backup snapshots kept by the scenario lab's topology (the seed keeps 96). */
+export const SCENARIO_RETENTION = 3;
+
 /**
  * The scenario topology file: WHARF_SCENARIO_TOPOLOGY, else a generated stack: WHARF_SCENARIO_STACK
  * (`name:octet`, e.g. `scen2:86`, so parallel work does not share a lab), else `scen` on 10.96.x.
@@ -68,7 +71,9 @@ export function scenarioTopology(): { file: string; t: Topology } {
   const m = /^([a-z][a-z0-9-]{0,15}):(\d{1,3})$/.exec(spec);
   if (!m || Number(m[2]) > 255)
     throw new Error(`WHARF_SCENARIO_STACK: ${JSON.stringify(spec)} is not name:octet (e.g. scen2:86)`);
-  const doc = seedVariant(m[1]!, Number(m[2]));
+  const doc = seedVariant(m[1]!, Number(m[2])) as { replication?: { backup?: Record<string, unknown> } };
+  // A short retention, so backup-restore can prove pruning in a few runs instead of 97.
+  if (doc.replication?.backup) doc.replication.backup.retention = SCENARIO_RETENTION;
   const dir = join(REPO_ROOT, '.wharf', 'scenarios');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${m[1]}.yaml`);
@@ -220,9 +225,23 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   // empty the upload folders and the backup snapshots
   const base = t.sftp.chrootBase;
   const uploads = t.sftp.users.map((u) => shQuote(`${base}/${u.name}/${t.sftp.uploadDir}`)).join(' ');
-  for (const n of Object.values(t.nodes)) {
-    if (n.kind !== 'sftp') continue;
-    await quiet.sh(n.name, `find ${uploads} -mindepth 1 -delete 2>/dev/null; true`);
+  // Many files on main (many-files' thousands): lsyncd would spend minutes on the deletions' events
+  // (an rsync per batch, delete = false), lagging the next scenario; it is stopped meanwhile and
+  // started again (its startup sync of a near-empty tree is quick).
+  const many = Number(
+    (await quiet.sh(main, `find ${uploads} -mindepth 1 2>/dev/null | head -n 1001 | wc -l`)).stdout.trim(),
+  );
+  if (many > 1000) {
+    lab.log(`reset: more than 1000 entries in ${main}'s upload folders: lsyncd stopped while they go`);
+    await quiet.sh(main, 'systemctl stop lsyncd');
+  }
+  try {
+    for (const n of Object.values(t.nodes)) {
+      if (n.kind !== 'sftp') continue;
+      await quiet.sh(n.name, `find ${uploads} -mindepth 1 -delete 2>/dev/null; true`, 300_000);
+    }
+  } finally {
+    if (many > 1000) await quiet.sh(main, 'systemctl start lsyncd');
   }
   // notices still queued for earlier scenarios' files (a failback of thousands of files queues
   // thousands of late notices; the notifier drains a few per second) are not this scenario's

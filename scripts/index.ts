@@ -5,3 +5,4 @@ export { configure } from './configure.ts';
 export { verify } from './verify.ts';
 export { failover } from './failover.ts';
 export { failback } from './failback.ts';
+export { restore } from './restore.ts';

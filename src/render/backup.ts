@@ -6,6 +6,7 @@ import { cronToOnCalendar } from '../topology/cron.ts';
 import type { RenderedFile } from './types.ts';
 import { CHECKS, file, header, lines, shq, unitCheck } from './util.ts';
 import { NOTIFY_SPOOL } from './notify.ts';
+import { ALERT_SCRIPT, alertsEnabled } from './alert.ts';
 
 export const BACKUP_SCRIPT = '/usr/local/lib/wharf/backup.sh';
 export const BACKUP_SERVICE = '/etc/systemd/system/wharf-backup.service';
@@ -33,6 +34,7 @@ export function renderBackupScript(t: Topology, inv: Inventory): RenderedFile {
     `RETENTION=${b.retention}`,
     `SPOOL=\${WHARF_SPOOL:-${shq(NOTIFY_SPOOL)}}`,
     `NOTIFY=${notices ? 1 : 0}`,
+    `ALERT=\${WHARF_ALERT:-${shq(alertsEnabled(t) ? ALERT_SCRIPT : '')}}`,
     `SSH=\${WHARF_SSH:-"ssh -i ${BACKUP_KEY} -p ${t.sftp.port} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${BACKUP_KNOWN_HOSTS} -o ConnectTimeout=10"}`,
     `RSYNC_PATH=\${WHARF_RSYNC_PATH:-"sudo /usr/bin/rsync"}`,
     '',
@@ -44,12 +46,28 @@ export function renderBackupScript(t: Topology, inv: Inventory): RenderedFile {
     'if ! flock -n 9; then log "another backup is still running; skipping"; exit 0; fi',
     '',
     '# Empty-source guard: an unmounted or wiped source must not become the newest snapshot.',
+    "# A refusal is raised as an alert on the stack's notice channels (webhook + SMTP), not only logged.",
     'if ! $SSH "$SRC_HOST" test -e "$GUARD"; then',
-    '  log "refusing to back up: guard file $GUARD is missing on ${SRC_HOST#*@} (empty or unmounted source?)"',
+    '  why="refusing to back up: guard file $GUARD is missing on ${SRC_HOST#*@} (empty or unmounted source?)"',
+    '  log "$why"',
+    '  if [[ -n "$ALERT" ]]; then',
+    '    if "$ALERT" backup-refused "backup on $(hostname): $why; the newest snapshot stays $(readlink "$SNAP_DIR/latest" 2>/dev/null || echo none)"; then',
+    '      log "alert backup-refused sent"',
+    '    else',
+    '      log "ERROR: alert backup-refused was not delivered (see wharf-alert lines above)"',
+    '    fi',
+    '  fi',
     '  exit 3',
     'fi',
     '',
+    '# Snapshot names have 1 s resolution: a run right after another waits for a new name.',
     'stamp=$(date -u +%Y%m%dT%H%M%SZ)',
+    'for (( w = 0; w < 3; w++ )); do',
+    '  [[ -e "$SNAP_DIR/$stamp" ]] || break',
+    '  sleep 1',
+    '  stamp=$(date -u +%Y%m%dT%H%M%SZ)',
+    'done',
+    'if [[ -e "$SNAP_DIR/$stamp" ]]; then log "snapshot $stamp exists already"; exit 1; fi',
     'new="$SNAP_DIR/$stamp"',
     'partial="$new.partial"',
     'link=()',

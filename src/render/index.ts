@@ -8,6 +8,7 @@ import { AGENT_SOCKET_UNIT, renderAgentScript, renderAgentService, renderAgentSo
 import { INOTIFY_SYSCTLS, renderMgmtDropin, renderSshdConfig, renderSudoers, renderSysctl } from './sshd.ts';
 import { renderLsyncdConf, renderLsyncdUnit } from './lsyncd.ts';
 import { renderBackupScript, renderBackupService, renderBackupTimer } from './backup.ts';
+import { alertsEnabled, renderAlertEnv, renderAlertScript } from './alert.ts';
 import { notifierNode, renderNotifyEnv, renderNotifyScript, renderNotifyUnit } from './notify.ts';
 import { renderFirewallNft, renderNftDropin, renderRouterNft } from './nftables.ts';
 import { renderRoutes, routesOf } from './routes.ts';
@@ -96,6 +97,8 @@ export function renderNode(t: Topology, inv: Inventory, node: string): NodeRende
       if (node === r.backup.to) {
         b.add(renderBackupScript(t, inv), renderBackupService(t), renderBackupTimer(t));
         b.unit('wharf-backup.timer', 'restart').pkg('rsync', 'openssh-client', 'util-linux');
+        // the empty-source guard raises an alert on the notice channels
+        if (alertsEnabled(t)) b.add(renderAlertScript(t), renderAlertEnv(t, inv, node)).pkg('curl');
       }
       const notices = t.notifications.webhook.enabled || t.notifications.smtp.enabled;
       if (notices && node === notifierNode(t)) {

@@ -18,6 +18,16 @@ export function booleanOption(description: string) {
     .meta({ description } satisfies FlagMeta);
 }
 
+/** A flag that takes a text value (`--name VALUE`); required unless a default is given. */
+export function stringOption(metavar: string, description: string, def?: string) {
+  const base = z.string({ error: (i) => (i.input === undefined ? 'required' : 'expected a text value') });
+  return (def === undefined ? base : base.default(def)).meta({
+    description,
+    metavar,
+    ...(def !== undefined ? { default: def } : {}),
+  } satisfies FlagMeta);
+}
+
 /** A duration flag: text like 30s or 2m in, milliseconds out. */
 export function durationOption(def: string, description: string) {
   return z

@@ -4,7 +4,7 @@
 // journals every step by id, reports progress, stops at the first failed step and runs the undos of
 // the completed steps in reverse. An undo that fails is a failed step too (host, commands, error):
 // the run exits 1 and nothing claims a state it did not reach.
-import { RunError } from '../core/errors.ts';
+import { InputError, RunError } from '../core/errors.ts';
 import { Journal, onInterrupt } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import type { Reporter } from './progress.ts';
@@ -289,6 +289,9 @@ export async function executeSteps(
     return out;
   } catch (e) {
     failures.push(errText(e));
+    // bad input found while observing (an unknown snapshot, a path not there): nothing ran; the
+    // caller reports it as bad input (exit 2), naming the flag
+    if (e instanceof InputError) throw e;
     say(`error: ${errText(e)}`);
     return out;
   } finally {

@@ -120,7 +120,9 @@ export function sftpResources(t: Topology, inv: Inventory, s: StackSecrets, node
     const from = t.replication.backup.from;
     out.push(dir('/etc/wharf', 0o755), dir('/etc/wharf/backup', 0o700));
     out.push(file('/etc/wharf/backup/id_ed25519', s.replication.private, 0o600, { secret: true }));
-    out.push(file('/etc/wharf/backup/known_hosts', sftpKnownHosts(s, [lan(from)])));
+    // the backup source, and main: the restore runbook pushes a snapshot's files to main from here
+    const pinned = [...new Set([lan(from), lan(t.replication.lsyncd.from)])];
+    out.push(file('/etc/wharf/backup/known_hosts', sftpKnownHosts(s, pinned)));
     const snap = t.replication.backup.snapshotDir;
     const parent = snap.replace(/\/[^/]+$/, '');
     if (parent && parent !== '/') out.push(dir(parent, 0o755));

@@ -3,7 +3,7 @@
 // hard-linked unchanged files, deletions kept in older snapshots, retention, the overlap lock and
 // one notice per new/changed file when notifications run on the backup node.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -22,6 +22,9 @@ import { parse } from 'yaml';
 import { topologyFromObject } from '../../src/topology/load.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import { renderBackupScript } from '../../src/render/backup.ts';
+import { renderAlertScript } from '../../src/render/alert.ts';
+import { startSink, type RunningSink } from '../../src/lab/sink/server.ts';
+import { readNotices } from '../../src/lab/sink/notice.ts';
 import { startHostSshd, type HostSshd } from '../helpers/host-sshd.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'wharf-backup-'));
@@ -29,11 +32,15 @@ const src = join(root, 'src');
 const snaps = join(root, 'snapshots');
 const spool = join(root, 'spool');
 const script = join(root, 'backup.sh');
+const alertScript = join(root, 'alert.sh');
+const alertEnv = join(root, 'alert.env');
 let sshd: HostSshd;
+let sink: RunningSink;
 
-function run(): { code: number | null; err: string } {
-  const r = spawnSync('bash', [script], {
-    encoding: 'utf8',
+/** Run backup.sh without blocking this process: the sink answering its alert lives here too. */
+function run(): Promise<{ code: number | null; err: string }> {
+  const p = spawn('bash', [script], {
+    stdio: ['ignore', 'ignore', 'pipe'],
     timeout: 30_000,
     env: {
       PATH: process.env.PATH,
@@ -41,9 +48,13 @@ function run(): { code: number | null; err: string } {
       WHARF_SSH: sshd.ssh,
       WHARF_RSYNC_PATH: '/usr/bin/rsync',
       WHARF_SPOOL: spool,
+      WHARF_ALERT: alertScript,
+      WHARF_ALERT_ENV: alertEnv,
     },
   });
-  return { code: r.status, err: r.stderr };
+  let err = '';
+  p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  return new Promise((resolve) => p.on('close', (code) => resolve({ code, err })));
 }
 const snapshots = () =>
   readdirSync(snaps)
@@ -59,6 +70,13 @@ const nextSecond = () => new Promise((r) => setTimeout(r, 1100)); // snapshot na
 beforeAll(async () => {
   for (const d of [src, snaps, spool]) mkdirSync(d, { recursive: true });
   sshd = await startHostSshd();
+  // the guard's alert goes to the lab's real receivers (the notify sink), started on loopback
+  sink = await startSink({
+    smtpPort: 0,
+    httpPort: 0,
+    bind: '127.0.0.1',
+    dir: mkdtempSync(join(root, 'sink-')),
+  });
 
   const d = parse(readFileSync('configs/stack.yaml', 'utf8'));
   d.sftp.chrootBase = src;
@@ -66,29 +84,55 @@ beforeAll(async () => {
   d.notifications.on = 'backup';
   const t = topologyFromObject(d, 'backup-test.yaml');
   writeFileSync(script, renderBackupScript(t, labInventory(t)).content, { mode: 0o755 });
+  writeFileSync(alertScript, renderAlertScript(t).content, { mode: 0o755 });
+  writeFileSync(
+    alertEnv,
+    [
+      "WHARF_NODE='sftp-backup'",
+      "WHARF_STACK='backuptest'",
+      `WEBHOOK_URL='http://127.0.0.1:${sink.httpPort}/hooks/upload'`,
+      "WEBHOOK_FORMAT='slack'",
+      `SMTP_URL='smtp://127.0.0.1:${sink.smtpPort}'`,
+      "SMTP_FROM='wharf@example.org'",
+      "SMTP_TO='ops@example.org'",
+    ].join('\n') + '\n',
+  );
 }, 30_000);
 
 afterAll(async () => {
   await sshd?.close();
+  await sink?.close();
   rmSync(root, { recursive: true, force: true });
 });
 
 describe('backup.sh (rendered) against a real ssh source', () => {
-  it('refuses to run while the guard file is missing on the source', () => {
+  it('refuses to run while the guard file is missing on the source', async () => {
     mkdirSync(join(src, 'demo/upload'), { recursive: true });
     writeFileSync(join(src, 'demo/upload/a.txt'), 'alpha');
-    const r = run();
+    const r = await run();
     expect(r.code).toBe(3);
     expect(r.err).toMatch(/refusing to back up: guard file .*\.wharf-source is missing/);
     expect(snapshots()).toEqual([]);
+    // …and raises an alert on both channels, in wharf watch's shapes
+    expect(r.err).toContain('alert backup-refused sent');
+    const got = readNotices(readFileSync(sink.messagesFile, 'utf8'));
+    const hook = got.find((n) => n.kind === 'webhook');
+    const mail = got.find((n) => n.kind === 'smtp');
+    expect(hook?.kind === 'webhook' && hook.body).toMatchObject({
+      text: expect.stringMatching(/^wharf backuptest: backup on .*: refusing to back up: guard file/),
+      username: 'wharf',
+      wharf: { event: 'backup-refused', stack: 'backuptest', source: 'sftp-backup' },
+    });
+    expect(mail?.kind === 'smtp' && mail.headers['x-wharf-event']).toBe('backup-refused');
+    expect(mail?.kind === 'smtp' && mail.to).toEqual(['ops@example.org']);
   });
 
-  it('first snapshot: a full copy, latest points at it, a notice per file, temp dir skipped', () => {
+  it('first snapshot: a full copy, latest points at it, a notice per file, temp dir skipped', async () => {
     writeFileSync(join(src, '.wharf-source'), '');
     writeFileSync(join(src, 'demo/upload/b.txt'), 'bravo');
     mkdirSync(join(src, '.wharf-partial'), { recursive: true });
     writeFileSync(join(src, '.wharf-partial/half.bin'), 'half');
-    const r = run();
+    const r = await run();
     expect(r.code, r.err).toBe(0);
     const [first] = snapshots();
     expect(readlinkSync(join(snaps, 'latest'))).toBe(first);
@@ -102,7 +146,7 @@ describe('backup.sh (rendered) against a real ssh source', () => {
     await nextSecond();
     unlinkSync(join(src, 'demo/upload/b.txt'));
     writeFileSync(join(src, 'demo/upload/c.txt'), 'charlie');
-    const r = run();
+    const r = await run();
     expect(r.code, r.err).toBe(0);
     const [first, second] = snapshots();
     expect(readdirSync(join(snaps, second!, 'demo/upload')).sort()).toEqual(['a.txt', 'c.txt']);
@@ -115,11 +159,22 @@ describe('backup.sh (rendered) against a real ssh source', () => {
   it('retention keeps the newest snapshots', async () => {
     const before = snapshots();
     await nextSecond();
-    expect(run().code).toBe(0);
+    expect((await run()).code).toBe(0);
     const after = snapshots();
     expect(after).toHaveLength(2);
     expect(after).not.toContain(before[0]);
     expect(readlinkSync(join(snaps, 'latest'))).toBe(after[1]);
+  });
+
+  it('two runs within one second get two names (the second waits for a new one)', async () => {
+    await nextSecond();
+    expect((await run()).code).toBe(0);
+    const first = readlinkSync(join(snaps, 'latest'));
+    const r = await run();
+    expect(r.code, r.err).toBe(0);
+    const second = readlinkSync(join(snaps, 'latest'));
+    expect(second).not.toBe(first);
+    expect(snapshots()).toEqual([first, second]);
   });
 
   it('a run while another holds the lock skips without a new snapshot', async () => {
@@ -128,7 +183,7 @@ describe('backup.sh (rendered) against a real ssh source', () => {
     const holder = spawn('flock', [join(snaps, '.lock'), 'sleep', '5'], { stdio: 'ignore', detached: true });
     try {
       await new Promise((r) => setTimeout(r, 300));
-      const r = run();
+      const r = await run();
       expect(r.code).toBe(0);
       expect(r.err).toContain('another backup is still running; skipping');
       expect(snapshots()).toEqual(before);

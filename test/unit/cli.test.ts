@@ -323,11 +323,13 @@ describe('the real binary (node bin/wharf.mjs)', () => {
   });
 });
 
+const PROD_INV = 'configs/production.example.inventory.yaml';
+
 describe('wharf run: one sub-command per runbook, flags from its options schema', () => {
   it('run --help lists the runbooks; each runbook has its own help with its flags', async () => {
     const top = await wharf('run', '--help');
     expect(top.code).toBe(0);
-    for (const n of ['install', 'configure', 'verify', 'failover', 'failback'])
+    for (const n of ['install', 'configure', 'verify', 'failover', 'failback', 'restore'])
       expect(top.stdout).toContain(n);
     const fo = await wharf('run', 'failover', '--help');
     expect(fo.code).toBe(0);
@@ -359,7 +361,28 @@ describe('wharf run: one sub-command per runbook, flags from its options schema'
     [['run', 'verify', '--diff'], "error: unknown option '--diff'"],
     [
       ['run', 'banana'],
-      'unknown runbook "banana" (runbooks: install, configure, verify, failover, failback)',
+      'unknown runbook "banana" (runbooks: install, configure, verify, failover, failback, restore)',
+    ],
+    // restore's input is checked before any host is asked: each problem names its flag
+    [['run', 'restore', '--user', 'demo', '--path', 'upload/x'], '--snapshot: required'],
+    [
+      [
+        'run',
+        'restore',
+        '-i',
+        PROD_INV,
+        '--snapshot',
+        'latest',
+        '--user',
+        'demo',
+        '--path',
+        'upload/../../etc',
+      ],
+      `--path: "upload/../../etc" leaves the user's chroot (..)`,
+    ],
+    [
+      ['run', 'restore', '-i', PROD_INV, '--snapshot', 'yesterday', '--user', 'nobody', '--path', 'upload'],
+      '--user: unknown user "nobody" (users of the topology: demo)',
     ],
   ])('%j → exit 2 naming it', async (argv, message) => {
     const r = await wharf(...argv);

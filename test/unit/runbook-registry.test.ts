@@ -19,8 +19,8 @@ const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 describe('runbook registry and options', () => {
-  it('holds the five runbooks of scripts/ (registered by scripts/index.ts)', () => {
-    expect(runbookNames()).toEqual(['install', 'configure', 'verify', 'failover', 'failback']);
+  it('holds the runbooks of scripts/ (registered by scripts/index.ts)', () => {
+    expect(runbookNames()).toEqual(['install', 'configure', 'verify', 'failover', 'failback', 'restore']);
     expect(() => getRunbook('banana')).toThrow(InputError);
     expect(() => getRunbook('banana')).toThrow(/unknown runbook "banana" \(runbooks: install, configure/);
   });

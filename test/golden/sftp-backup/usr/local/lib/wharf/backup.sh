@@ -11,6 +11,7 @@ SNAP_DIR=/srv/backup/snapshots
 RETENTION=96
 SPOOL=${WHARF_SPOOL:-/var/spool/wharf-notify}
 NOTIFY=0
+ALERT=${WHARF_ALERT:-/usr/local/lib/wharf/alert.sh}
 SSH=${WHARF_SSH:-"ssh -i /etc/wharf/backup/id_ed25519 -p 22 -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/wharf/backup/known_hosts -o ConnectTimeout=10"}
 RSYNC_PATH=${WHARF_RSYNC_PATH:-"sudo /usr/bin/rsync"}
 
@@ -22,12 +23,28 @@ exec 9>"$SNAP_DIR/.lock"
 if ! flock -n 9; then log "another backup is still running; skipping"; exit 0; fi
 
 # Empty-source guard: an unmounted or wiped source must not become the newest snapshot.
+# A refusal is raised as an alert on the stack's notice channels (webhook + SMTP), not only logged.
 if ! $SSH "$SRC_HOST" test -e "$GUARD"; then
-  log "refusing to back up: guard file $GUARD is missing on ${SRC_HOST#*@} (empty or unmounted source?)"
+  why="refusing to back up: guard file $GUARD is missing on ${SRC_HOST#*@} (empty or unmounted source?)"
+  log "$why"
+  if [[ -n "$ALERT" ]]; then
+    if "$ALERT" backup-refused "backup on $(hostname): $why; the newest snapshot stays $(readlink "$SNAP_DIR/latest" 2>/dev/null || echo none)"; then
+      log "alert backup-refused sent"
+    else
+      log "ERROR: alert backup-refused was not delivered (see wharf-alert lines above)"
+    fi
+  fi
   exit 3
 fi
 
+# Snapshot names have 1 s resolution: a run right after another waits for a new name.
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
+for (( w = 0; w < 3; w++ )); do
+  [[ -e "$SNAP_DIR/$stamp" ]] || break
+  sleep 1
+  stamp=$(date -u +%Y%m%dT%H%M%SZ)
+done
+if [[ -e "$SNAP_DIR/$stamp" ]]; then log "snapshot $stamp exists already"; exit 1; fi
 new="$SNAP_DIR/$stamp"
 partial="$new.partial"
 link=()
