@@ -15,6 +15,7 @@ import {
   generateSchedule,
   parseSchedule,
   runDrill,
+  sizedUploadNodes,
   type FaultKind,
 } from '../src/drill/index.ts';
 import { REPO_ROOT } from '../src/lab/state.ts';
@@ -40,7 +41,7 @@ export const drill: Scenario = {
       const all = defaultTargets(t, lab.status);
       const targets = wanted === 'all' ? all : wanted.split(',').filter((n) => all.includes(n));
       const spec = { seed, durationMs, faults, targets };
-      const shape = drillShape(t, lab.status);
+      const shape = drillShape(t, lab.status, await sizedUploadNodes(t, lab.status));
       const schedule = generateSchedule(t.name, spec, shape, WORKLOAD);
       const runDir = join(REPO_ROOT, '.wharf', 'drills', t.name, `scenario-${Date.now().toString(36)}`);
       const r = await runDrill({

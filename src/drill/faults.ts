@@ -149,6 +149,13 @@ async function execOn(env: FaultEnv, node: string, cmd: string, timeoutMs = 30_0
   return r.stdout;
 }
 
+/** The disk-full ballast: in lsyncd's temp folder (never replicated, never compared, never noticed). */
+function ballastOf(env: FaultEnv) {
+  const base = env.t.sftp.chrootBase;
+  const tmp = env.t.replication.lsyncd.tempDir.replace(/^\/+|\/+$/g, '');
+  return { base, ballast: `${base}/${tmp}/wharf-drill-ballast` };
+}
+
 const UNITS: Record<string, string> = { lsyncd: 'lsyncd', sshd: 'ssh', notifier: 'wharf-notify' };
 const unitOf = (f: ScheduledFault) => {
   const u = UNITS[String(f.params.process)];
@@ -217,8 +224,20 @@ export async function injectFault(env: FaultEnv, f: ScheduledFault): Promise<str
       await mustNetns(a, hap.pid, ['nft', '-f', '-'], delayNat(table, listen, server, port));
       return `connections ${a} → ${b}:${port} delayed ${f.params.ms} ms`;
     }
-    case 'disk-full':
-      throw new Error(`${f.id}: disk-full needs a size-limited upload filesystem on ${a}`);
+    case 'disk-full': {
+      const { base, ballast } = ballastOf(env);
+      const out = await execOn(
+        env,
+        a,
+        `mountpoint -q ${shQuote(base)} || { echo "${base} is not a mount of its own" >&2; exit 3; }; ` +
+          `mkdir -p "$(dirname ${shQuote(ballast)})" && avail=$(df -B1 --output=avail ${shQuote(base)} | tail -1) && ` +
+          `{ fallocate -l "$avail" ${shQuote(ballast)} 2>/dev/null || fallocate -l $((avail - 1048576)) ${shQuote(ballast)}; } && ` +
+          `df -B1 --output=avail,size ${shQuote(base)} | tail -1`,
+        60_000,
+      );
+      const [avail, size] = out.trim().split(/\s+/).map(Number);
+      return `${base} on ${a} filled: ${avail} bytes free of ${size}`;
+    }
     case 'process': {
       const unit = unitOf(f);
       await execOn(env, a, `systemctl kill -s KILL --kill-whom=main ${unit}`);
@@ -269,8 +288,12 @@ export async function healFault(env: FaultEnv, f: ScheduledFault): Promise<strin
       }
       return `tbf removed from ${a}`;
     }
-    case 'disk-full':
-      return `nothing to heal on ${a}`;
+    case 'disk-full': {
+      const { ballast } = ballastOf(env);
+      if (!(await n.inspect()).running) return `${a} not running`;
+      await execOn(env, a, `rm -f ${shQuote(ballast)}`);
+      return `ballast removed from ${a}`;
+    }
     case 'process': {
       const unit = unitOf(f);
       await execOn(env, a, `systemctl start ${unit} && systemctl is-active ${unit}`, 60_000);

@@ -3,6 +3,7 @@
 // verdict, RTO, lag), run.ts (the run). This file: the lab's shape for the generator, the default
 // targets, and the drill's result as checks (TAP/JUnit, like a scenario's).
 import type { LabStatus } from '../lab/lab.ts';
+import { labNode } from '../lab/node.ts';
 import type { CheckResult, Metric } from '../scenario/types.ts';
 import { nodeOfKind, sftpNode, type Topology } from '../topology/model.ts';
 import type { DrillLabShape } from './schedule.ts';
@@ -14,7 +15,7 @@ export { runDrill, steadyState, DrillRefused, type DrillResult, type DrillOption
 export { sweep, injectFault, healFault } from './faults.ts';
 
 /** Node roles and data networks of a running lab (what the generator picks from). */
-export function drillShape(t: Topology, s: LabStatus): DrillLabShape {
+export function drillShape(t: Topology, s: LabStatus, sizedUploads: string[] = []): DrillLabShape {
   const networks: Record<string, string[]> = {};
   for (const [name, n] of Object.entries(s.nodes))
     networks[name] = Object.keys(n.addresses).filter((k) => k !== 'mgmt');
@@ -36,8 +37,19 @@ export function drillShape(t: Topology, s: LabStatus): DrillLabShape {
     ...(t.notifications.webhook ? { notifySink: t.notifications.webhook.node } : {}),
     notifier: t.notifications.on === 'main' ? main : t.replication.backup.to,
     networks,
-    sizedUploads: [],
+    sizedUploads,
   };
+}
+
+/** SFTP nodes whose chroot base is a mount of its own (a size-limited upload disk: disk-full). */
+export async function sizedUploadNodes(t: Topology, s: LabStatus): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of Object.keys(s.nodes)) {
+    if (t.nodes[n]?.kind !== 'sftp') continue;
+    const i = await labNode(t.name, n).inspectOrNull();
+    if (i?.mounts.some((m) => m.destination === t.sftp.chrootBase)) out.push(n);
+  }
+  return out;
 }
 
 /** Every stack node the drill may touch by default: not the lab's bastion (no stack node), not the WAN client. */

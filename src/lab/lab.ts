@@ -18,6 +18,7 @@ import { ensureImages, variantOf, type Variant } from './images.ts';
 import { installFiles, nodeFiles, type NodeFiles } from './files.ts';
 import { describeAction, diffLab, type LabAction, type ObservedLab, type ObservedNetwork } from './diff.ts';
 import { LabNodeHandle } from './node.ts';
+import { ensureUploadDisk, releaseUploadDisks, uploadDiskBytes, uploadDiskDir } from './disks.ts';
 import {
   BASTION,
   EDGE_PORT_BASE,
@@ -202,7 +203,11 @@ export function containerSpec(
     HostConfig: {
       CapAdd: node.capAdd,
       Tmpfs: { '/run': '', '/run/lock': '' },
-      Binds: ['/sys/fs/cgroup:/sys/fs/cgroup:ro', `${plan.volume}:/var/cache/wharf-apt-pool`],
+      Binds: [
+        '/sys/fs/cgroup:/sys/fs/cgroup:ro',
+        `${plan.volume}:/var/cache/wharf-apt-pool`,
+        ...(node.uploadDisk ? [`${uploadDiskDir(plan.stack, node.name)}:${node.uploadDisk.at}`] : []),
+      ],
       Sysctls: node.sysctls,
       NetworkMode: net.docker,
       PortBindings: Object.fromEntries(
@@ -384,7 +389,7 @@ async function rollback(created: Created, log: Log): Promise<void> {
 async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
   const t0 = Date.now();
   const log = opts.log ?? (() => {});
-  const plan = labPlan(t);
+  const plan = labPlan(t, uploadDiskBytes());
   const stack = plan.stack;
   await ensureEngine(log);
   raiseInotifyInstances(log);
@@ -437,6 +442,10 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
   const { actions } = diffLab(have, { networks: plan.networks, nodes: desired, volume: plan.volume });
   for (const a of actions) if (a.kind !== 'create-node') log(describeAction(a));
 
+  // upload disks first: a kept container whose disk is not mounted (the host rebooted) would see
+  // an empty folder
+  for (const n of plan.nodes)
+    if (n.uploadDisk) await ensureUploadDisk(plan.stack, n.name, n.uploadDisk.bytes);
   const created: Created = { containers: [], networks: [], volumes: [] };
   try {
     // ssh_config, known_hosts and inventory are known before any node boots.
@@ -604,6 +613,7 @@ async function down(stack: string, log: Log): Promise<DownResult> {
   const f = sshNames(stack);
   if (existsSync(f.sshConfig))
     await $({ nothrow: true, quiet: true, timeout: 5_000 })`ssh -F ${f.sshConfig} -O exit bastion`;
+  await releaseUploadDisks(stack, log);
   removeState(stack);
   return { containers: containers.length, networks: networks.length, volumes: volumes.length };
 }

@@ -43,6 +43,8 @@ export interface NodeInspect {
   macs: Record<string, string>;
   /** The container's init process on the host (0 when not running): its network namespace. */
   pid: number;
+  /** Bind mounts and volumes: host source → container destination. */
+  mounts: { source: string; destination: string }[];
   labels: Record<string, string>;
 }
 
@@ -203,6 +205,7 @@ export class LabNodeHandle {
       addresses,
       macs,
       pid: i.State.Pid ?? 0,
+      mounts: (i.Mounts ?? []).map((m) => ({ source: m.Source, destination: m.Destination })),
       labels: i.Config.Labels ?? {},
     };
   }

@@ -36,6 +36,8 @@ export interface LabNode {
   addresses: Partial<Record<NetworkName, string>>;
   capAdd: string[];
   sysctls: Record<string, string>;
+  /** A size-limited upload filesystem (bytes) mounted at `at` (lab/disks.ts; opt-in). */
+  uploadDisk?: { bytes: number; at: string };
 }
 
 export interface LabPlan {
@@ -58,7 +60,7 @@ export const prefix = (stack: string) => `wharf-${stack}`;
 export const dockerNetworkName = (stack: string, net: NetworkName) =>
   net === 'mgmt' ? `${prefix(stack)}-mgmt` : `${prefix(stack)}-net-${net}`;
 
-export function labPlan(t: Topology): LabPlan {
+export function labPlan(t: Topology, uploadDisk?: number): LabPlan {
   const stack = t.name;
   const addrs = labAddresses(t);
   const networks: LabNetwork[] = NETWORKS.map((n) => ({
@@ -82,6 +84,9 @@ export function labPlan(t: Topology): LabPlan {
       addresses: addrs[n.name] ?? {},
       capAdd: ['SYS_ADMIN', ...(netAdmin ? ['NET_ADMIN'] : [])],
       sysctls: forwards ? { 'net.ipv4.ip_forward': '1' } : {},
+      ...(uploadDisk && n.kind === 'sftp'
+        ? { uploadDisk: { bytes: uploadDisk, at: t.sftp.chrootBase } }
+        : {}),
     });
   }
   // The bastion: the management jump host, on mgmt alone, at the subnet's last usable address.

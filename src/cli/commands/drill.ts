@@ -17,6 +17,7 @@ import {
   generateSchedule,
   parseSchedule,
   runDrill,
+  sizedUploadNodes,
   sweep,
   type DrillSchedule,
   type FaultKind,
@@ -129,10 +130,15 @@ fault not applied or healed, or the steady state not reached again; 2 bad input.
       const targets = o.targets ? list('--targets', o.targets, targetsAll) : targetsAll;
       const pauseMs = parseDuration(o.pause, { label: '--pause', minMs: 0 });
       try {
-        schedule = generateSchedule(t.name, { seed, durationMs, faults, targets }, drillShape(t, status), {
-          clients,
-          pauseMs,
-        });
+        schedule = generateSchedule(
+          t.name,
+          { seed, durationMs, faults, targets },
+          drillShape(t, status, await sizedUploadNodes(t, status)),
+          {
+            clients,
+            pauseMs,
+          },
+        );
       } catch (e) {
         throw new InputError((e as Error).message);
       }
