@@ -5,8 +5,9 @@ import { failbackNaive } from './failback-naive.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { nodeLoss } from './node-loss.ts';
+import { security } from './security.ts';
 
-registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive);
+registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive, security);
 
 export const SCENARIOS = registeredScenarios();
 export { pickScenarios } from '../src/scenario/registry.ts';

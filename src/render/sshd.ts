@@ -2,7 +2,8 @@
 // management ListenAddress drop-in for every node, the replication sudoers rule and inotify sysctls.
 import type { Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
-import type { RenderedFile } from './types.ts';
+import type { CheckCommand, RenderedFile } from './types.ts';
+import { parseDuration } from '../core/duration.ts';
 import { CHECKS, file, header, lines } from './util.ts';
 
 /** One shared set of host keys on every SFTP node (the runbook distributes them). */
@@ -99,3 +100,123 @@ export const INOTIFY_SYSCTLS: Record<string, string> = {
   'fs.inotify.max_user_watches': '524288',
   'fs.inotify.max_queued_events': '65536',
 };
+
+export const SSHD_PAM = '/etc/pam.d/sshd';
+export const FAILLOCK_CONF = '/etc/security/faillock.conf';
+
+/** Whole seconds of a topology duration (HAProxy style: a bare number is ms), rounded up. */
+const seconds = (d: string, label: string): number =>
+  Math.ceil(parseDuration(d, { bareMs: true, label }) / 1000);
+
+/**
+ * Checks a PAM service file: every module it names exists in the PAM module folder and every
+ * `@include` exists. PAM has no checker of its own, and a wrong line here locks out every ssh login
+ * (the management path too): the runbook must refuse it before it replaces the old file.
+ */
+export const PAM_CHECK: CheckCommand = {
+  name: 'pam modules exist',
+  argv: [
+    'sh',
+    '-c',
+    [
+      'set -e',
+      'dir=""; for d in /lib/*-linux-gnu/security /usr/lib/*-linux-gnu/security /lib/security /usr/lib/security; do [ -e "$d/pam_unix.so" ] && { dir=$d; break; }; done',
+      '[ -n "$dir" ] || { echo "no PAM module folder (pam_unix.so) found"; exit 1; }',
+      'bad=0',
+      'for m in $(grep -v "^[[:space:]]*#" "$1" | grep -oE "pam_[a-z0-9_]+\\.so"); do [ -e "$dir/$m" ] || { echo "$1: $m: no such module in $dir"; bad=1; }; done',
+      'for i in $(sed -n "s/^@include[[:space:]]\\+//p" "$1"); do [ -e "/etc/pam.d/$i" ] || { echo "$1: @include $i: no /etc/pam.d/$i"; bad=1; }; done',
+      'grep -qE "^[[:space:]]*auth[[:space:]]" "$1" || grep -q "^@include common-auth" "$1" || { echo "$1: no auth stack"; bad=1; }',
+      'exit $bad',
+    ].join('\n'),
+    'sh',
+    '{}',
+  ],
+};
+
+/**
+ * /etc/pam.d/sshd on the SFTP nodes: Debian's own file, with the auth stack spelled out around
+ * pam_faillock (preauth → pam_unix → authfail/authsucc, as pam_faillock(8) shows; Debian's
+ * common-auth ends in `requisite pam_deny`, which would skip authfail). Account and session stacks
+ * are Debian's. Without a lockout (`sftp.lockout.attempts: 0`) the auth stack is common-auth again.
+ */
+export function renderSshdPam(t: Topology): RenderedFile {
+  const lock = t.sftp.lockout;
+  const auth =
+    lock.attempts > 0
+      ? [
+          `# Per-user lockout (${FAILLOCK_CONF}): ${lock.attempts} wrong passwords within ${lock.window} lock the`,
+          `# user's password logins for ${lock.unlockAfter}, the right password included. sshd only sees`,
+          '# HAProxy as the source, so a per-source limit would lock out every client at once.',
+          '# Key logins do not use this stack. Unlock by hand: faillock --user NAME --reset',
+          'auth       required                    pam_faillock.so preauth',
+          'auth       [success=1 default=bad]     pam_unix.so nullok',
+          'auth       [default=die]               pam_faillock.so authfail',
+          'auth       sufficient                  pam_faillock.so authsucc',
+          'auth       required                    pam_deny.so',
+        ]
+      : ['# Standard Un*x authentication.', '@include common-auth'];
+  return file(
+    SSHD_PAM,
+    lines(
+      header(t).trimEnd(),
+      '# PAM configuration for the Secure Shell service (Debian 12 default, auth stack by wharf)',
+      '',
+      ...auth,
+      '',
+      '# Disallow non-root logins when /etc/nologin exists.',
+      'account    required     pam_nologin.so',
+      '',
+      '# Standard Un*x authorization.',
+      '@include common-account',
+      '',
+      '# SELinux needs to be the first session rule.',
+      'session [success=ok ignore=ignore module_unknown=ignore default=bad]        pam_selinux.so close',
+      '',
+      '# Set the loginuid process attribute.',
+      'session    required     pam_loginuid.so',
+      '',
+      '# Create a new session keyring.',
+      'session    optional     pam_keyinit.so force revoke',
+      '',
+      '# Standard Un*x session setup and teardown.',
+      '@include common-session',
+      '',
+      '# Print the message of the day upon successful login.',
+      'session    optional     pam_motd.so  motd=/run/motd.dynamic',
+      'session    optional     pam_motd.so noupdate',
+      '',
+      "# Print the status of the user's mailbox upon successful login.",
+      'session    optional     pam_mail.so standard noenv # [1]',
+      '',
+      '# Set up user limits from /etc/security/limits.conf.',
+      'session    required     pam_limits.so',
+      '',
+      '# Read environment variables from /etc/environment and /etc/security/pam_env.conf.',
+      'session    required     pam_env.so # [1]',
+      'session    required     pam_env.so user_readenv=1 envfile=/etc/default/locale',
+      '',
+      '# SELinux needs to be the last session rule.',
+      'session [success=ok ignore=ignore module_unknown=ignore default=bad]        pam_selinux.so open',
+      '',
+      '# Standard Un*x password updating.',
+      '@include common-password',
+    ),
+    { check: PAM_CHECK },
+  );
+}
+
+/** pam_faillock's settings (read on every authentication: no reload). */
+export function renderFaillockConf(t: Topology): RenderedFile {
+  const lock = t.sftp.lockout;
+  return file(
+    FAILLOCK_CONF,
+    lines(
+      header(t).trimEnd(),
+      '# Per-user lockout of SFTP password logins (sftp.lockout in the topology).',
+      '# Failure records: /var/run/faillock (tmpfs: a reboot clears them). Root is never locked.',
+      `deny = ${lock.attempts}`,
+      `fail_interval = ${seconds(lock.window, 'sftp.lockout.window')}`,
+      `unlock_time = ${seconds(lock.unlockAfter, 'sftp.lockout.unlockAfter')}`,
+    ),
+  );
+}

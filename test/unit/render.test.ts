@@ -275,6 +275,38 @@ describe('sshd_config', () => {
     }
   });
 
+  it("per-user lockout: pam_faillock around pam_unix in sshd's PAM stack, limits from sftp.lockout", () => {
+    const pam = fileOf(stack['sftp-main']!, '/etc/pam.d/sshd');
+    expect(pam.check?.name).toBe('pam modules exist');
+    const auth = pam.content.split('\n').filter((l) => /^auth\s/.test(l));
+    expect(auth.map((l) => l.replace(/\s+/g, ' '))).toEqual([
+      'auth required pam_faillock.so preauth',
+      'auth [success=1 default=bad] pam_unix.so nullok',
+      'auth [default=die] pam_faillock.so authfail',
+      'auth sufficient pam_faillock.so authsucc',
+      'auth required pam_deny.so',
+    ]);
+    expect(pam.content).not.toContain('@include common-auth');
+    expect(pam.content).toContain('@include common-account');
+    expect(fileOf(stack['sftp-main']!, '/etc/security/faillock.conf').content).toMatch(
+      /^deny = 5\nfail_interval = 900\nunlock_time = 600$/m,
+    );
+    const t2 = variant(
+      (d) => (d.sftp = { ...d.sftp, lockout: { attempts: 3, unlockAfter: '90s', window: '1m' } }),
+    );
+    expect(
+      fileOf(renderNode(t2, labInventory(t2), 'sftp-sub'), '/etc/security/faillock.conf').content,
+    ).toMatch(/^deny = 3\nfail_interval = 60\nunlock_time = 90$/m);
+    // off: Debian's common-auth again, no faillock.conf
+    const t3 = variant((d) => (d.sftp = { ...d.sftp, lockout: { attempts: 0 } }));
+    const r3 = renderNode(t3, labInventory(t3), 'sftp-main');
+    expect(fileOf(r3, '/etc/pam.d/sshd').content).toContain('@include common-auth');
+    expect(fileOf(r3, '/etc/pam.d/sshd').content).not.toContain('pam_faillock');
+    expect(r3.files.some((f) => f.path === '/etc/security/faillock.conf')).toBe(false);
+    // only the sftp nodes get it
+    expect(stack['haproxy']!.files.some((f) => f.path === '/etc/pam.d/sshd')).toBe(false);
+  });
+
   it('sudoers lets the replication user run rsync only, mode 0440', () => {
     const f = fileOf(stack['sftp-sub']!, '/etc/sudoers.d/wharf-sync');
     expect(f.mode).toBe(0o440);
