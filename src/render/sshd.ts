@@ -4,7 +4,7 @@ import type { Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { CheckCommand, RenderedFile } from './types.ts';
 import { parseDuration } from '../core/duration.ts';
-import { CHECKS, file, header, lines } from './util.ts';
+import { CHECKS, file, header, lines, shq, unitCheck } from './util.ts';
 
 /** One shared set of host keys on every SFTP node (the runbook distributes them). */
 export const HOST_KEY_TYPES = ['ed25519', 'rsa', 'ecdsa'] as const;
@@ -42,7 +42,10 @@ export function renderSshdConfig(t: Topology, inv: Inventory, node: string): Ren
     `# SFTP users: jailed in ${s.chrootBase}/<user> (root-owned), writable ${s.uploadDir}/ inside, nothing else.`,
     `Match Group ${s.group}`,
     `    ChrootDirectory ${s.chrootBase}/%u`,
-    '    ForceCommand internal-sftp',
+    '    # -l INFO: the server logs each file it closes ("close" by the client, "forced close" when the',
+    '    # session ended first: a cut upload); the notifier reads it. The log reaches journald through',
+    `    # ${CHROOT_LOG_SOCKET} inside each chroot (wharf-sftp-log.service bind-mounts it there).`,
+    '    ForceCommand internal-sftp -l INFO',
     `    PasswordAuthentication ${s.passwordAuthentication ? 'yes' : 'no'}`,
     '    DisableForwarding yes',
     '    AllowTcpForwarding no',
@@ -219,4 +222,68 @@ export function renderFaillockConf(t: Topology): RenderedFile {
       `unlock_time = ${seconds(lock.unlockAfter, 'sftp.lockout.unlockAfter')}`,
     ),
   );
+}
+
+/** The chroot-relative log socket and folder (excluded from replication and snapshots). */
+export const CHROOT_LOG_DIR = 'dev';
+export const CHROOT_LOG_SOCKET = `/${CHROOT_LOG_DIR}/log`;
+export const SFTP_LOG_SCRIPT = '/usr/local/lib/wharf/sftp-log.sh';
+export const SFTP_LOG_UNIT = 'wharf-sftp-log.service';
+/** journald's syslog socket (/dev/log links to it). */
+export const JOURNAL_DEV_LOG = '/run/systemd/journal/dev-log';
+
+/**
+ * internal-sftp runs inside the user's chroot, where there is no /dev/log: without one its log
+ * lines are lost. This script bind-mounts journald's syslog socket to <chroot>/dev/log for every
+ * SFTP user (`up`), or removes those mounts (`down`). Idempotent.
+ */
+export function renderSftpLogScript(t: Topology): RenderedFile {
+  const base = t.sftp.chrootBase;
+  const text = lines(
+    '#!/bin/bash',
+    header(t).trimEnd(),
+    `# internal-sftp's log socket inside each SFTP user's chroot (${base}/<user>${CHROOT_LOG_SOCKET}).`,
+    'set -euo pipefail',
+    `users=(${t.sftp.users.map((u) => shq(u.name)).join(' ')})`,
+    `src=${shq(JOURNAL_DEV_LOG)}`,
+    'for u in "${users[@]}"; do',
+    `  d=${shq(base)}/$u/${CHROOT_LOG_DIR}`,
+    '  case "${1:-up}" in',
+    '    up)',
+    '      # the chroot as configure makes it (root-owned, 0755), then its dev/ folder',
+    `      install -d -o root -g root -m 0755 ${shq(base)}/"$u" "$d"`,
+    '      mountpoint -q "$d/log" && continue',
+    '      [[ -e "$d/log" ]] || : >"$d/log"',
+    '      mount --bind "$src" "$d/log"',
+    '      ;;',
+    '    down) if mountpoint -q "$d/log"; then umount "$d/log"; fi ;;',
+    '    *) echo "usage: $0 up|down" >&2; exit 2 ;;',
+    '  esac',
+    'done',
+  );
+  return file(SFTP_LOG_SCRIPT, text, { mode: 0o755, check: CHECKS.bash, notify: [SFTP_LOG_UNIT] });
+}
+
+export function renderSftpLogUnit(t: Topology): RenderedFile {
+  const text = lines(
+    header(t).trimEnd(),
+    '[Unit]',
+    "Description=wharf: journald's syslog socket inside each SFTP chroot (internal-sftp's log)",
+    'After=systemd-journald-dev-log.socket local-fs.target',
+    'Requires=systemd-journald-dev-log.socket',
+    'Before=ssh.service',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=${SFTP_LOG_SCRIPT} up`,
+    `ExecStop=${SFTP_LOG_SCRIPT} down`,
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+  );
+  return file(`/etc/systemd/system/${SFTP_LOG_UNIT}`, text, {
+    check: unitCheck(SFTP_LOG_UNIT),
+    notify: [SFTP_LOG_UNIT],
+  });
 }

@@ -1,7 +1,9 @@
 // The rendered notifier (notify.sh + notify.env) runs for real on this host: inotifywait on a temp
 // upload tree, curl to a loopback webhook and a loopback SMTP server (the smtp-server package).
-// Proves: one notice per complete file by its final name, temp names ignored, JSON escaping,
-// retries while the webhook fails without losing or duplicating notices.
+// Proves: one notice per complete file by its final name, temp names ignored (rsync's, WinSCP's
+// .filepart, .part), JSON escaping, retries while the webhook fails without losing or duplicating
+// notices. (Cut uploads are told apart by internal-sftp's log in journald: the lab proves that, in
+// the notification scenario; here there is no sftp record, so a closed file goes out after ~3 s.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -163,13 +165,24 @@ describe('notify.sh (rendered) against real receivers', () => {
     writeFileSync(join(watch, '.wharf-partial/c.bin'), 'ccc');
     renameSync(join(watch, '.wharf-partial/c.bin'), join(up, 'c.bin'));
     writeFileSync(join(up, 'ignored.part'), 'partial');
+    // WinSCP: name.filepart while it writes, renamed when whole
+    writeFileSync(join(up, 'w.csv.filepart'), 'winscp');
+    renameSync(join(up, 'w.csv.filepart'), join(up, 'w.csv'));
     await until(
       'both files',
-      () => delivered(join(up, 'big.bin')).length === 1 && delivered(join(up, 'c.bin')).length === 1,
+      () =>
+        delivered(join(up, 'big.bin')).length === 1 &&
+        delivered(join(up, 'c.bin')).length === 1 &&
+        delivered(join(up, 'w.csv')).length === 1,
     );
     await new Promise((r) => setTimeout(r, 1000));
     expect(hooks.map((h) => h.body.wharf.path).sort()).toEqual(
-      [join(up, 'big.bin'), join(up, 'c.bin'), join(watch, 'demo/upload/report "Q3"\tfinal\\v2.csv')].sort(),
+      [
+        join(up, 'big.bin'),
+        join(up, 'c.bin'),
+        join(up, 'w.csv'),
+        join(watch, 'demo/upload/report "Q3"\tfinal\\v2.csv'),
+      ].sort(),
     );
     expect(delivered(join(up, 'big.bin'))[0]!.body.wharf.size).toBe(4096);
   });

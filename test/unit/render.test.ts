@@ -224,10 +224,11 @@ describe('sshd_config', () => {
       .split('Match Group sftp_users\n')[1]!
       .trim()
       .split('\n')
-      .map((l) => l.trim());
+      .map((l) => l.trim())
+      .filter((l) => !l.startsWith('#'));
     expect(block).toEqual([
       'ChrootDirectory /srv/sftp/%u',
-      'ForceCommand internal-sftp',
+      'ForceCommand internal-sftp -l INFO',
       'PasswordAuthentication yes',
       'DisableForwarding yes',
       'AllowTcpForwarding no',
@@ -307,6 +308,21 @@ describe('sshd_config', () => {
     expect(stack['haproxy']!.files.some((f) => f.path === '/etc/pam.d/sshd')).toBe(false);
   });
 
+  it("internal-sftp's log socket in every chroot: a bind-mount unit on every sftp node, never replicated", () => {
+    for (const n of ['sftp-main', 'sftp-sub', 'sftp-backup']) {
+      const sc = fileOf(stack[n]!, '/usr/local/lib/wharf/sftp-log.sh').content;
+      expect(sc).toContain('mount --bind "$src" "$d/log"');
+      expect(sc).toContain('src=/run/systemd/journal/dev-log');
+      expect(stack[n]!.units.map((u) => u.name)).toContain('wharf-sftp-log.service');
+    }
+    expect(fileOf(stack['sftp-main']!, '/etc/lsyncd/lsyncd.conf.lua').content).toContain(
+      '"/*/dev", "/*/dev/**"',
+    );
+    expect(fileOf(stack['sftp-backup']!, '/usr/local/lib/wharf/backup.sh').content).toContain(
+      "--exclude='/*/dev/'",
+    );
+  });
+
   it('sudoers lets the replication user run rsync only, mode 0440', () => {
     const f = fileOf(stack['sftp-sub']!, '/etc/sudoers.d/wharf-sync');
     expect(f.mode).toBe(0o440);
@@ -329,7 +345,9 @@ describe('lsyncd', () => {
     expect(conf).toContain('   insist = true,');
     expect(conf).toContain('   delay = 1,');
     expect(conf).toContain('temp_dir = "/srv/sftp/.wharf-partial"');
-    expect(conf).toContain('exclude = { "*.part", "*.tmp", ".~*", ".wharf-partial", ".wharf-partial/**" },');
+    expect(conf).toContain(
+      'exclude = { "*.part", "*.tmp", ".~*", ".wharf-partial", ".wharf-partial/**", "/*/dev", "/*/dev/**" },',
+    );
     expect(conf).toContain('rsync_path = "sudo /usr/bin/rsync"');
     expect(conf).toContain('StrictHostKeyChecking = "yes"');
   });
@@ -402,7 +420,10 @@ describe('notifier', () => {
   it('ignores temp names and the lsyncd temp dir, and restarts with systemd', () => {
     const s = fileOf(r, '/usr/local/lib/wharf/notify.sh').content;
     expect(s).toContain('-e close_write,moved_to');
-    expect(s).toContain('.* | *.part | *.tmp) continue');
+    expect(s).toContain('.* | *.part | *.filepart | *.tmp) continue');
+    // a closed file is complete only if the SFTP client closed it (internal-sftp's log)
+    expect(s).toContain('"forced close " rel');
+    expect(fileOf(r, '/etc/ssh/sshd_config').content).toMatch(/^ {4}ForceCommand internal-sftp -l INFO$/m);
     expect(fileOf(r, '/etc/systemd/system/wharf-notify.service').content).toContain('Restart=always');
   });
 });
