@@ -5,9 +5,10 @@ import { failbackNaive } from './failback-naive.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { nodeLoss } from './node-loss.ts';
+import { notification } from './notification.ts';
 import { security } from './security.ts';
 
-registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive, security);
+registerScenarios(nodeLoss, hostKeys, largeFile, failbackNaive, security, notification);
 
 export const SCENARIOS = registeredScenarios();
 export { pickScenarios } from '../src/scenario/registry.ts';

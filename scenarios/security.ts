@@ -22,6 +22,7 @@ import { shQuote } from '../src/transport/index.ts';
 import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
 import { ensureScenarioLab, type ScenarioLab } from './lab.ts';
 import { sleep } from './outage.ts';
+import { entryPort, installClientKey, onWan } from './wan.ts';
 
 const WORK = '/tmp/wharf-sec';
 
@@ -122,10 +123,6 @@ export const security: Scenario = {
     }
   },
 };
-
-/** A bash script on wan-client (the transport's own shell is sh: no /dev/tcp there). */
-const onWan = (lab: ScenarioLab, script: string, timeoutMs = 60_000) =>
-  lab.transports.get('wan-client')!.exec(['bash', '-c', script], { timeoutMs });
 
 const wanAddr = (lab: ScenarioLab) => lab.status.nodes['wan-client']!.addresses.wan!;
 
@@ -247,53 +244,23 @@ async function unreachable(lab: ScenarioLab, ctx: ScenarioContext): Promise<void
   );
 }
 
-/** ssh/sftp options for the demo user's key login from wan-client through the write port. */
-function keyOpts(): string {
-  return [
-    `-i ${WORK}/key`,
-    '-o IdentitiesOnly=yes',
-    '-o PasswordAuthentication=no',
-    '-o KbdInteractiveAuthentication=no',
-    '-o StrictHostKeyChecking=yes',
-    `-o UserKnownHostsFile=${WORK}/known_hosts`,
-    '-o GlobalKnownHostsFile=/dev/null',
-    '-o ConnectTimeout=10',
-  ].join(' ');
-}
-
-function entryPort(lab: ScenarioLab): number {
-  const t = lab.t;
-  return t.haproxy.frontends.write?.port ?? Object.values(t.haproxy.frontends)[0]!.port;
-}
-
 async function jail(lab: ScenarioLab, ctx: ScenarioContext): Promise<void> {
   const t = lab.t;
-  const wan = lab.transports.get('wan-client')!;
   const entry = lab.status.direct.host;
   const port = entryPort(lab);
   const user = lab.status.demoUser.name;
   const main = sftpNode(t, 'main').name;
   const mainLan = lab.status.nodes[main]!.addresses.lan!;
   const upload = `${t.sftp.chrootBase}/${user}/${t.sftp.uploadDir}`;
-  const own = { mode: 0o600, owner: 'root', group: 'root' };
-  await wan.writeFileAtomic(
-    `${WORK}/key`,
-    await import('node:fs').then((f) => f.readFileSync(lab.status.demoUser.privateKey)),
-    {
-      ...own,
-      secret: true,
-    },
-  );
-  await wan.writeFileAtomic(`${WORK}/known_hosts`, `[${entry}]:${port} ${lab.hostKey}\n`, own);
-  const o = keyOpts();
+  const o = await installClientKey(lab, WORK);
   const dest = `-p ${port} ${user}@${entry}`;
 
   // control: the key login works at all (else every refusal below would prove nothing)
-  const ok = await onWan(lab, `echo pwd | sftp ${o} -P ${port} ${user}@${entry} 2>&1`);
+  const ok = await onWan(lab, `echo pwd | sftp ${o} -P ${port} ${user}@${entry} 2>&1; echo "exit=$?"`);
   if (
     !ctx.check(
       'control: the SFTP user logs in with its key from wan',
-      ok.code === 0,
+      /exit=0\s*$/.test(ok.stdout),
       ok.stdout.trim().split('\n').slice(-1)[0],
     )
   )

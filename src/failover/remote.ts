@@ -6,6 +6,7 @@ import { CommandFailed, type Transport } from '../transport/types.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
 import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS } from '../render/lsyncd.ts';
+import { CHROOT_LOG_DIR } from '../render/sshd.ts';
 import { AGENT_BASELINE, RECONCILE_MARK, SERVER_STATE_FILE } from '../render/agent.ts';
 import { SYNC_HOME } from '../stack/desired.ts';
 import { parseStat, socatLine, type StatRow } from './haproxy.ts';
@@ -96,9 +97,14 @@ export async function fenced(sub: Transport, mainAddr: string): Promise<boolean>
   return b ? isFenced(b.toString('utf8'), mainAddr) : false;
 }
 
-/** Top-level folders under the chroot base that are not data (rsync's temp dir, excludes). */
+/**
+ * Folders under the chroot base that are not data: rsync's temp dir, and each user's chroot log
+ * folder (<user>/dev: journald's socket is bind-mounted over a placeholder file there, which find
+ * still reports as a file and sha256sum cannot open).
+ */
 export const excludedDirs = (t: Topology): string[] => [
   t.replication.lsyncd.tempDir.replace(/^\/+|\/+$/g, ''),
+  ...t.sftp.users.map((u) => `${u.name}/${CHROOT_LOG_DIR}`),
 ];
 
 export async function listTree(tr: Transport, t: Topology): Promise<Listing> {
@@ -125,7 +131,9 @@ export function rsyncOnMain(
   const base = t.sftp.chrootBase;
   const sub = addressOf(inv, l.to, 'lan');
   const ssh = `ssh -i ${LSYNCD_KEY} -p ${t.sftp.port} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${LSYNCD_KNOWN_HOSTS} -o ConnectTimeout=10`;
-  const excl = [`/${l.tempDir}/`, ...l.excludes].map((e) => `--exclude=${shQuote(e)}`);
+  const excl = [`/${l.tempDir}/`, `/*/${CHROOT_LOG_DIR}/`, ...l.excludes].map(
+    (e) => `--exclude=${shQuote(e)}`,
+  );
   const args = [
     'rsync',
     '-a',
