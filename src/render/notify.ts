@@ -118,15 +118,16 @@ queue() {
 }
 
 # sftp_verdict USER REL SINCE: what the SFTP server logged last about the file REL (chroot-relative)
-# of USER since SINCE (epoch s): "closed" (the client closed it: complete), "forced" (the session
-# ended with the file still open: a cut upload), or nothing (no record, e.g. not written over SFTP).
+# of USER since SINCE (epoch s): "closed" (the client closed it after writing: complete), "forced"
+# (the session ended with the file still open: a cut upload), or nothing (no record, e.g. not
+# written over SFTP). A close after reading only ("written 0") says nothing about completeness.
 sftp_verdict() {
   local uid
   uid=$(id -u -- "$1" 2>/dev/null) || return 0
   journalctl -q --no-pager -t internal-sftp "_UID=$uid" -o cat --since "@$3" 2>/dev/null |
     REL=$2 awk 'BEGIN { rel = "\"" ENVIRON["REL"] "\" " }
       index($0, "forced close " rel) == 1 { v = "forced"; next }
-      index($0, "close " rel) == 1 { v = "closed" }
+      index($0, "close " rel) == 1 && $0 !~ / written 0$/ { v = "closed" }
       END { print v }'
 }
 

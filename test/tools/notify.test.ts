@@ -8,7 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
@@ -29,6 +37,10 @@ interface Mail {
 const root = mkdtempSync(join(tmpdir(), 'wharf-notify-'));
 const watch = join(root, 'srv/sftp');
 const spool = join(root, 'spool');
+// internal-sftp's log as journalctl would print it (-o cat, already filtered by tag and user): this
+// host has no sshd writing it, so a stand-in journalctl prints this file, and `id` knows demo
+const journal = join(root, 'journal.txt');
+const fakeBin = join(root, 'bin');
 const hooks: Hook[] = [];
 const mails: Mail[] = [];
 let webhookStatus = 200;
@@ -92,13 +104,17 @@ beforeAll(async () => {
   const env = parseEnv(r.files.find((f) => f.path.endsWith('/notify.env'))!.content);
   expect(env.WATCH_DIR).toBe('/srv/sftp');
   writeFileSync(join(root, 'notify.sh'), script.content, { mode: 0o755 });
+  mkdirSync(fakeBin);
+  writeFileSync(journal, '');
+  writeFileSync(join(fakeBin, 'journalctl'), `#!/bin/sh\ncat ${journal}\n`, { mode: 0o755 });
+  writeFileSync(join(fakeBin, 'id'), '#!/bin/sh\necho 2001\n', { mode: 0o755 });
   mkdirSync(join(watch, 'demo/upload'), { recursive: true });
   mkdirSync(join(watch, '.wharf-partial'), { recursive: true });
   daemon = spawn(join(root, 'notify.sh'), [], {
     detached: true, // own process group: the watcher pipeline is ended with it
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
-      PATH: process.env.PATH,
+      PATH: `${fakeBin}:${process.env.PATH}`,
       ...env,
       WATCH_DIR: watch,
       SPOOL_DIR: spool,
@@ -185,6 +201,32 @@ describe('notify.sh (rendered) against real receivers', () => {
       ].sort(),
     );
     expect(delivered(join(up, 'big.bin'))[0]!.body.wharf.size).toBe(4096);
+  });
+
+  it('a file its SFTP session left open (a cut upload: "forced close") is not notified; a closed one is', async () => {
+    const up = join(watch, 'demo/upload');
+    appendFileSync(
+      journal,
+      [
+        'open "/upload/cut.bin" flags WRITE,CREATE,TRUNCATE mode 0644',
+        'forced close "/upload/cut.bin" bytes read 0 written 1000',
+        'close "/upload/whole.bin" bytes read 0 written 2000',
+        // a later read of the cut file says nothing about its completeness
+        'close "/upload/cut.bin" bytes read 1000 written 0',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(up, 'cut.bin'), 'x'.repeat(1000));
+    writeFileSync(join(up, 'whole.bin'), 'y'.repeat(2000));
+    await until(
+      'whole.bin',
+      () => delivered(join(up, 'whole.bin')).length === 1 && mailed(join(up, 'whole.bin')).length === 1,
+    );
+    await until('the cut upload dropped', () => /not notified: .*cut\.bin is a partial upload/.test(log));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(delivered(join(up, 'cut.bin'))).toHaveLength(0);
+    expect(mailed(join(up, 'cut.bin'))).toHaveLength(0);
+    expect(readdirSync(spool).filter((f) => f.endsWith('.notice'))).toHaveLength(0);
   });
 
   it('while the webhook fails the notice stays spooled and is retried; mail is not duplicated', async () => {
