@@ -22,7 +22,7 @@ afterAll(async () => {
 // Every registered scenario runs here (CI's proof of each): a scenario added to the catalogue is
 // run without editing this file, and one dropped from it fails the check below.
 const NAMES = Object.keys(SCENARIOS);
-const REQUIRED = ['node-loss', 'host-keys', 'large-file', 'failback-naive'];
+const REQUIRED = ['node-loss', 'host-keys', 'large-file', 'failback-naive', 'security', 'notification'];
 
 describe('wharf scenario run on the scenario lab', () => {
   it('the catalogue still holds every scenario CI proved before', () => {
