@@ -125,9 +125,15 @@ sftp_verdict() {
   local uid
   uid=$(id -u -- "$1" 2>/dev/null) || return 0
   journalctl -q --no-pager -t internal-sftp "_UID=$uid" -o cat --since "@$3" 2>/dev/null |
-    REL=$2 awk 'BEGIN { rel = "\"" ENVIRON["REL"] "\" " }
-      index($0, "forced close " rel) == 1 { v = "forced"; next }
-      index($0, "close " rel) == 1 && $0 !~ / written 0$/ { v = "closed" }
+    REL=$2 awk '
+      # the name as the client sent it: absolute, or relative to the chroot root ("upload/x", "./x")
+      function norm(p) { gsub(/\/(\.\/)+/, "/", p); sub(/^(\.?\/+)+/, "", p); gsub(/\/+/, "/", p); return p }
+      BEGIN { rel = norm(ENVIRON["REL"]) }
+      /^(forced )?close "/ {
+        name = substr($0, index($0, "\"") + 1); sub(/" bytes read [0-9]+ written [0-9]+$/, "", name)
+        if (norm(name) != rel) next
+        if ($1 == "forced") v = "forced"; else if ($0 !~ / written 0$/) v = "closed"
+      }
       END { print v }'
 }
 

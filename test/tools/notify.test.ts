@@ -211,6 +211,9 @@ describe('notify.sh (rendered) against real receivers', () => {
         'open "/upload/cut.bin" flags WRITE,CREATE,TRUNCATE mode 0644',
         'forced close "/upload/cut.bin" bytes read 0 written 1000',
         'close "/upload/whole.bin" bytes read 0 written 2000',
+        // a client that sends names relative to the chroot root (ssh2-sftp-client does)
+        'forced close "upload/cut2.bin" bytes read 0 written 10',
+        'close "./upload//whole2.bin" bytes read 0 written 20',
         // a later read of the cut file says nothing about its completeness
         'close "/upload/cut.bin" bytes read 1000 written 0',
         '',
@@ -218,14 +221,21 @@ describe('notify.sh (rendered) against real receivers', () => {
     );
     writeFileSync(join(up, 'cut.bin'), 'x'.repeat(1000));
     writeFileSync(join(up, 'whole.bin'), 'y'.repeat(2000));
+    writeFileSync(join(up, 'cut2.bin'), 'x'.repeat(10));
+    writeFileSync(join(up, 'whole2.bin'), 'y'.repeat(20));
     await until(
       'whole.bin',
       () => delivered(join(up, 'whole.bin')).length === 1 && mailed(join(up, 'whole.bin')).length === 1,
     );
-    await until('the cut upload dropped', () => /not notified: .*cut\.bin is a partial upload/.test(log));
+    await until('whole2.bin', () => delivered(join(up, 'whole2.bin')).length === 1);
+    await until('the cut uploads dropped', () =>
+      ['cut', 'cut2'].every((c) => new RegExp(`not notified: .*/${c}\\.bin is a partial upload`).test(log)),
+    );
     await new Promise((r) => setTimeout(r, 500));
-    expect(delivered(join(up, 'cut.bin'))).toHaveLength(0);
-    expect(mailed(join(up, 'cut.bin'))).toHaveLength(0);
+    for (const c of ['cut.bin', 'cut2.bin']) {
+      expect(delivered(join(up, c))).toHaveLength(0);
+      expect(mailed(join(up, c))).toHaveLength(0);
+    }
     expect(readdirSync(spool).filter((f) => f.endsWith('.notice'))).toHaveLength(0);
   });
 

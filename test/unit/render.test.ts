@@ -422,7 +422,7 @@ describe('notifier', () => {
     expect(s).toContain('-e close_write,moved_to');
     expect(s).toContain('.* | *.part | *.filepart | *.tmp) continue');
     // a closed file is complete only if the SFTP client closed it (internal-sftp's log)
-    expect(s).toContain('"forced close " rel');
+    expect(s).toContain('if ($1 == "forced") v = "forced"');
     expect(fileOf(r, '/etc/ssh/sshd_config').content).toMatch(/^ {4}ForceCommand internal-sftp -l INFO$/m);
     expect(fileOf(r, '/etc/systemd/system/wharf-notify.service').content).toContain('Restart=always');
   });
