@@ -9,8 +9,10 @@ import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { manyFiles } from './many-files.ts';
 import { nodeLoss } from './node-loss.ts';
+import { notification } from './notification.ts';
 import { readWriteSplit } from './read-write-split.ts';
 import { replicationLag } from './replication-lag.ts';
+import { security } from './security.ts';
 import { smoke } from './smoke.ts';
 
 registerScenarios(
@@ -20,6 +22,8 @@ registerScenarios(
   largeFile,
   failbackNaive,
   readWriteSplit,
+  security,
+  notification,
   backupRestore,
   replicationLag,
   manyFiles,

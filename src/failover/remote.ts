@@ -6,6 +6,7 @@ import { CommandFailed, type Transport } from '../transport/types.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
 import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS } from '../render/lsyncd.ts';
+import { CHROOT_LOG_DIR } from '../render/sshd.ts';
 import { AGENT_BASELINE, RECONCILE_MARK, SERVER_STATE_FILE } from '../render/agent.ts';
 import { HEARTBEAT_DIR } from '../render/readpool.ts';
 import { SYNC_HOME } from '../stack/desired.ts';
@@ -97,10 +98,15 @@ export async function fenced(sub: Transport, mainAddr: string): Promise<boolean>
   return b ? isFenced(b.toString('utf8'), mainAddr) : false;
 }
 
-/** Top-level folders under the chroot base that are not data (rsync's temp dir, main's heartbeat). */
+/**
+ * Folders under the chroot base that are not data: rsync's temp dir, main's heartbeat, and each
+ * user's chroot log folder (<user>/dev: journald's socket is bind-mounted over a placeholder file
+ * there, which find still reports as a file and sha256sum cannot open).
+ */
 export const excludedDirs = (t: Topology): string[] => [
   t.replication.lsyncd.tempDir.replace(/^\/+|\/+$/g, ''),
   HEARTBEAT_DIR,
+  ...t.sftp.users.map((u) => `${u.name}/${CHROOT_LOG_DIR}`),
 ];
 
 export async function listTree(tr: Transport, t: Topology): Promise<Listing> {
@@ -127,7 +133,9 @@ export function rsyncOnMain(
   const base = t.sftp.chrootBase;
   const sub = addressOf(inv, l.to, 'lan');
   const ssh = `ssh -i ${LSYNCD_KEY} -p ${t.sftp.port} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${LSYNCD_KNOWN_HOSTS} -o ConnectTimeout=10`;
-  const excl = [`/${l.tempDir}/`, ...l.excludes].map((e) => `--exclude=${shQuote(e)}`);
+  const excl = [`/${l.tempDir}/`, `/*/${CHROOT_LOG_DIR}/`, ...l.excludes].map(
+    (e) => `--exclude=${shQuote(e)}`,
+  );
   const args = [
     'rsync',
     '-a',

@@ -7,6 +7,7 @@ import type { RenderedFile } from './types.ts';
 import { CHECKS, file, header, lines, shq, unitCheck } from './util.ts';
 import { NOTIFY_SPOOL } from './notify.ts';
 import { ALERT_SCRIPT, alertsEnabled } from './alert.ts';
+import { CHROOT_LOG_DIR } from './sshd.ts';
 
 export const BACKUP_SCRIPT = '/usr/local/lib/wharf/backup.sh';
 export const BACKUP_SERVICE = '/etc/systemd/system/wharf-backup.service';
@@ -73,8 +74,8 @@ export function renderBackupScript(t: Topology, inv: Inventory): RenderedFile {
     'link=()',
     'if [[ -d "$SNAP_DIR/latest/" ]]; then link=(--link-dest="$SNAP_DIR/latest/"); fi',
     'rm -rf "$partial"',
-    "# sudo rsync on the source reads every user's files; rsync temp names are skipped.",
-    `rsync -a --delete --numeric-ids "\${link[@]}" --exclude=${shq(`/${t.replication.lsyncd.tempDir}/`)} \\`,
+    "# sudo rsync on the source reads every user's files; rsync temp names and each chroot's log socket folder are skipped.",
+    `rsync -a --delete --numeric-ids "\${link[@]}" --exclude=${shq(`/${t.replication.lsyncd.tempDir}/`)} --exclude=${shq(`/*/${CHROOT_LOG_DIR}/`)} \\`,
     '  -e "$SSH" --rsync-path="$RSYNC_PATH" \\',
     '  "$SRC_HOST:$SRC_DIR/" "$partial/"',
     'mv "$partial" "$new"',

@@ -5,7 +5,18 @@ import { InputError } from '../core/errors.ts';
 import type { NodeRender, RenderedFile, UnitState } from './types.ts';
 import { renderHaproxyCfg } from './haproxy.ts';
 import { AGENT_SOCKET_UNIT, renderAgentScript, renderAgentService, renderAgentSocket } from './agent.ts';
-import { INOTIFY_SYSCTLS, renderMgmtDropin, renderSshdConfig, renderSudoers, renderSysctl } from './sshd.ts';
+import {
+  INOTIFY_SYSCTLS,
+  renderFaillockConf,
+  renderMgmtDropin,
+  renderSshdConfig,
+  renderSftpLogScript,
+  renderSftpLogUnit,
+  renderSshdPam,
+  SFTP_LOG_UNIT,
+  renderSudoers,
+  renderSysctl,
+} from './sshd.ts';
 import { renderLsyncdConf, renderLsyncdUnit } from './lsyncd.ts';
 import { renderBackupScript, renderBackupService, renderBackupTimer } from './backup.ts';
 import { alertsEnabled, renderAlertEnv, renderAlertScript } from './alert.ts';
@@ -77,7 +88,10 @@ export function renderNode(t: Topology, inv: Inventory, node: string): NodeRende
         .pkg('haproxy');
       break;
     case 'sftp': {
-      b.add(renderSshdConfig(t, inv, node), renderSudoers(t)).unit('ssh', 'reload');
+      // faillock.conf before the PAM file that reads it
+      if (t.sftp.lockout.attempts > 0) b.add(renderFaillockConf(t));
+      b.add(renderSftpLogScript(t), renderSftpLogUnit(t)).unit(SFTP_LOG_UNIT, 'restart');
+      b.add(renderSshdPam(t), renderSshdConfig(t, inv, node), renderSudoers(t)).unit('ssh', 'reload');
       b.pkg('openssh-server', 'openssh-sftp-server', 'rsync', 'sudo');
       b.sysctls = { ...INOTIFY_SYSCTLS };
       const r = t.replication;

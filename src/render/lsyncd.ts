@@ -4,6 +4,7 @@ import type { Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { CheckCommand, RenderedFile } from './types.ts';
 import { file, header, lines, luaStr, unitCheck } from './util.ts';
+import { CHROOT_LOG_DIR } from './sshd.ts';
 
 export const LSYNCD_CONF = '/etc/lsyncd/lsyncd.conf.lua';
 export const LSYNCD_UNIT = '/etc/systemd/system/lsyncd.service';
@@ -137,7 +138,14 @@ export function renderLsyncdConf(t: Topology, inv: Inventory): RenderedFile {
   const l = t.replication.lsyncd;
   const base = t.sftp.chrootBase;
   const target = addressOf(inv, l.to, 'lan');
-  const excludes = [...l.excludes, l.tempDir, `${l.tempDir}/**`];
+  // each chroot's log socket folder (a bind mount of journald's socket, not data)
+  const excludes = [
+    ...l.excludes,
+    l.tempDir,
+    `${l.tempDir}/**`,
+    `/*/${CHROOT_LOG_DIR}`,
+    `/*/${CHROOT_LOG_DIR}/**`,
+  ];
   const text = lines(
     header(t, '--').trimEnd(),
     `-- ${l.from} → ${l.to}: uploads are replicated within ~${l.delay}s.`,

@@ -110,23 +110,48 @@ json_escape() {
   printf '%s' "$out"
 }
 
-# queue SIZE PATH: write a notice atomically (temp name, then rename).
+# queue SIZE EVENT PATH: write a notice atomically (temp name, then rename). EVENT is inotify's
+# (CLOSE_WRITE,CLOSE or MOVED_TO); an old two-line notice (SIZE, PATH) is still understood.
 queue() {
   local tmp="$SPOOL_DIR/.$$.$RANDOM.tmp"
-  printf '%s\n%s' "$1" "$2" >"$tmp" && mv "$tmp" "$SPOOL_DIR/$(date +%s%N).$$.$RANDOM.notice"
+  printf '%s\n%s\n%s' "$1" "$2" "$3" >"$tmp" && mv "$tmp" "$SPOOL_DIR/$(date +%s%N).$$.$RANDOM.notice"
+}
+
+# sftp_verdict USER REL SINCE: what the SFTP server logged last about the file REL (chroot-relative)
+# of USER since SINCE (epoch s): "closed" (the client closed it after writing: complete), "forced"
+# (the session ended with the file still open: a cut upload), or nothing (no record, e.g. not
+# written over SFTP). A close after reading only ("written 0") says nothing about completeness.
+sftp_verdict() {
+  local uid
+  uid=$(id -u -- "$1" 2>/dev/null) || return 0
+  journalctl -q --no-pager -t internal-sftp "_UID=$uid" -o cat --since "@$3" 2>/dev/null |
+    REL=$2 awk '
+      # the name as the client sent it: absolute, or relative to the chroot root ("upload/x", "./x")
+      function norm(p) { gsub(/\/(\.\/)+/, "/", p); sub(/^(\.?\/+)+/, "", p); gsub(/\/+/, "/", p); return p }
+      BEGIN { rel = norm(ENVIRON["REL"]) }
+      /^(forced )?close "/ {
+        name = substr($0, index($0, "\"") + 1); sub(/" bytes read [0-9]+ written [0-9]+$/, "", name)
+        if (norm(name) != rel) next
+        if ($1 == "forced") v = "forced"; else if ($0 !~ / written 0$/) v = "closed"
+      }
+      END { print v }'
 }
 
 # Watch the upload tree: a file is complete when its writer closes it or when it is renamed into its
 # final name (rsync and lsyncd write ".name.XXXXXX" or into the temp dir, then rename).
 watch() {
   local path base
-  inotifywait -m -r -q -e close_write,moved_to --format '%w%f%0' --no-newline \
+  local ev
+  inotifywait -m -r -q -e close_write,moved_to --format '%e%w%f%0' --no-newline \
     --exclude "(^|/)(\.[^/]*|$IGNORE_DIR)(/|$)" "$WATCH_DIR" |
     while IFS= read -r -d '' path; do
+      ev=${'${'}path%%/*}
+      path=${'${'}path#"$ev"}
       base=${'${'}path##*/}
-      case "$base" in .* | *.part | *.tmp) continue ;; esac
+      # temp names: rsync's .name.XXXXXX, WinSCP's name.filepart, other clients' .part / .tmp
+      case "$base" in .* | *.part | *.filepart | *.tmp) continue ;; esac
       [[ -f "$path" ]] || continue
-      queue "$(stat -c %s -- "$path" 2>/dev/null || echo 0)" "$path"
+      queue "$(stat -c %s -- "$path" 2>/dev/null || echo 0)" "$ev" "$path"
     done
   log "inotifywait ended"
   return 1
@@ -156,11 +181,28 @@ send_mail() { # SIZE PATH USER
 }
 
 # deliver FILE: every configured channel once (a .sent-<channel> marker avoids duplicates on retry).
+# Returns 0 delivered (or dropped: a cut upload), 1 a channel failed, 2 not yet (wait for the log).
 deliver() {
-  local f=$1 size path user rest ok=0
-  { IFS= read -r size; path=$(cat); } <"$f" || return 1
+  local f=$1 size ev path user rest ok=0 born verdict
+  { IFS= read -r size; IFS= read -r ev; path=$(cat); } <"$f" || return 1
+  if [[ "$ev" == /* ]]; then path=$ev${'${'}path:+$'\n'$path}; ev=; fi # old format: SIZE, PATH
   rest=${'${'}path#"${'${'}WATCH_DIR:-/}"/}
   user=${'${'}rest%%/*}
+  # A file closed after a write: complete only if the SFTP client closed it. A cut upload (client
+  # killed, connection lost) is closed by the server as its session ends: "forced close" in its log.
+  if [[ "$ev" == CLOSE_WRITE* && -n "${'${'}WATCH_DIR:-}" ]]; then
+    born=${'${'}f##*/}
+    born=$(( ${'${'}born%%.*} / 1000000000 ))
+    verdict=$(sftp_verdict "$user" "/${'${'}rest#*/}" $(( born - 30 )))
+    if [[ "$verdict" == forced ]]; then
+      rm -f "$f" "$f.sent-webhook" "$f.sent-smtp"
+      log "not notified: $path is a partial upload (the SFTP session ended before the client closed it)"
+      return 0
+    fi
+    # no record yet: the log line may still be on its way; after a few seconds go ahead (a file
+    # written by something other than SFTP has no record at all)
+    if [[ -z "$verdict" ]] && (( $(date +%s) - born < 3 )); then return 2; fi
+  fi
   if [[ -n "$WEBHOOK_URL" && ! -e "$f.sent-webhook" ]]; then
     if out=$(send_webhook "$size" "$path" "$user"); then : >"$f.sent-webhook"; else log "webhook failed for $path: $out"; ok=1; fi
   fi
@@ -179,7 +221,9 @@ sender() {
   while :; do
     for f in "$SPOOL_DIR"/*.notice; do
       attempt=0 delay=1
-      until deliver "$f"; do
+      while :; do
+        deliver "$f"
+        case $? in 0 | 2) break ;; esac
         attempt=$(( attempt + 1 ))
         if (( attempt > RETRIES )); then log "ERROR: $f not delivered after $RETRIES retries; kept in spool"; break; fi
         sleep "$delay"; delay=$(( delay * 2 > 30 ? 30 : delay * 2 ))

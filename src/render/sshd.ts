@@ -2,8 +2,9 @@
 // management ListenAddress drop-in for every node, the replication sudoers rule and inotify sysctls.
 import { readPoolNodes, type Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
-import type { RenderedFile } from './types.ts';
-import { CHECKS, file, header, lines } from './util.ts';
+import type { CheckCommand, RenderedFile } from './types.ts';
+import { parseDuration } from '../core/duration.ts';
+import { CHECKS, file, header, lines, shq, unitCheck } from './util.ts';
 
 /** One shared set of host keys on every SFTP node (the runbook distributes them). */
 export const HOST_KEY_TYPES = ['ed25519', 'rsa', 'ecdsa'] as const;
@@ -76,7 +77,12 @@ export function renderSshdConfig(t: Topology, inv: Inventory, node: string): Ren
     '',
     `# SFTP users: jailed in ${s.chrootBase}/<user> (root-owned), writable ${s.uploadDir}/ inside, nothing else.`,
     `Match Group ${s.group}`,
-    ...sftpUser(['    ForceCommand internal-sftp']),
+    ...sftpUser([
+      '    # -l INFO: the server logs each file it closes ("close" by the client, "forced close" when the',
+      '    # session ended first: a cut upload); the notifier reads it. The log reaches journald through',
+      `    # ${CHROOT_LOG_SOCKET} inside each chroot (wharf-sftp-log.service bind-mounts it there).`,
+      '    ForceCommand internal-sftp -l INFO',
+    ]),
   );
   return file('/etc/ssh/sshd_config', text, { check: CHECKS.sshd, notify: ['ssh'] });
 }
@@ -130,3 +136,187 @@ export const INOTIFY_SYSCTLS: Record<string, string> = {
   'fs.inotify.max_user_watches': '524288',
   'fs.inotify.max_queued_events': '65536',
 };
+
+export const SSHD_PAM = '/etc/pam.d/sshd';
+export const FAILLOCK_CONF = '/etc/security/faillock.conf';
+
+/** Whole seconds of a topology duration (HAProxy style: a bare number is ms), rounded up. */
+const seconds = (d: string, label: string): number =>
+  Math.ceil(parseDuration(d, { bareMs: true, label }) / 1000);
+
+/**
+ * Checks a PAM service file: every module it names exists in the PAM module folder and every
+ * `@include` exists. PAM has no checker of its own, and a wrong line here locks out every ssh login
+ * (the management path too): the runbook must refuse it before it replaces the old file.
+ */
+export const PAM_CHECK: CheckCommand = {
+  name: 'pam modules exist',
+  argv: [
+    'sh',
+    '-c',
+    [
+      'set -e',
+      'dir=""; for d in /lib/*-linux-gnu/security /usr/lib/*-linux-gnu/security /lib/security /usr/lib/security; do [ -e "$d/pam_unix.so" ] && { dir=$d; break; }; done',
+      '[ -n "$dir" ] || { echo "no PAM module folder (pam_unix.so) found"; exit 1; }',
+      'bad=0',
+      'for m in $(grep -v "^[[:space:]]*#" "$1" | grep -oE "pam_[a-z0-9_]+\\.so"); do [ -e "$dir/$m" ] || { echo "$1: $m: no such module in $dir"; bad=1; }; done',
+      'for i in $(sed -n "s/^@include[[:space:]]\\+//p" "$1"); do [ -e "/etc/pam.d/$i" ] || { echo "$1: @include $i: no /etc/pam.d/$i"; bad=1; }; done',
+      'grep -qE "^[[:space:]]*auth[[:space:]]" "$1" || grep -q "^@include common-auth" "$1" || { echo "$1: no auth stack"; bad=1; }',
+      'exit $bad',
+    ].join('\n'),
+    'sh',
+    '{}',
+  ],
+};
+
+/**
+ * /etc/pam.d/sshd on the SFTP nodes: Debian's own file, with the auth stack spelled out around
+ * pam_faillock (preauth → pam_unix → authfail/authsucc, as pam_faillock(8) shows; Debian's
+ * common-auth ends in `requisite pam_deny`, which would skip authfail). Account and session stacks
+ * are Debian's. Without a lockout (`sftp.lockout.attempts: 0`) the auth stack is common-auth again.
+ */
+export function renderSshdPam(t: Topology): RenderedFile {
+  const lock = t.sftp.lockout;
+  const auth =
+    lock.attempts > 0
+      ? [
+          `# Per-user lockout (${FAILLOCK_CONF}): ${lock.attempts} wrong passwords within ${lock.window} lock the`,
+          `# user's password logins for ${lock.unlockAfter}, the right password included. sshd only sees`,
+          '# HAProxy as the source, so a per-source limit would lock out every client at once.',
+          '# Key logins do not use this stack. Unlock by hand: faillock --user NAME --reset',
+          'auth       required                    pam_faillock.so preauth',
+          'auth       [success=1 default=bad]     pam_unix.so nullok',
+          'auth       [default=die]               pam_faillock.so authfail',
+          'auth       sufficient                  pam_faillock.so authsucc',
+          'auth       required                    pam_deny.so',
+        ]
+      : ['# Standard Un*x authentication.', '@include common-auth'];
+  return file(
+    SSHD_PAM,
+    lines(
+      header(t).trimEnd(),
+      '# PAM configuration for the Secure Shell service (Debian 12 default, auth stack by wharf)',
+      '',
+      ...auth,
+      '',
+      '# Disallow non-root logins when /etc/nologin exists.',
+      'account    required     pam_nologin.so',
+      '',
+      '# Standard Un*x authorization.',
+      '@include common-account',
+      '',
+      '# SELinux needs to be the first session rule.',
+      'session [success=ok ignore=ignore module_unknown=ignore default=bad]        pam_selinux.so close',
+      '',
+      '# Set the loginuid process attribute.',
+      'session    required     pam_loginuid.so',
+      '',
+      '# Create a new session keyring.',
+      'session    optional     pam_keyinit.so force revoke',
+      '',
+      '# Standard Un*x session setup and teardown.',
+      '@include common-session',
+      '',
+      '# Print the message of the day upon successful login.',
+      'session    optional     pam_motd.so  motd=/run/motd.dynamic',
+      'session    optional     pam_motd.so noupdate',
+      '',
+      "# Print the status of the user's mailbox upon successful login.",
+      'session    optional     pam_mail.so standard noenv # [1]',
+      '',
+      '# Set up user limits from /etc/security/limits.conf.',
+      'session    required     pam_limits.so',
+      '',
+      '# Read environment variables from /etc/environment and /etc/security/pam_env.conf.',
+      'session    required     pam_env.so # [1]',
+      'session    required     pam_env.so user_readenv=1 envfile=/etc/default/locale',
+      '',
+      '# SELinux needs to be the last session rule.',
+      'session [success=ok ignore=ignore module_unknown=ignore default=bad]        pam_selinux.so open',
+      '',
+      '# Standard Un*x password updating.',
+      '@include common-password',
+    ),
+    { check: PAM_CHECK },
+  );
+}
+
+/** pam_faillock's settings (read on every authentication: no reload). */
+export function renderFaillockConf(t: Topology): RenderedFile {
+  const lock = t.sftp.lockout;
+  return file(
+    FAILLOCK_CONF,
+    lines(
+      header(t).trimEnd(),
+      '# Per-user lockout of SFTP password logins (sftp.lockout in the topology).',
+      '# Failure records: /var/run/faillock (tmpfs: a reboot clears them). Root is never locked.',
+      `deny = ${lock.attempts}`,
+      `fail_interval = ${seconds(lock.window, 'sftp.lockout.window')}`,
+      `unlock_time = ${seconds(lock.unlockAfter, 'sftp.lockout.unlockAfter')}`,
+    ),
+  );
+}
+
+/** The chroot-relative log socket and folder (excluded from replication and snapshots). */
+export const CHROOT_LOG_DIR = 'dev';
+export const CHROOT_LOG_SOCKET = `/${CHROOT_LOG_DIR}/log`;
+export const SFTP_LOG_SCRIPT = '/usr/local/lib/wharf/sftp-log.sh';
+export const SFTP_LOG_UNIT = 'wharf-sftp-log.service';
+/** journald's syslog socket (/dev/log links to it). */
+export const JOURNAL_DEV_LOG = '/run/systemd/journal/dev-log';
+
+/**
+ * internal-sftp runs inside the user's chroot, where there is no /dev/log: without one its log
+ * lines are lost. This script bind-mounts journald's syslog socket to <chroot>/dev/log for every
+ * SFTP user (`up`), or removes those mounts (`down`). Idempotent.
+ */
+export function renderSftpLogScript(t: Topology): RenderedFile {
+  const base = t.sftp.chrootBase;
+  const text = lines(
+    '#!/bin/bash',
+    header(t).trimEnd(),
+    `# internal-sftp's log socket inside each SFTP user's chroot (${base}/<user>${CHROOT_LOG_SOCKET}).`,
+    'set -euo pipefail',
+    `users=(${t.sftp.users.map((u) => shq(u.name)).join(' ')})`,
+    `src=${shq(JOURNAL_DEV_LOG)}`,
+    'for u in "${users[@]}"; do',
+    `  d=${shq(base)}/$u/${CHROOT_LOG_DIR}`,
+    '  case "${1:-up}" in',
+    '    up)',
+    '      # the chroot as configure makes it (root-owned, 0755), then its dev/ folder',
+    `      install -d -o root -g root -m 0755 ${shq(base)}/"$u" "$d"`,
+    '      mountpoint -q "$d/log" && continue',
+    '      [[ -e "$d/log" ]] || : >"$d/log"',
+    '      mount --bind "$src" "$d/log"',
+    '      ;;',
+    '    down) if mountpoint -q "$d/log"; then umount "$d/log"; fi ;;',
+    '    *) echo "usage: $0 up|down" >&2; exit 2 ;;',
+    '  esac',
+    'done',
+  );
+  return file(SFTP_LOG_SCRIPT, text, { mode: 0o755, check: CHECKS.bash, notify: [SFTP_LOG_UNIT] });
+}
+
+export function renderSftpLogUnit(t: Topology): RenderedFile {
+  const text = lines(
+    header(t).trimEnd(),
+    '[Unit]',
+    "Description=wharf: journald's syslog socket inside each SFTP chroot (internal-sftp's log)",
+    'After=systemd-journald-dev-log.socket local-fs.target',
+    'Requires=systemd-journald-dev-log.socket',
+    'Before=ssh.service',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=${SFTP_LOG_SCRIPT} up`,
+    `ExecStop=${SFTP_LOG_SCRIPT} down`,
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+  );
+  return file(`/etc/systemd/system/${SFTP_LOG_UNIT}`, text, {
+    check: unitCheck(SFTP_LOG_UNIT),
+    notify: [SFTP_LOG_UNIT],
+  });
+}

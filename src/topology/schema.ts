@@ -247,6 +247,20 @@ export const TopologySchema = z.strictObject({
       readOnlyPort: port().default(2221),
       passwordAuthentication: z.boolean().default(true),
       maxAuthTries: intIn(1, 20).default(3),
+      /**
+       * Per-user lockout of the password path (pam_faillock in sshd's PAM stack): after `attempts`
+       * wrong passwords within `window` the user's password logins are refused, the right password
+       * too, until `unlockAfter` has passed (or `faillock --user NAME --reset`). Per user, not per
+       * source: sshd sees HAProxy's address, never the client's. Key logins are not affected.
+       * `attempts: 0` turns it off.
+       */
+      lockout: z
+        .strictObject({
+          attempts: intIn(0, 100).default(5),
+          unlockAfter: duration().default('10m'),
+          window: duration().default('15m'),
+        })
+        .prefault({}),
       maxSessions: intIn(1, 1000).default(10),
       /** Must stay below HAProxy's client/server timeouts (seconds). */
       clientAliveInterval: intIn(0, 86400).default(60),

@@ -30,6 +30,8 @@ const REQUIRED = [
   'large-file',
   'failback-naive',
   'read-write-split',
+  'security',
+  'notification',
   'backup-restore',
   'replication-lag',
   'many-files',

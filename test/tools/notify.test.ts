@@ -1,12 +1,22 @@
 // The rendered notifier (notify.sh + notify.env) runs for real on this host: inotifywait on a temp
 // upload tree, curl to a loopback webhook and a loopback SMTP server (the smtp-server package).
-// Proves: one notice per complete file by its final name, temp names ignored, JSON escaping,
-// retries while the webhook fails without losing or duplicating notices.
+// Proves: one notice per complete file by its final name, temp names ignored (rsync's, WinSCP's
+// .filepart, .part), JSON escaping, retries while the webhook fails without losing or duplicating
+// notices. (Cut uploads are told apart by internal-sftp's log in journald: the lab proves that, in
+// the notification scenario; here there is no sftp record, so a closed file goes out after ~3 s.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
@@ -27,6 +37,10 @@ interface Mail {
 const root = mkdtempSync(join(tmpdir(), 'wharf-notify-'));
 const watch = join(root, 'srv/sftp');
 const spool = join(root, 'spool');
+// internal-sftp's log as journalctl would print it (-o cat, already filtered by tag and user): this
+// host has no sshd writing it, so a stand-in journalctl prints this file, and `id` knows demo
+const journal = join(root, 'journal.txt');
+const fakeBin = join(root, 'bin');
 const hooks: Hook[] = [];
 const mails: Mail[] = [];
 let webhookStatus = 200;
@@ -90,13 +104,17 @@ beforeAll(async () => {
   const env = parseEnv(r.files.find((f) => f.path.endsWith('/notify.env'))!.content);
   expect(env.WATCH_DIR).toBe('/srv/sftp');
   writeFileSync(join(root, 'notify.sh'), script.content, { mode: 0o755 });
+  mkdirSync(fakeBin);
+  writeFileSync(journal, '');
+  writeFileSync(join(fakeBin, 'journalctl'), `#!/bin/sh\ncat ${journal}\n`, { mode: 0o755 });
+  writeFileSync(join(fakeBin, 'id'), '#!/bin/sh\necho 2001\n', { mode: 0o755 });
   mkdirSync(join(watch, 'demo/upload'), { recursive: true });
   mkdirSync(join(watch, '.wharf-partial'), { recursive: true });
   daemon = spawn(join(root, 'notify.sh'), [], {
     detached: true, // own process group: the watcher pipeline is ended with it
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
-      PATH: process.env.PATH,
+      PATH: `${fakeBin}:${process.env.PATH}`,
       ...env,
       WATCH_DIR: watch,
       SPOOL_DIR: spool,
@@ -163,15 +181,62 @@ describe('notify.sh (rendered) against real receivers', () => {
     writeFileSync(join(watch, '.wharf-partial/c.bin'), 'ccc');
     renameSync(join(watch, '.wharf-partial/c.bin'), join(up, 'c.bin'));
     writeFileSync(join(up, 'ignored.part'), 'partial');
+    // WinSCP: name.filepart while it writes, renamed when whole
+    writeFileSync(join(up, 'w.csv.filepart'), 'winscp');
+    renameSync(join(up, 'w.csv.filepart'), join(up, 'w.csv'));
     await until(
       'both files',
-      () => delivered(join(up, 'big.bin')).length === 1 && delivered(join(up, 'c.bin')).length === 1,
+      () =>
+        delivered(join(up, 'big.bin')).length === 1 &&
+        delivered(join(up, 'c.bin')).length === 1 &&
+        delivered(join(up, 'w.csv')).length === 1,
     );
     await new Promise((r) => setTimeout(r, 1000));
     expect(hooks.map((h) => h.body.wharf.path).sort()).toEqual(
-      [join(up, 'big.bin'), join(up, 'c.bin'), join(watch, 'demo/upload/report "Q3"\tfinal\\v2.csv')].sort(),
+      [
+        join(up, 'big.bin'),
+        join(up, 'c.bin'),
+        join(up, 'w.csv'),
+        join(watch, 'demo/upload/report "Q3"\tfinal\\v2.csv'),
+      ].sort(),
     );
     expect(delivered(join(up, 'big.bin'))[0]!.body.wharf.size).toBe(4096);
+  });
+
+  it('a file its SFTP session left open (a cut upload: "forced close") is not notified; a closed one is', async () => {
+    const up = join(watch, 'demo/upload');
+    appendFileSync(
+      journal,
+      [
+        'open "/upload/cut.bin" flags WRITE,CREATE,TRUNCATE mode 0644',
+        'forced close "/upload/cut.bin" bytes read 0 written 1000',
+        'close "/upload/whole.bin" bytes read 0 written 2000',
+        // a client that sends names relative to the chroot root (ssh2-sftp-client does)
+        'forced close "upload/cut2.bin" bytes read 0 written 10',
+        'close "./upload//whole2.bin" bytes read 0 written 20',
+        // a later read of the cut file says nothing about its completeness
+        'close "/upload/cut.bin" bytes read 1000 written 0',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(up, 'cut.bin'), 'x'.repeat(1000));
+    writeFileSync(join(up, 'whole.bin'), 'y'.repeat(2000));
+    writeFileSync(join(up, 'cut2.bin'), 'x'.repeat(10));
+    writeFileSync(join(up, 'whole2.bin'), 'y'.repeat(20));
+    await until(
+      'whole.bin',
+      () => delivered(join(up, 'whole.bin')).length === 1 && mailed(join(up, 'whole.bin')).length === 1,
+    );
+    await until('whole2.bin', () => delivered(join(up, 'whole2.bin')).length === 1);
+    await until('the cut uploads dropped', () =>
+      ['cut', 'cut2'].every((c) => new RegExp(`not notified: .*/${c}\\.bin is a partial upload`).test(log)),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    for (const c of ['cut.bin', 'cut2.bin']) {
+      expect(delivered(join(up, c))).toHaveLength(0);
+      expect(mailed(join(up, c))).toHaveLength(0);
+    }
+    expect(readdirSync(spool).filter((f) => f.endsWith('.notice'))).toHaveLength(0);
   });
 
   it('while the webhook fails the notice stays spooled and is retried; mail is not duplicated', async () => {

@@ -263,6 +263,20 @@ describe('the checkers bite: a broken file is refused', () => {
       /maybe|unsupported option/i,
     ],
     [
+      'pam: a module that does not exist (would lock every ssh login out)',
+      'sftp-main',
+      '/etc/pam.d/sshd',
+      (s) => s.replace('pam_faillock.so authfail', 'pam_failock.so authfail'),
+      /pam_failock\.so: no such module/,
+    ],
+    [
+      'pam: an @include that does not exist',
+      'sftp-main',
+      '/etc/pam.d/sshd',
+      (s) => s.replace('@include common-account', '@include common-acount'),
+      /common-acount/,
+    ],
+    [
       'nft: typo in a verdict',
       'firewall',
       '/etc/nftables.conf',

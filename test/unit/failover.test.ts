@@ -10,6 +10,7 @@ import { loadTopology } from '../../src/topology/load.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import {
   backendsOf,
+  excludedDirs,
   changedDuringPass,
   fenceAuthorizedKeys,
   isOwnCopy,
@@ -241,6 +242,20 @@ describe('listing and conflict copies (real find, sha256sum, cp in a temp dir)',
       mtime: 1234.5,
       sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824',
     });
+  });
+
+  it("skips each user's chroot log folder (<user>/dev), not a folder named dev inside the uploads", () => {
+    const t = loadTopology('configs/stack.yaml');
+    expect(excludedDirs(t)).toEqual(['.wharf-partial', '.wharf-heartbeat', 'demo/dev']);
+    const base = join(tmp, 'base3');
+    mkdirSync(join(base, 'demo/dev'), { recursive: true });
+    mkdirSync(join(base, 'demo/upload/dev'), { recursive: true });
+    writeFileSync(join(base, 'demo/dev/log'), ''); // the bind mount's placeholder
+    writeFileSync(join(base, 'demo/upload/dev/x'), 'x');
+    const out = execFileSync('bash', ['-c', listingCommand(base, excludedDirs(t), ['*.part'])], {
+      encoding: 'utf8',
+    });
+    expect([...parseListing(out).keys()]).toEqual(['demo/upload/dev/x']);
   });
 
   it('keeps a copy of each losing version under the conflicts folder', () => {

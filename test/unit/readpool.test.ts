@@ -51,7 +51,7 @@ describe('read pool: who serves reads', () => {
       expect(cfg.slice(others, general)).toMatch(
         /PubkeyAuthentication no\n[\s\S]*PasswordAuthentication no\n/,
       );
-      expect(cfg.slice(general)).toContain('ForceCommand internal-sftp\n');
+      expect(cfg.slice(general)).toContain('ForceCommand internal-sftp -l INFO\n');
     }
     const backup = content(stack['sftp-backup']!, '/etc/ssh/sshd_config');
     expect(backup).not.toContain('2221');

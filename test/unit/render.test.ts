@@ -227,10 +227,11 @@ describe('sshd_config', () => {
       .split('Match Group sftp_users\n')[1]!
       .trim()
       .split('\n')
-      .map((l) => l.trim());
+      .map((l) => l.trim())
+      .filter((l) => !l.startsWith('#'));
     expect(block).toEqual([
       'ChrootDirectory /srv/sftp/%u',
-      'ForceCommand internal-sftp',
+      'ForceCommand internal-sftp -l INFO',
       'PasswordAuthentication yes',
       'DisableForwarding yes',
       'AllowTcpForwarding no',
@@ -278,6 +279,53 @@ describe('sshd_config', () => {
     }
   });
 
+  it("per-user lockout: pam_faillock around pam_unix in sshd's PAM stack, limits from sftp.lockout", () => {
+    const pam = fileOf(stack['sftp-main']!, '/etc/pam.d/sshd');
+    expect(pam.check?.name).toBe('pam modules exist');
+    const auth = pam.content.split('\n').filter((l) => /^auth\s/.test(l));
+    expect(auth.map((l) => l.replace(/\s+/g, ' '))).toEqual([
+      'auth required pam_faillock.so preauth',
+      'auth [success=1 default=bad] pam_unix.so nullok',
+      'auth [default=die] pam_faillock.so authfail',
+      'auth sufficient pam_faillock.so authsucc',
+      'auth required pam_deny.so',
+    ]);
+    expect(pam.content).not.toContain('@include common-auth');
+    expect(pam.content).toContain('@include common-account');
+    expect(fileOf(stack['sftp-main']!, '/etc/security/faillock.conf').content).toMatch(
+      /^deny = 5\nfail_interval = 900\nunlock_time = 600$/m,
+    );
+    const t2 = variant(
+      (d) => (d.sftp = { ...d.sftp, lockout: { attempts: 3, unlockAfter: '90s', window: '1m' } }),
+    );
+    expect(
+      fileOf(renderNode(t2, labInventory(t2), 'sftp-sub'), '/etc/security/faillock.conf').content,
+    ).toMatch(/^deny = 3\nfail_interval = 60\nunlock_time = 90$/m);
+    // off: Debian's common-auth again, no faillock.conf
+    const t3 = variant((d) => (d.sftp = { ...d.sftp, lockout: { attempts: 0 } }));
+    const r3 = renderNode(t3, labInventory(t3), 'sftp-main');
+    expect(fileOf(r3, '/etc/pam.d/sshd').content).toContain('@include common-auth');
+    expect(fileOf(r3, '/etc/pam.d/sshd').content).not.toContain('pam_faillock');
+    expect(r3.files.some((f) => f.path === '/etc/security/faillock.conf')).toBe(false);
+    // only the sftp nodes get it
+    expect(stack['haproxy']!.files.some((f) => f.path === '/etc/pam.d/sshd')).toBe(false);
+  });
+
+  it("internal-sftp's log socket in every chroot: a bind-mount unit on every sftp node, never replicated", () => {
+    for (const n of ['sftp-main', 'sftp-sub', 'sftp-backup']) {
+      const sc = fileOf(stack[n]!, '/usr/local/lib/wharf/sftp-log.sh').content;
+      expect(sc).toContain('mount --bind "$src" "$d/log"');
+      expect(sc).toContain('src=/run/systemd/journal/dev-log');
+      expect(stack[n]!.units.map((u) => u.name)).toContain('wharf-sftp-log.service');
+    }
+    expect(fileOf(stack['sftp-main']!, '/etc/lsyncd/lsyncd.conf.lua').content).toContain(
+      '"/*/dev", "/*/dev/**"',
+    );
+    expect(fileOf(stack['sftp-backup']!, '/usr/local/lib/wharf/backup.sh').content).toContain(
+      "--exclude='/*/dev/'",
+    );
+  });
+
   it('sudoers lets the replication user run rsync only, mode 0440', () => {
     const f = fileOf(stack['sftp-sub']!, '/etc/sudoers.d/wharf-sync');
     expect(f.mode).toBe(0o440);
@@ -300,7 +348,9 @@ describe('lsyncd', () => {
     expect(conf).toContain('   insist = true,');
     expect(conf).toContain('   delay = 1,');
     expect(conf).toContain('temp_dir = "/srv/sftp/.wharf-partial"');
-    expect(conf).toContain('exclude = { "*.part", "*.tmp", ".~*", ".wharf-partial", ".wharf-partial/**" },');
+    expect(conf).toContain(
+      'exclude = { "*.part", "*.tmp", ".~*", ".wharf-partial", ".wharf-partial/**", "/*/dev", "/*/dev/**" },',
+    );
     expect(conf).toContain('rsync_path = "sudo /usr/bin/rsync"');
     expect(conf).toContain('StrictHostKeyChecking = "yes"');
   });
@@ -373,7 +423,10 @@ describe('notifier', () => {
   it('ignores temp names and the lsyncd temp dir, and restarts with systemd', () => {
     const s = fileOf(r, '/usr/local/lib/wharf/notify.sh').content;
     expect(s).toContain('-e close_write,moved_to');
-    expect(s).toContain('.* | *.part | *.tmp) continue');
+    expect(s).toContain('.* | *.part | *.filepart | *.tmp) continue');
+    // a closed file is complete only if the SFTP client closed it (internal-sftp's log)
+    expect(s).toContain('if ($1 == "forced") v = "forced"');
+    expect(fileOf(r, '/etc/ssh/sshd_config').content).toMatch(/^ {4}ForceCommand internal-sftp -l INFO$/m);
     expect(fileOf(r, '/etc/systemd/system/wharf-notify.service').content).toContain('Restart=always');
   });
 });

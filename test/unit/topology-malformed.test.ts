@@ -325,6 +325,14 @@ const cases: [string, string, string[]][] = [
     ],
   ],
   [
+    'sftp lockout out of range, bad unlock time',
+    'sftp:\n  lockout: { attempts: 1000, unlockAfter: ten minutes }\n',
+    [
+      `${FILE}: sftp.lockout.attempts: expected an integer 0..100, got 1000`,
+      `${FILE}: sftp.lockout.unlockAfter: expected a duration like 500ms, 2s, 1h, got "ten minutes"`,
+    ],
+  ],
+  [
     'YAML duplicate key',
     'name: a\nhaproxy: { maxconn: 10 }\nname: b\n',
     [`${FILE}:3:1: YAML syntax error: Map keys must be unique`],

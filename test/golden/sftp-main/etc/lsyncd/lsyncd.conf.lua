@@ -55,7 +55,7 @@ sync {
    maxProcesses = 1,
    -- false: never delete target-only files (a failback must not wipe uploads made on the sub)
    delete = false,
-   exclude = { "*.part", "*.tmp", ".~*", ".wharf-partial", ".wharf-partial/**" },
+   exclude = { "*.part", "*.tmp", ".~*", ".wharf-partial", ".wharf-partial/**", "/*/dev", "/*/dev/**" },
    rsync = {
       archive = true,
       -- rsync writes here and renames into place when a file is whole (pitfall 2)

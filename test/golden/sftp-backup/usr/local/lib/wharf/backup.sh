@@ -50,8 +50,8 @@ partial="$new.partial"
 link=()
 if [[ -d "$SNAP_DIR/latest/" ]]; then link=(--link-dest="$SNAP_DIR/latest/"); fi
 rm -rf "$partial"
-# sudo rsync on the source reads every user's files; rsync temp names are skipped.
-rsync -a --delete --numeric-ids "${link[@]}" --exclude=/.wharf-partial/ \
+# sudo rsync on the source reads every user's files; rsync temp names and each chroot's log socket folder are skipped.
+rsync -a --delete --numeric-ids "${link[@]}" --exclude=/.wharf-partial/ --exclude='/*/dev/' \
   -e "$SSH" --rsync-path="$RSYNC_PATH" \
   "$SRC_HOST:$SRC_DIR/" "$partial/"
 mv "$partial" "$new"
