@@ -92,6 +92,7 @@ set -uo pipefail
 : "${'${'}SPOOL_DIR:?}" "${'${'}WHARF_NODE:?}"
 mkdir -p "$SPOOL_DIR"
 RETRIES=${'${'}RETRIES:-5}
+PARALLEL=${'${'}PARALLEL:-8}
 
 log() { printf 'wharf-notify: %s\n' "$*" >&2; }
 
@@ -213,22 +214,33 @@ deliver() {
   return $ok
 }
 
-# Sender: oldest first; on failure back off (1, 2, 4 … 30 s). After RETRIES failures the notice stays
-# in the spool (logged as an error) and is tried again on the next pass: nothing is dropped.
+# deliver_retrying FILE: deliver, backing off on failure (1, 2, 4 … 30 s). After RETRIES failures
+# the notice stays in the spool (logged as an error) and is tried again on the next pass.
+deliver_retrying() {
+  local f=$1 attempt=0 delay=1
+  while :; do
+    deliver "$f"
+    case $? in 0 | 2) return 0 ;; esac
+    attempt=$(( attempt + 1 ))
+    if (( attempt > RETRIES )); then log "ERROR: $f not delivered after $RETRIES retries; kept in spool"; return 1; fi
+    sleep "$delay"; delay=$(( delay * 2 > 30 ? 30 : delay * 2 ))
+  done
+}
+
+# Sender: each pass takes the spool oldest first, PARALLEL notices in flight at once (one at a time,
+# a burst of uploads outran it: ~6 notices/s with a curl per channel each), and waits for all of
+# them before the next pass, so no notice is ever sent by two jobs. Nothing is dropped.
 sender() {
-  local f attempt delay
+  local f running
   shopt -s nullglob
   while :; do
+    running=0
     for f in "$SPOOL_DIR"/*.notice; do
-      attempt=0 delay=1
-      while :; do
-        deliver "$f"
-        case $? in 0 | 2) break ;; esac
-        attempt=$(( attempt + 1 ))
-        if (( attempt > RETRIES )); then log "ERROR: $f not delivered after $RETRIES retries; kept in spool"; break; fi
-        sleep "$delay"; delay=$(( delay * 2 > 30 ? 30 : delay * 2 ))
-      done
+      if (( running >= PARALLEL )); then wait -n; running=$(( running - 1 )); fi
+      deliver_retrying "$f" &
+      running=$(( running + 1 ))
     done
+    wait
     sleep 1
   done
 }
