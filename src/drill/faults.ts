@@ -231,7 +231,7 @@ export async function injectFault(env: FaultEnv, f: ScheduledFault): Promise<str
         a,
         `mountpoint -q ${shQuote(base)} || { echo "${base} is not a mount of its own" >&2; exit 3; }; ` +
           `mkdir -p "$(dirname ${shQuote(ballast)})" && avail=$(df -B1 --output=avail ${shQuote(base)} | tail -1) && ` +
-          `{ fallocate -l "$avail" ${shQuote(ballast)} 2>/dev/null || fallocate -l $((avail - 1048576)) ${shQuote(ballast)}; } && ` +
+          `if [ "$avail" -gt 0 ]; then fallocate -l "$avail" ${shQuote(ballast)} 2>/dev/null || fallocate -l $((avail - 1048576)) ${shQuote(ballast)}; fi && ` +
           `df -B1 --output=avail,size ${shQuote(base)} | tail -1`,
         60_000,
       );

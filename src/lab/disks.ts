@@ -3,7 +3,7 @@
 // and bind-mounted at the node's chroot base, so the node's uploads live on a disk that can fill
 // up (the drill's disk-full fault) and that outlives a container kill or restart, as a VM's disk
 // does. Without the variable the uploads live on the container's own filesystem, as before.
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunError, InputError } from '../core/errors.ts';
 import { $ } from '../exec/index.ts';
@@ -35,6 +35,21 @@ export async function ensureUploadDisk(stack: string, node: string, bytes: numbe
   const dir = uploadDiskDir(stack, node);
   const img = `${dir}.img`;
   mkdirSync(dir, { recursive: true });
+  if (existsSync(img) && statSync(img).size !== bytes) {
+    if (statSync(img).size > bytes)
+      throw new InputError(
+        `${UPLOAD_DISK_ENV}: ${node}'s upload disk is ${statSync(img).size} bytes; it can grow, not shrink (lab down first)`,
+      );
+    // grow it (online when mounted): the image, its loop device, the filesystem
+    await $({ timeout: 60_000 })`truncate -s ${bytes} ${img}`;
+    const dev = /^(\/dev\/loop\d+):/.exec(
+      (await $({ nothrow: true, timeout: 10_000 })`losetup -j ${img}`).stdout,
+    )?.[1];
+    if (dev) {
+      await $({ timeout: 60_000 })`losetup -c ${dev}`;
+      await $({ timeout: 300_000 })`resize2fs ${dev}`;
+    }
+  }
   if (await mounted(dir)) return dir;
   if (!existsSync(img)) {
     await $({ timeout: 60_000 })`truncate -s ${bytes} ${img}`;
