@@ -12,6 +12,7 @@
 // --delete) → both sides compared by sha256 → writes paused (sub → maint, its sessions cut) →
 // catch-up pass sub → main → lsyncd main → sub started → main and sub ready (main UP; point of no
 // return) → replication checked → probe lands on main. Killed or failed: run it again (converges).
+import type { Transport } from '../src/transport/types.ts';
 import { z } from 'zod';
 import { sleep } from 'zx';
 import { defineRunbook, registerRunbook, type RunbookContext } from '../src/runbook/registry.ts';
@@ -33,6 +34,9 @@ import {
   mismatches,
   must,
   planFailback,
+  cutUploads,
+  closeLogCommand,
+  type CutUploads,
   failbackReasons,
   readReconcileMark,
   clearReconcileMark,
@@ -70,7 +74,7 @@ export function describeFailbackPlan(p: FailbackPlan, main: string, sub: string)
     );
   for (const c of p.conflicts.slice(0, 20))
     lines.push(
-      `conflict ${c.path}: ${c.winner}'s version is newer and wins; the other is kept in ${CONFLICTS_DIR}`,
+      `conflict ${c.path}: ${c.winner}'s version ${c.by === 'cut' ? `wins (${c.winner === 'main' ? sub : main}'s is a cut upload: its SFTP session ended before the client closed it)` : 'is newer and wins'}; the other is kept in ${CONFLICTS_DIR}`,
     );
   return lines;
 }
@@ -102,7 +106,14 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
   // Observe the data whether or not a failover is on record: both trees (sha256, both directions),
   // main's place in rotation, lsyncd, the mark. A run re-lists right before copying.
   const [om, os] = await Promise.all([listTree(m, t), listTree(s, t)]);
-  const observed: FailbackPlan = planFailback(om, os);
+  // which versions are cut uploads (their last SFTP write ended in "forced close"): they lose
+  // conflicts whatever their mtime (the last day of each node's SFTP close log)
+  const since = Date.now() / 1000 - 86_400;
+  const readCut = async (x: Transport) =>
+    cutUploads((await x.exec(closeLogCommand(since), { timeoutMs: 120_000 })).stdout);
+  const [cutMain, cutSub] = await Promise.all([readCut(m), readCut(s)]);
+  const cut: CutUploads = { main: cutMain, sub: cutSub };
+  const observed: FailbackPlan = planFailback(om, os, cut);
   const mainStatus = statusOf(await showStat(hap, t), t, main);
   const lsyncd = (await m.exec('systemctl is-active lsyncd')).stdout.trim();
   const reasons = failbackReasons(
@@ -143,7 +154,7 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
   const pass = (id: string, label: string, dir: 'both' | 'toMain', original?: () => Listing) => {
     let lm: Listing = new Map();
     let ls: Listing = new Map();
-    let plan: FailbackPlan = planFailback(lm, ls);
+    let plan: FailbackPlan = planFailback(lm, ls, cut);
     /** rsync on main (lsyncd's key, never --delete): `pull` from sub, `push` to sub. */
     const copy = async (direction: 'pull' | 'push', files: string[]): Promise<StepOutcome> => {
       if (!files.length) return { skipped: 'nothing to copy' };
@@ -167,7 +178,7 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
         readOnly: true,
         run: async () => {
           [lm, ls] = await Promise.all([listTree(m, t), listTree(s, t)]);
-          plan = planFailback(lm, ls);
+          plan = planFailback(lm, ls, cut);
           const all = dir === 'both' ? plan.conflicts : plan.conflicts.filter((c) => c.winner === 'sub');
           // main's version came from sub in an earlier pass (an upload caught in flight): an update
           const orig = original?.();

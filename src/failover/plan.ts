@@ -3,8 +3,10 @@
 // - a file only on sub (uploaded during the outage) → copy to main;
 // - a file only on main (written before the crash, never replicated: the RPO window) → keep it and
 //   copy it to sub, so both sides match; it is listed, because no client may have been told OK;
-// - a file on both with different content → the newer mtime wins (the later upload; a crash-cut
-//   half-written file on main is older than the complete retry on sub); the losing version is
+// - a file on both with different content → a version whose last SFTP write was cut (internal-sftp
+//   logged `forced close`: a partial upload) loses to one a client closed; otherwise the newer
+//   mtime wins (the later upload; a crash-cut half-written file on main is usually older than the
+//   complete retry on sub, but not always: see cutUploads); the losing version is
 //   never thrown away: it is moved to a conflicts folder outside the chroot first. Equal mtimes:
 //   sub wins (it is what clients were acknowledged against most recently).
 // - nothing is ever deleted, and no file is overwritten just because it differs.
@@ -23,6 +25,8 @@ export type Listing = Map<string, FileInfo>;
 export interface Conflict {
   path: string;
   winner: 'main' | 'sub';
+  /** Why the winner won: the other version is a cut upload, or it is newer. */
+  by: 'cut' | 'mtime';
   main: FileInfo;
   sub: FileInfo;
 }
@@ -73,7 +77,13 @@ export function parseListing(out: string): Listing {
   return out2;
 }
 
-export function planFailback(main: Listing, sub: Listing): FailbackPlan {
+/** Per node, the files whose last SFTP write was cut (cutUploads). */
+export interface CutUploads {
+  main: Set<string>;
+  sub: Set<string>;
+}
+
+export function planFailback(main: Listing, sub: Listing, cut?: CutUploads): FailbackPlan {
   const plan: FailbackPlan = { toMain: [], toSub: [], onlyMain: [], onlySub: [], conflicts: [], same: 0 };
   for (const [p, m] of main) {
     const s = sub.get(p);
@@ -82,8 +92,12 @@ export function planFailback(main: Listing, sub: Listing): FailbackPlan {
       plan.toSub.push(p);
     } else if (s.sha256 === m.sha256) plan.same++;
     else {
-      const winner = m.mtime > s.mtime ? 'main' : 'sub';
-      plan.conflicts.push({ path: p, winner, main: m, sub: s });
+      const mainCut = cut?.main.has(p) ?? false;
+      const subCut = cut?.sub.has(p) ?? false;
+      // a cut upload loses to a version a client closed, whatever the mtimes say (a partial on
+      // main can be younger: a cut session's buffered data written after the client's retry)
+      const winner = mainCut !== subCut ? (mainCut ? 'sub' : 'main') : m.mtime > s.mtime ? 'main' : 'sub';
+      plan.conflicts.push({ path: p, winner, by: mainCut !== subCut ? 'cut' : 'mtime', main: m, sub: s });
       (winner === 'main' ? plan.toSub : plan.toMain).push(p);
     }
   }
@@ -210,4 +224,51 @@ export function failbackReasons(o: FailbackObserved, main: string, sub: string):
       `the trees differ: ${onlySub} file(s) only on ${sub}, ${subNewer} newer on ${sub} (${main} lacks them)`,
     );
   return out;
+}
+
+/**
+ * A node's SFTP close records (internal-sftp -l INFO, through journald) as JSON lines, with its
+ * passwd file: what cutUploads reads. `--output-fields` keeps the lines short.
+ */
+export function closeLogCommand(sinceEpochS: number): string {
+  return (
+    `journalctl -q --no-pager -t internal-sftp -o json --output-fields=_UID,MESSAGE --since @${Math.floor(sinceEpochS)} 2>/dev/null; ` +
+    `echo '--passwd--'; getent passwd`
+  );
+}
+
+/**
+ * Files (chroot-base relative: `<user>/<path>`) whose LAST write over SFTP on this node was cut:
+ * internal-sftp logged `forced close` (the session ended with the file open: a client killed or a
+ * connection lost mid-upload) and no client `close` after it. Such a version is a partial upload;
+ * whatever its mtime, it must not win a conflict against a version a client closed. Pure.
+ */
+export function cutUploads(out: string): Set<string> {
+  const [log = '', passwd = ''] = out.split('\n--passwd--\n');
+  const userOf = new Map<string, string>();
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 3) userOf.set(f[2]!, f[0]!);
+  }
+  const norm = (p: string) =>
+    p
+      .replace(/\/(\.\/)+/g, '/')
+      .replace(/^(\.?\/+)+/, '')
+      .replace(/\/+/g, '/');
+  const last = new Map<string, 'cut' | 'closed'>();
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let e: { _UID?: string; MESSAGE?: string | number[] };
+    try {
+      e = JSON.parse(line) as typeof e;
+    } catch {
+      continue;
+    }
+    const msg = Array.isArray(e.MESSAGE) ? Buffer.from(e.MESSAGE).toString('utf8') : e.MESSAGE;
+    const m = /^(forced )?close "(.*)" bytes read \d+ written (\d+)$/.exec(msg ?? '');
+    const user = userOf.get(e._UID ?? '');
+    if (!m || !user || m[3] === '0') continue;
+    last.set(`${user}/${norm(m[2]!)}`, m[1] ? 'cut' : 'closed');
+  }
+  return new Set([...last].filter(([, v]) => v === 'cut').map(([p]) => p));
 }

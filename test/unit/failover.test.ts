@@ -34,6 +34,8 @@ import {
   unfenceAuthorizedKeys,
   type FileInfo,
   type Listing,
+  cutUploads,
+  closeLogCommand,
 } from '../../src/failover/index.ts';
 
 const t = loadTopology('configs/stack.yaml');
@@ -301,5 +303,49 @@ describe('RPO window', () => {
     const main = L({ a: fi('a', 95), b: fi('b', 99) });
     expect(rpoMeasured(['a', 'b'], main, 100_000)).toEqual({ files: 2, windowSec: 5 });
     expect(rpoMeasured([], main, 100_000)).toEqual({ files: 0, windowSec: 0 });
+  });
+});
+
+describe('failback: a cut upload never wins a conflict', () => {
+  const f = (sha256: string, mtime: number) => ({ size: 10, mtime, sha256 });
+  // journalctl -o json --output-fields=_UID,MESSAGE (MESSAGE as a string, or as bytes when not UTF-8)
+  const log = [
+    JSON.stringify({ _UID: '1001', MESSAGE: 'close "upload/a.bin" bytes read 0 written 4096' }),
+    JSON.stringify({ _UID: '1001', MESSAGE: 'forced close "/upload/b.bin" bytes read 0 written 2048' }),
+    JSON.stringify({ _UID: '1001', MESSAGE: 'forced close "./upload/c.bin" bytes read 0 written 100' }),
+    JSON.stringify({ _UID: '1001', MESSAGE: 'close "upload/c.bin" bytes read 0 written 4096' }),
+    JSON.stringify({ _UID: '1001', MESSAGE: 'forced close "upload/d.bin" bytes read 512 written 0' }),
+    JSON.stringify({
+      _UID: '1001',
+      MESSAGE: [...Buffer.from('forced close "upload/e.bin" bytes read 0 written 7')],
+    }),
+    JSON.stringify({ _UID: '0', MESSAGE: 'forced close "upload/root.bin" bytes read 0 written 7' }),
+    'not json',
+  ].join('\n');
+  const out = `${log}\n--passwd--\nroot:x:0:0:root:/root:/bin/bash\ndemo:x:1001:1001::/srv/sftp/demo:/usr/sbin/nologin\n`;
+
+  it('reads the last close per file: forced (with bytes written) is cut, a later client close is not', () => {
+    expect([...cutUploads(out)].sort()).toEqual([
+      'demo/upload/b.bin',
+      'demo/upload/e.bin',
+      'root/upload/root.bin',
+    ]);
+    expect(closeLogCommand(1700000000.7)).toContain('--since @1700000000');
+  });
+
+  it("main's younger partial loses to sub's closed upload; without the log the mtime decides", () => {
+    const main = new Map([['demo/upload/b.bin', f('partial', 200)]]);
+    const sub = new Map([['demo/upload/b.bin', f('whole', 100)]]);
+    expect(planFailback(main, sub).conflicts[0]).toMatchObject({ winner: 'main', by: 'mtime' });
+    const p = planFailback(main, sub, { main: cutUploads(out), sub: new Set() });
+    expect(p.conflicts[0]).toMatchObject({ winner: 'sub', by: 'cut' });
+    expect(p.toMain).toEqual(['demo/upload/b.bin']);
+    expect(p.toSub).toEqual([]);
+    // both cut, or neither: the mtime rule
+    const both = planFailback(main, sub, {
+      main: new Set(['demo/upload/b.bin']),
+      sub: new Set(['demo/upload/b.bin']),
+    });
+    expect(both.conflicts[0]).toMatchObject({ winner: 'main', by: 'mtime' });
   });
 });
