@@ -29,6 +29,8 @@ export default defineConfig({
           hookTimeout: 900_000,
           fileParallelism: false,
           setupFiles,
+          // the shared scenario lab comes down once, after every lab file (unless WHARF_KEEP_LAB=1)
+          globalSetup: ['test/lab/global-setup.ts'],
           env: testcontainersEnv,
         },
       },

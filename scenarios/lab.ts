@@ -168,17 +168,24 @@ export async function startNode(lab: ScenarioLab, node: string): Promise<void> {
 export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   const { t } = lab;
   const t0 = Date.now();
+  // start whatever is not running first, then wait for each to boot: after an engine restart
+  // (test/lab/engine.test.ts restarts dockerd) every node is stopped, the bastion that every other
+  // node's ssh goes through among them
+  const started: string[] = [];
   for (const name of Object.keys(lab.status.nodes)) {
-    const n = await labNode(t.name, name).inspect();
+    const node = labNode(t.name, name);
+    const n = await node.inspect();
     if (n.paused) {
       lab.log(`reset: unpausing ${name}`);
-      await labNode(t.name, name).unpause();
+      await node.unpause();
     }
     if (!n.running) {
       lab.log(`reset: starting ${name}`);
-      await startNode(lab, name);
+      await node.start();
+      started.push(name);
     }
   }
+  for (const name of started) await waitReady(lab.sshConfig, name, Date.now() + 90_000);
   const main = sftpNode(t, 'main').name;
   const hap = nodeOfKind(t, 'haproxy').name;
   const quiet = { ...lab, log: () => {} };

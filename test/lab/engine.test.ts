@@ -6,7 +6,9 @@
 // anew, somebody else's is never touched (test/unit/engine.test.ts) — and try once more.
 // These tests always run: they need the engine to be wharf's (.ci/run starts it and records it),
 // and fail saying so when it is not — they never skip themselves.
-// Lab files run one at a time and each brings its own lab, so the restart disturbs none of them.
+// Lab files run one at a time. The shared scenario lab (failover, load, watch, scenarios) may be up
+// across this file: the restart stops its nodes, and the next file's reset (resetScenarioLab in
+// scenarios/lab.ts) starts them all again before it waits for any to boot.
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DockerTimeoutError, dockerCall } from '../../src/lab/docker.ts';

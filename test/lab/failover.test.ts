@@ -1,4 +1,6 @@
-// failover and failback runbooks against the lab's real daemons (stack "fotest", 10.95.x):
+// failover and failback runbooks against the lab's real daemons, on the shared scenario lab
+// (scenarios/lab.ts: WHARF_SCENARIO_STACK, else stack "scen", 10.96.x; provisioned once by the first
+// lab file that needs it, reset to the known state before each test here):
 // GIVEN a provisioned lab with uploads flowing through the entry point
 // WHEN the runbooks run (planned), and WHEN `wharf run failover|failback` is killed with -9 halfway
 // THEN they converge on the next run, and every acknowledged upload is on main and sub (checker).
@@ -10,10 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ensureEngine } from '../../src/lab/engine.ts';
-import { labDown, labStatus, labUp } from '../../src/lab/lab.ts';
-import { provisionLab } from '../../src/lab/provision.ts';
 import { runRunbookByName } from '../../src/stack/runbooks.ts';
 import { failureLines } from '../../src/cli/commands/run.ts';
 import type { JournalEntry } from '../../src/runbook/journal.ts';
@@ -30,8 +30,13 @@ import {
   statusOf,
 } from '../../src/failover/index.ts';
 import { addressOf } from '../../src/topology/inventory.ts';
-import { labHandle, type ScenarioLab } from '../../scenarios/lab.ts';
-import { raiseInotifyInstances } from '../../src/lab/lab.ts';
+import {
+  ensureScenarioLab,
+  resetScenarioLab,
+  scenarioTopology,
+  startNode,
+  type ScenarioLab,
+} from '../../scenarios/lab.ts';
 import {
   checkEverywhere,
   killMain,
@@ -39,13 +44,11 @@ import {
   until,
   type RunningWorkload,
 } from '../../scenarios/outage.ts';
-import { startNode } from '../../scenarios/lab.ts';
 import { labNode } from '../../src/lab/node.ts';
 import { observeUploads, userRoot } from '../../src/workload/remote.ts';
 import { RECONCILE_MARK, readReconcileMark } from '../../src/failover/index.ts';
-import { onNode, testTopology, REPO } from './helpers.ts';
+import { REPO } from './helpers.ts';
 
-const STACK = 'fotest';
 let t: Topology;
 let file: string;
 let lab: ScenarioLab;
@@ -102,26 +105,27 @@ async function killHalfway(name: string, when: RegExp, args: string[] = []): Pro
   return out;
 }
 
+// the shared lab: up and provisioned once (by whichever lab file comes first), reset to the known
+// state (every node running, no failover or reconcile mark, main ready, lsyncd as rendered, upload
+// folders, notice spool and backup snapshots empty); it comes down after every lab file
+// (test/lab/global-setup.ts), never here
+let fresh = false;
 beforeAll(async () => {
   await ensureEngine();
-  ({ file, t } = testTopology(STACK, 95));
-  raiseInotifyInstances((l) => process.stderr.write(`${l}\n`));
-  await labUp(t, { topologyFile: file, log: (l) => process.stderr.write(`[lab up] ${l}\n`) });
-  // a reused lab (WHARF_KEEP_LAB): notices queued for an earlier run's failback copies would make
-  // verify wait for the notifier's backlog; they are not this run's
-  const s0 = await labStatus(t);
-  await onNode(
-    s0.sshConfig,
-    'sftp-main',
-    'find /var/spool/wharf-notify -mindepth 1 -maxdepth 1 -type f -delete 2>/dev/null; systemctl restart wharf-notify 2>/dev/null; true',
-  );
-  await provisionLab(t, (l) => process.stderr.write(`[provision] ${l}\n`));
-  lab = labHandle(t, await labStatus(t), (l) => log.push(l));
+  ({ file } = scenarioTopology());
+  lab = await ensureScenarioLab((l) => process.stderr.write(`[scenario lab] ${l}\n`));
+  t = lab.t;
+  fresh = true;
+});
+// each test starts from the known state, whatever the one before left (uploads, a failover, maint)
+beforeEach(async () => {
+  if (!fresh) await resetScenarioLab(lab);
+  fresh = false;
+  log.length = 0;
 });
 
 afterAll(async () => {
   if (lab) await lab.close();
-  if (t && !process.env.WHARF_KEEP_LAB) await labDown(t.name);
 });
 
 describe('failover and failback on the lab', () => {

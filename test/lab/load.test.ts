@@ -1,32 +1,44 @@
 // `wharf load` (the real binary) against a provisioned lab: uploads through the entry point are
 // acknowledged and the checker finds every one on main and on sub; when replication is stopped the
 // checker sees the files missing on sub and the command exits 1.
-// GIVEN one lab for the file (stack "loadtest", 10.97.x), provisioned (install → configure → verify).
+// GIVEN the shared scenario lab (scenarios/lab.ts: WHARF_SCENARIO_STACK, else stack "scen",
+// 10.96.x), provisioned (install → configure → verify) once by the first lab file that needs it and
+// reset to the known state before each test here; it comes down after every lab file
+// (test/lab/global-setup.ts), never here.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labDown, labStatus, labUp, type LabStatus } from '../../src/lab/lab.ts';
-import { provisionLab } from '../../src/lab/provision.ts';
-import { REPO, onNode, testTopology } from './helpers.ts';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { LabStatus } from '../../src/lab/lab.ts';
+import {
+  ensureScenarioLab,
+  resetScenarioLab,
+  scenarioTopology,
+  type ScenarioLab,
+} from '../../scenarios/lab.ts';
+import { REPO, onNode } from './helpers.ts';
 
-const { file, t } = testTopology('loadtest', 97);
+const { file } = scenarioTopology();
+let lab: ScenarioLab;
 let s: LabStatus;
 const dir = mkdtempSync(join(tmpdir(), 'wharf-loadtest-'));
 
+let fresh = false;
 beforeAll(async () => {
-  const log = (l: string) => process.stderr.write(`[loadtest] ${l}\n`);
-  await labUp(t, { topologyFile: file, log });
-  await provisionLab(t, log);
-  s = await labStatus(t);
+  lab = await ensureScenarioLab((l) => process.stderr.write(`[scenario lab] ${l}\n`));
+  s = lab.status;
+  fresh = true;
+});
+// each test starts from the known state (lsyncd running, upload folders, notice spool and backup
+// snapshots empty), whatever the one before left
+beforeEach(async () => {
+  if (!fresh) await resetScenarioLab(lab);
+  fresh = false;
 });
 afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
-  // WHARF_KEEP_LAB=1 keeps the lab for the next run (labUp is idempotent), lsyncd back on
-  if (process.env.WHARF_KEEP_LAB) {
-    if (s) await onNode(s.sshConfig, 'sftp-main', 'systemctl start lsyncd');
-  } else await labDown(t.name);
+  if (lab) await lab.close();
 });
 
 interface LoadJson {

@@ -1,24 +1,19 @@
 // The scenarios as CI runs them: `wharf scenario run … --junit … --json … --report …` (the real
-// binary) on the scenario lab (stack "scen", 10.96.x; brought up and provisioned on first use).
-// large-file runs at its default 1 GiB (WHARF_LARGE_FILE_SIZE overrides it).
-// CI keeps its evidence: TAP, JUnit, the JSON results and the HTML report are written to the
-// repository's out/ (git-ignored; nothing removes them after the run).
+// binary) on the shared scenario lab (WHARF_SCENARIO_STACK, else stack "scen", 10.96.x; brought up
+// and provisioned on first use, by this file or another lab file, and reset before each scenario).
+// large-file runs at its default 1 GiB (WHARF_LARGE_FILE_SIZE overrides it). CI keeps its evidence:
+// TAP, JUnit, the JSON results and the HTML report are written to the repository's out/
+// (git-ignored; nothing removes them after the run). The lab comes down once after every lab file
+// (test/lab/global-setup.ts), not here: later files reuse it.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SCENARIOS } from '../../scenarios/index.ts';
-import { scenarioTopology } from '../../scenarios/lab.ts';
-import { labDown } from '../../src/lab/lab.ts';
 import { REPO } from './helpers.ts';
 
 const dir = join(REPO, 'out');
 mkdirSync(dir, { recursive: true });
-afterAll(async () => {
-  // the scenario lab stays up after `wharf scenario run` (reused by the next one); the test run
-  // leaves nothing behind unless WHARF_KEEP_LAB=1
-  if (!process.env.WHARF_KEEP_LAB) await labDown(scenarioTopology().t.name);
-});
 
 // Every registered scenario runs here (CI's proof of each): a scenario added to the catalogue is
 // run without editing this file, and one dropped from it fails the check below.

@@ -1,4 +1,6 @@
-// wharf watch against the lab's real daemons (stack "watchtest", 10.94.x):
+// wharf watch against the lab's real daemons, on the shared scenario lab (scenarios/lab.ts:
+// WHARF_SCENARIO_STACK, else stack "scen", 10.96.x; provisioned once by the first lab file that
+// needs it, reset to the known state in beforeAll; it comes down after every lab file, never here):
 // GIVEN a provisioned lab and `wharf watch --down-for 3s` running as a child process (the real CLI)
 // WHEN sftp-main is killed (docker kill) and nobody runs a runbook
 // THEN watch runs `failover --unplanned` by itself (its journal, /var/lib/wharf/failover.json on
@@ -7,29 +9,25 @@
 // THEN watch alerts "waiting for failback" and does NOT fail back: main stays out of the write
 //      backend; SIGTERM ends watch cleanly with a journal line.
 // THEN a watch with --auto-failback --settle 3s runs failback by itself and alerts main back in
-//      rotation.
+//      rotation. (The second test goes on from the state the first one leaves: failed over, main
+//      running but held out; no reset between them.)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureEngine } from '../../src/lab/engine.ts';
-import { labDown, labStatus, labUp, raiseInotifyInstances } from '../../src/lab/lab.ts';
-import { provisionLab } from '../../src/lab/provision.ts';
 import { readNotices, SINK_MESSAGES_PATH, type Notice } from '../../src/lab/sink/index.ts';
-import { runRunbookByName } from '../../src/stack/runbooks.ts';
 import type { JournalEntry } from '../../src/runbook/journal.ts';
 import type { Topology } from '../../src/topology/model.ts';
 import { readFailoverState, showStat, statusOf } from '../../src/failover/index.ts';
 import type { WatchEvent } from '../../src/watch/run.ts';
-import { labHandle, startNode, type ScenarioLab } from '../../scenarios/lab.ts';
+import { ensureScenarioLab, scenarioTopology, startNode, type ScenarioLab } from '../../scenarios/lab.ts';
 import { killMain, sleep, until } from '../../scenarios/outage.ts';
-import { onNode, testTopology, REPO } from './helpers.ts';
+import { onNode, REPO } from './helpers.ts';
 
-const STACK = 'watchtest';
 let t: Topology;
 let file: string;
 let lab: ScenarioLab;
-const log: string[] = [];
 let child: ChildProcess | undefined;
 
 const hap = () => lab.transports.get('haproxy')!;
@@ -75,29 +73,17 @@ const alerted = (a: string) => (e: WatchEvent) => e.event === 'alert' && e.alert
 
 beforeAll(async () => {
   await ensureEngine();
-  ({ file, t } = testTopology(STACK, 94));
-  raiseInotifyInstances((l) => process.stderr.write(`${l}\n`));
-  await labUp(t, { topologyFile: file, log: (l) => process.stderr.write(`[lab up] ${l}\n`) });
-  await provisionLab(t, (l) => process.stderr.write(`[provision] ${l}\n`));
-  lab = labHandle(t, await labStatus(t), (l) => log.push(l));
-  // a reused lab (WHARF_KEEP_LAB) may be failed over from an earlier run: back to the known state
-  await startNode(lab, 'sftp-main');
-  if (await readFailoverState(hap())) {
-    const fb = await runRunbookByName('failback', {
-      topology: t,
-      inventory: lab.inventory,
-      transports: lab.transports,
-      log: (l) => log.push(l),
-    });
-    expect(fb.ok, fb.error).toBe(true);
-  }
+  ({ file } = scenarioTopology());
+  // the known state, whatever an earlier file or run left: every node running, failed back when a
+  // failover or reconcile mark is on record, main ready, lsyncd as rendered, spools empty
+  lab = await ensureScenarioLab((l) => process.stderr.write(`[scenario lab] ${l}\n`));
+  t = lab.t;
   await until(30_000, async () => Object.values(await mainStatus()).every((s) => s.startsWith('UP')), 500);
 });
 
 afterAll(async () => {
   if (child && child.exitCode === null) child.kill('SIGKILL');
   if (lab) await lab.close();
-  if (t && !process.env.WHARF_KEEP_LAB) await labDown(t.name);
 });
 
 describe('wharf watch on the lab', () => {
