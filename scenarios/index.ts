@@ -9,6 +9,7 @@ import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { manyFiles } from './many-files.ts';
 import { nodeLoss } from './node-loss.ts';
+import { partition } from './partition.ts';
 import { notification } from './notification.ts';
 import { readWriteSplit } from './read-write-split.ts';
 import { replicationLag } from './replication-lag.ts';
@@ -22,6 +23,7 @@ registerScenarios(
   largeFile,
   failbackNaive,
   readWriteSplit,
+  partition,
   security,
   notification,
   backupRestore,

@@ -34,7 +34,15 @@ export interface RunningWorkload {
 /** Start clients × small files through the lab's entry point (until stopped). */
 export function startWorkload(
   lab: ScenarioLab,
-  o: { prefix: string; clients?: number; size?: number; handshakeTimeoutMs?: number; retryDelayMs?: number },
+  o: {
+    prefix: string;
+    clients?: number;
+    size?: number;
+    handshakeTimeoutMs?: number;
+    retryDelayMs?: number;
+    /** Each client's pause between two files (default none: back to back). */
+    pauseMs?: number;
+  },
 ): RunningWorkload {
   const ac = new AbortController();
   const acks: Ack[] = [];
@@ -51,6 +59,7 @@ export function startWorkload(
     prefix: o.prefix,
     signal: ac.signal,
     retryDelayMs: o.retryDelayMs ?? 100,
+    ...(o.pauseMs ? { pauseMs: o.pauseMs } : {}),
     onEvent: (e) => {
       if (e.kind === 'ack') acks.push(e.ack);
       else if (e.kind === 'fail') failures.push({ at: e.at, error: e.error });

@@ -25,6 +25,7 @@ const REQUIRED = [
   'large-file',
   'failback-naive',
   'read-write-split',
+  'partition',
   'security',
   'notification',
   'backup-restore',
