@@ -92,6 +92,40 @@ export const drill: Scenario = {
         r.verdict.acknowledged >= 50,
         `${r.verdict.acknowledged} acknowledged, ${r.workload.failedAttempts} failed attempts`,
       );
+
+      // The checker must catch a broken runbook: the same drill machinery with failback replaced
+      // by the seed's naive one (main back in rotation as it is, lsyncd with delete = true)
+      if (process.env.WHARF_DRILL_SABOTAGE !== '0') {
+        const bad = generateSchedule(
+          t.name,
+          { seed: 3, durationMs: 30_000, faults: ['kill'], targets: [shape.main] },
+          shape,
+          WORKLOAD,
+        );
+        const b = await runDrill({
+          topology: t,
+          status: lab.status,
+          inventory: lab.inventory,
+          transports: lab.transports,
+          schedule: bad,
+          runDir: join(REPO_ROOT, '.wharf', 'drills', t.name, `scenario-sabotage-${Date.now().toString(36)}`),
+          watch: { enabled: true, intervalMs: 1000, downForMs: 5000, autoFailback: false, settleMs: 10_000 },
+          sabotage: 'naive-failback',
+          log: ctx.log,
+          signal: ctx.signal,
+        });
+        const lost = b.verdict.nodes.map((n) => `${n.node}: lost ${n.lost.length}`).join(', ');
+        ctx.check(
+          'a drill with a broken failback (naive, delete = true) is caught: acknowledged uploads reported lost, verdict invalid',
+          b.failback.sabotaged && !b.valid && b.verdict.nodes.some((n) => n.lost.length > 0),
+          `${b.failback.sabotaged ? 'sabotaged failback ran' : 'no failback was needed (no sabotage)'}; ${lost}`,
+        );
+        ctx.check(
+          'the lab is repaired after the sabotage',
+          b.steadyAfter?.ok ?? false,
+          b.steadyAfter?.detail ?? '',
+        );
+      }
     } finally {
       await lab.close();
     }
