@@ -123,6 +123,21 @@ export async function connectSftp(ep: SftpEndpoint): Promise<SftpClient> {
   return c;
 }
 
+/**
+ * An upload is acknowledged only when the server holds all of it. ssh2-sftp-client's put() of a
+ * Buffer resolves when ssh2's write stream closes, and that stream closes itself (autoClose) BEFORE
+ * it reports a WRITE the server refused: a disk-full write (ENOSPC) came back as a success, a
+ * truncated file "acknowledged" (258 of them in a 10-minute drill). OpenSSH's sftp checks every
+ * write's status; this client checks the size the server ended up with.
+ */
+export async function verifySize(c: SftpClient, path: string, size: number): Promise<void> {
+  const st = await c.stat(path);
+  if (st.size !== size)
+    throw new Error(
+      `${path}: the server holds ${st.size} of ${size} bytes after the upload (a write was refused, e.g. disk full)`,
+    );
+}
+
 /** Random content and its sha256; large files are written to a local temp file. */
 async function makeContent(size: number, threshold: number, tmp: string, name: string) {
   const hash = createHash('sha256');
@@ -229,9 +244,10 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
             });
             try {
               await Promise.race([
-                'buf' in content && content.buf
+                ('buf' in content && content.buf
                   ? c.put(content.buf, path)
-                  : c.fastPut(content.file!, path, FAST_PUT),
+                  : c.fastPut(content.file!, path, FAST_PUT)
+                ).then(() => verifySize(c, path, size)),
                 timeout,
               ]);
             } finally {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runWorkload } from '../../src/workload/generator.ts';
+import { connectSftp, runWorkload } from '../../src/workload/generator.ts';
 import { Ledger } from '../../src/workload/ledger.ts';
 import { check, parseSha256sum } from '../../src/workload/checker.ts';
 import { startHostSshd, type HostSshd } from '../helpers/host-sshd.ts';
@@ -123,5 +123,40 @@ describe('workload generator against a real sshd', () => {
     );
     expect(v.nodes[0]!.ok).toBe(60);
     expect(v.valid).toBe(true);
+  });
+
+  // GIVEN a full filesystem (a 256 KiB tmpfs), WHEN a client puts 1 MiB, THEN the server refuses a
+  // WRITE: ssh2-sftp-client's put() still resolves (its write stream closes before it reports the
+  // refusal), and the workload does not acknowledge the upload (it checks the size the server holds).
+  it('a write the server refused (disk full) is never acknowledged', async () => {
+    const full = join(root, 'full');
+    mkdirSync(full);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', full]);
+    try {
+      const raw = await connectSftp(endpoint());
+      let rawResult = 'resolved';
+      await raw
+        .put(Buffer.alloc(1024 * 1024, 7), join(full, 'raw.bin'))
+        .catch(() => (rawResult = 'rejected'));
+      await raw.end();
+      const res = await runWorkload({
+        endpoint: endpoint(),
+        clients: 1,
+        filesPerClient: 1,
+        size: 1024 * 1024,
+        dir: full,
+        prefix: 'full',
+        maxAttempts: 2,
+        retryDelayMs: 10,
+      });
+      expect(res.acks).toEqual([]);
+      expect(res.abandoned).toHaveLength(1);
+      expect(res.failures[0]!.error).toMatch(/holds \d+ of 1048576 bytes|No space|Failure/);
+      // the library's behaviour this guards against (if it starts to reject, the guard stays harmless)
+      expect(['resolved', 'rejected']).toContain(rawResult);
+      process.stderr.write(`ssh2-sftp-client put() on a full disk: ${rawResult}\n`);
+    } finally {
+      execFileSync('umount', [full]);
+    }
   });
 });
