@@ -418,3 +418,40 @@ describe('wharf run: one sub-command per runbook, flags from its options schema'
     expect(h.status).toBe(0);
   });
 });
+
+describe('wharf drill: bad flags are refused before the lab is touched', () => {
+  it.each([
+    [['--faults', 'kill,meteor'], /--faults: unknown "meteor"/],
+    [['--seed', '-1'], /--seed: expected an integer/],
+    [['--clients', '65'], /--clients: expected 1…64/],
+    [['--duration', 'soon'], /--duration/],
+    [['--sabotage', 'boom'], /--sabotage: unknown "boom"/],
+    [['--replay', '/nonexistent/drill'], /--replay: no \/nonexistent\/drill/],
+  ])('%s → exit 2 naming the flag', async (args, message) => {
+    // the seed topology's lab is not up here: a flag error must come first (exit 2, not "lab not up")
+    const r = await wharf('drill', ...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('a broken schedule file names the file and the field', async () => {
+    const dir = tmp('wharf-drill-');
+    const f = join(dir, 'schedule.json');
+    writeFileSync(
+      f,
+      JSON.stringify({
+        version: 1,
+        stack: 'seed',
+        seed: 1,
+        durationMs: 1000,
+        faultKinds: [],
+        targets: [],
+        workload: { clients: 1, sizeSeed: 1, pauseMs: 0 },
+        faults: [{ id: 'f01', kind: 'meteor', targets: ['x'], at: 0, holdMs: 1, params: {} }],
+      }),
+    );
+    const r = await wharf('drill', '--replay', dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${f}: faults.0.kind`);
+  });
+});

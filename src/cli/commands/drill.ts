@@ -105,47 +105,53 @@ Exit: 0 valid and every fault injected and healed; 1 an acknowledged upload lost
 fault not applied or healed, or the steady state not reached again; 2 bad input.`,
   );
   cmd.action(async (o: DrillCliOptions) => {
+    // flags first (exit 2, nothing touched), then the lab
     const t = loadTopology(o.config);
+    if (o.sabotage !== undefined && o.sabotage !== 'naive-failback')
+      throw new InputError(`--sabotage: unknown ${JSON.stringify(o.sabotage)} (known: naive-failback)`);
+    const downForMs = parseDuration(o.downFor, { label: '--down-for', minMs: 0 });
+    const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(o.seed);
+    if (!/^\d+$/.test(String(o.seed ?? seed)) || seed >= 2 ** 32)
+      throw new InputError(`--seed: expected an integer 0…2^32-1, got ${JSON.stringify(o.seed)}`);
+    const clients = Number(o.clients);
+    if (!/^\d+$/.test(o.clients) || clients < 1 || clients > 64)
+      throw new InputError(`--clients: expected 1…64, got ${JSON.stringify(o.clients)}`);
+    const durationMs = parseDuration(o.duration, { label: '--duration', minMs: 20_000 });
+    const faults = list('--faults', o.faults, FAULT_KINDS) as FaultKind[];
+    const pauseMs = parseDuration(o.pause, { label: '--pause', minMs: 0 });
+    let replayed: DrillSchedule | undefined;
+    if (o.replay) {
+      const f = existsSync(join(o.replay, 'schedule.json')) ? join(o.replay, 'schedule.json') : o.replay;
+      if (!existsSync(f)) throw new InputError(`--replay: no ${f}`);
+      try {
+        replayed = parseSchedule(readFileSync(f, 'utf8'), f);
+      } catch (e) {
+        throw new InputError(`--replay: ${(e as Error).message}`);
+      }
+      if (replayed.stack !== t.name)
+        throw new InputError(
+          `--replay: the schedule is for stack ${replayed.stack}, the topology is ${t.name}`,
+        );
+    }
+
     const status = await labStatus(t);
     const inventory = loadInventory(status.inventory, t);
     const targetsAll = defaultTargets(t, status);
     let schedule: DrillSchedule;
-    if (o.replay) {
-      const f = existsSync(join(o.replay, 'schedule.json')) ? join(o.replay, 'schedule.json') : o.replay;
-      if (!existsSync(f)) throw new InputError(`--replay: no ${f}`);
-      schedule = parseSchedule(readFileSync(f, 'utf8'), f);
-      if (schedule.stack !== t.name)
-        throw new InputError(
-          `--replay: the schedule is for stack ${schedule.stack}, the topology is ${t.name}`,
-        );
-    } else {
-      const seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(o.seed);
-      if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32)
-        throw new InputError(`--seed: expected an integer 0…2^32-1, got ${JSON.stringify(o.seed)}`);
-      const clients = Number(o.clients);
-      if (!Number.isInteger(clients) || clients < 1 || clients > 64)
-        throw new InputError(`--clients: expected 1…64, got ${JSON.stringify(o.clients)}`);
-      const durationMs = parseDuration(o.duration, { label: '--duration', minMs: 20_000 });
-      const faults = list('--faults', o.faults, FAULT_KINDS) as FaultKind[];
+    if (replayed) schedule = replayed;
+    else {
       const targets = o.targets ? list('--targets', o.targets, targetsAll) : targetsAll;
-      const pauseMs = parseDuration(o.pause, { label: '--pause', minMs: 0 });
       try {
         schedule = generateSchedule(
           t.name,
           { seed, durationMs, faults, targets },
           drillShape(t, status, await sizedUploadNodes(t, status)),
-          {
-            clients,
-            pauseMs,
-          },
+          { clients, pauseMs },
         );
       } catch (e) {
         throw new InputError((e as Error).message);
       }
     }
-    if (o.sabotage !== undefined && o.sabotage !== 'naive-failback')
-      throw new InputError(`--sabotage: unknown ${JSON.stringify(o.sabotage)} (known: naive-failback)`);
-    const downForMs = parseDuration(o.downFor, { label: '--down-for', minMs: 0 });
     const env = { t, status, log: (l: string) => io.err(l + '\n') };
 
     if (o.heal) {
