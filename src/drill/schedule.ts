@@ -164,8 +164,8 @@ function params(kind: FaultKind, r: () => number): Record<string, string | numbe
 /**
  * The schedule: faults one after another (never two at once, so each RTO and each lag belongs to
  * one fault), each kind in turn in a seeded order so a short drill still sees every kind asked
- * for. A fault holds 6–15 s (short drills) up to 10–30 s (10-minute drills), then the stack gets
- * 8–20 s to recover before the next one. Kinds with no candidate in this lab are an error.
+ * for. A fault holds 4–8 s in drills under 2 min (CI's), 6–15 s up to 5 min, 10–30 s beyond,
+ * then the stack gets 5–8 s, 8–14 s or 10–20 s to recover before the next one. Kinds with no candidate in this lab are an error.
  */
 export function generateSchedule(
   stack: string,
@@ -181,8 +181,9 @@ export function generateSchedule(
           (k === 'disk-full' ? ': no SFTP node has a size-limited upload filesystem' : ''),
       );
   const long = spec.durationMs >= 300_000;
-  const [holdLo, holdHi] = long ? [10_000, 30_000] : [6_000, 15_000];
-  const [gapLo, gapHi] = long ? [10_000, 20_000] : [8_000, 14_000];
+  const short = spec.durationMs < 120_000;
+  const [holdLo, holdHi] = long ? [10_000, 30_000] : short ? [4_000, 8_000] : [6_000, 15_000];
+  const [gapLo, gapHi] = long ? [10_000, 20_000] : short ? [5_000, 8_000] : [8_000, 14_000];
   const warmup = 5_000;
   const faults: ScheduledFault[] = [];
   let order: FaultKind[] = [];

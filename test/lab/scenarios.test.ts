@@ -1,7 +1,7 @@
 // The scenarios as CI runs them: `wharf scenario run … --junit … --json … --report …` (the real
 // binary) on the shared scenario lab (WHARF_SCENARIO_STACK, else stack "scen", 10.96.x; brought up
 // and provisioned on first use, by this file or another lab file, and reset before each scenario).
-// large-file runs at 512 MiB here (the catalogue grew: CI's budget; WHARF_LARGE_FILE_SIZE overrides it). CI keeps its evidence:
+// large-file runs at 256 MiB here (the catalogue grew: CI's budget; WHARF_LARGE_FILE_SIZE overrides it). CI keeps its evidence:
 // TAP, JUnit, the JSON results and the HTML report are written to the repository's out/
 // (git-ignored; nothing removes them after the run). The lab comes down once after every lab file
 // (test/lab/global-setup.ts), not here: later files reuse it.
@@ -63,7 +63,7 @@ describe('wharf scenario run on the scenario lab', () => {
       {
         encoding: 'utf8',
         timeout: 1_800_000,
-        env: { ...process.env, WHARF_LARGE_FILE_SIZE: process.env.WHARF_LARGE_FILE_SIZE ?? '512MiB' },
+        env: { ...process.env, WHARF_LARGE_FILE_SIZE: process.env.WHARF_LARGE_FILE_SIZE ?? '256MiB' },
       },
     );
     const tapText = readFileSync(tap, 'utf8');
