@@ -57,8 +57,6 @@ export interface DrillVerdict {
   valid: boolean;
 }
 
-const last = <T>(xs: T[]) => xs[xs.length - 1];
-
 /** The set checker over one node's files. Acks: the last acknowledged content of each path wins. */
 export function checkSet(node: string, attempts: Attempt[], observed: ObservedFile[]): NodeSetVerdict {
   const acked = new Map<string, string>();
@@ -201,4 +199,3 @@ export function formatDrillVerdict(v: DrillVerdict): string {
   ].join('\n');
 }
 
-export { last };
