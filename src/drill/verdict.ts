@@ -198,4 +198,3 @@ export function formatDrillVerdict(v: DrillVerdict): string {
     v.valid ? 'verdict: VALID (no acknowledged upload lost or corrupt on any node)' : 'verdict: INVALID',
   ].join('\n');
 }
-
