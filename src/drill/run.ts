@@ -87,6 +87,17 @@ export interface DrillResult {
   watch: { enabled: boolean; runbooks: { runbook: string; ok: boolean }[]; alerts: number } | null;
 }
 
+/**
+ * Why main still needs a failback (the failover record, else the reconcile mark on the HAProxy
+ * node), or null. An unreadable node throws: "no failback needed" is never assumed.
+ */
+async function pendingFailback(hap: Transport): Promise<string | null> {
+  const fo = await readFailoverState(hap);
+  if (fo) return `failed over since ${fo.at}`;
+  const mark = await readReconcileMark(hap);
+  return mark ? `main held out until failback (${mark.why})` : null;
+}
+
 /** The steady state a drill starts from and must end in: no failover pending, verify passes. */
 export async function steadyState(o: {
   topology: Topology;
@@ -94,11 +105,14 @@ export async function steadyState(o: {
   transports: Map<string, Transport>;
 }): Promise<SteadyState> {
   const t = o.topology;
-  const hap = o.transports.get(nodeOfKind(t, 'haproxy').name)!;
-  const fo = await readFailoverState(hap).catch(() => null);
-  const mark = await readReconcileMark(hap).catch(() => null);
-  if (fo) return { ok: false, detail: `failed over since ${fo.at}: run failback first` };
-  if (mark) return { ok: false, detail: `main held out until failback (${mark.why})` };
+  const hap = nodeOfKind(t, 'haproxy').name;
+  let pending: string | null;
+  try {
+    pending = await pendingFailback(o.transports.get(hap)!);
+  } catch (e) {
+    return { ok: false, detail: `${hap}: cannot read the failover state: ${(e as Error).message}` };
+  }
+  if (pending) return { ok: false, detail: `${pending}: run failback first` };
   const v = await runRunbookByName('verify', { ...o, log: () => {} });
   if (!v.ok) {
     const failed = v.steps.filter((s) => s.result === 'failed').map((s) => `${s.id}: ${s.error ?? ''}`);
@@ -310,18 +324,24 @@ export async function runDrill(o: DrillOptions): Promise<DrillResult> {
   );
 
   // failback when the stack is failed over or main is held out
-  const hap = o.transports.get(hapName)!;
-  const fo = await readFailoverState(hap).catch(() => null);
-  const mark = await readReconcileMark(hap).catch(() => null);
+  let pending: string | null = null;
   const failback = {
     ran: false,
     ok: true,
     why: 'not needed (no failover on record, no reconcile mark)',
     sabotaged: false,
   };
-  if (fo || mark) {
+  try {
+    pending = await pendingFailback(o.transports.get(hapName)!);
+  } catch (e) {
+    // not knowing is not "not needed": the failback check fails, the steady state after says why
+    failback.ok = false;
+    failback.why = `${hapName}: cannot read the failover state: ${(e as Error).message}`;
+    o.log(`failback: ${failback.why}`);
+  }
+  if (pending) {
     failback.ran = true;
-    failback.why = fo ? `failed over since ${fo.at}` : `main held out: ${mark!.why}`;
+    failback.why = pending;
     if (o.sabotage === 'naive-failback') {
       failback.sabotaged = true;
       o.log(
@@ -478,14 +498,12 @@ async function repairAfterSabotage(o: DrillOptions, main: string): Promise<void>
   });
   if (!r.ok) o.log(`configure FAILED: ${r.error}`);
   await o.transports.get(main)!.exec('systemctl restart lsyncd', { timeoutMs: 30_000 });
-  const hap = o.transports.get(nodeOfKind(o.topology, 'haproxy').name)!;
-  if ((await readFailoverState(hap).catch(() => null)) || (await readReconcileMark(hap).catch(() => null))) {
-    const f = await runRunbookByName('failback', {
-      topology: o.topology,
-      inventory: o.inventory,
-      transports: o.transports,
-      log: () => {},
-    });
-    if (!f.ok) o.log(`failback after the sabotage FAILED: ${f.error}`);
-  }
+  // failback decides itself whether there is anything to reconcile (it compares both trees)
+  const f = await runRunbookByName('failback', {
+    topology: o.topology,
+    inventory: o.inventory,
+    transports: o.transports,
+    log: () => {},
+  });
+  if (!f.ok) o.log(`failback after the sabotage FAILED: ${f.error}`);
 }
