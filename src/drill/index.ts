@@ -19,22 +19,12 @@ export function drillShape(t: Topology, s: LabStatus, sizedUploads: string[] = [
   const networks: Record<string, string[]> = {};
   for (const [name, n] of Object.entries(s.nodes))
     networks[name] = Object.keys(n.addresses).filter((k) => k !== 'mgmt');
-  const kind = (k: Parameters<typeof nodeOfKind>[1]) => {
-    try {
-      return nodeOfKind(t, k).name;
-    } catch {
-      return undefined;
-    }
-  };
   const main = sftpNode(t, 'main').name;
   return {
     main,
     sub: t.replication.lsyncd.to,
     backup: t.replication.backup.to,
     haproxy: nodeOfKind(t, 'haproxy').name,
-    firewall: kind('firewall') ?? '',
-    router: kind('router') ?? '',
-    ...(t.notifications.webhook ? { notifySink: t.notifications.webhook.node } : {}),
     notifier: t.notifications.on === 'main' ? main : t.replication.backup.to,
     networks,
     sizedUploads,

@@ -36,9 +36,6 @@ export interface DrillLabShape {
   sub: string;
   backup: string;
   haproxy: string;
-  firewall: string;
-  router: string;
-  notifySink?: string;
   /** The node running the upload notifier (main or backup). */
   notifier: string;
   /** Data networks (not mgmt) of every node. */

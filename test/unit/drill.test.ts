@@ -24,9 +24,6 @@ const shape: DrillLabShape = {
   sub: 'sftp-sub',
   backup: 'sftp-backup',
   haproxy: 'haproxy',
-  firewall: 'firewall',
-  router: 'router',
-  notifySink: 'notify-sink',
   notifier: 'sftp-main',
   networks: {
     router: ['wan', 'transit'],
