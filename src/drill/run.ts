@@ -309,11 +309,13 @@ export async function runDrill(o: DrillOptions): Promise<DrillResult> {
   o.log(`workload stopped: ${w.acks.length} acknowledged, ${w.failures.length} failed attempts`);
 
   // heal everything (again: a fault that failed to heal, or a drill interrupted mid-fault)
-  const swept = await sweep(env, [...new Set(s.faults.flatMap((f) => f.targets))]).catch((e: Error) => [
-    `sweep failed: ${e.message}`,
-  ]);
+  let sweepError: string | undefined;
+  const swept = await sweep(env, [...new Set(s.faults.flatMap((f) => f.targets))]).catch((e: Error) => {
+    sweepError = e.message;
+    return [`sweep FAILED: ${e.message}`];
+  });
   for (const x of swept) o.log(`sweep: ${x}`);
-  history({ type: 'sweep', done: swept });
+  history({ type: 'sweep', done: swept, ...(sweepError ? { error: sweepError } : {}) });
 
   // settle: let watch finish what it decided, then stop it
   await sleep(Math.max(3000, o.watch.downForMs + 2 * o.watch.intervalMs));
@@ -417,6 +419,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillResult> {
       steadyAfter.ok &&
       failback.ok &&
       !interrupted &&
+      !sweepError &&
       records.every((r) => !r.injectError && !r.healError),
     interrupted,
     steadyBefore,
