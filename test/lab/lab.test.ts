@@ -289,10 +289,10 @@ describe('provisioned: configure laid down the fabric, the chain works', () => {
       ['sftp-main', 'haproxy', 'lan'],
       // (the router's wan :22 is DNATed to HAProxy's sftp frontend now: the ss check below covers it)
     ];
-    for (const [from, n, net] of dataPlane) {
-      const p = await tcpProbe(cfg, from, a(n, net), 22);
-      expect(p.banner, `${from} → ${n} ${net} ${a(n, net)}:22 ${p.detail}`).not.toMatch(/SSH-2\.0/);
-    }
+    const dp = await Promise.all(dataPlane.map(([from, n, net]) => tcpProbe(cfg, from, a(n, net), 22)));
+    dataPlane.forEach(([from, n, net], i) =>
+      expect(dp[i]!.banner, `${from} → ${n} ${net} ${a(n, net)}:22 ${dp[i]!.detail}`).not.toMatch(/SSH-2\.0/),
+    );
     // On the nodes themselves: sshd listens on the mgmt address alone (configure's drop-in).
     for (const n of ['router', 'firewall', 'haproxy']) {
       const r = await onNode(cfg, n, `ss -Htlnp '( sport = :22 )'`);
@@ -365,25 +365,29 @@ describe('segmentation', () => {
       ['router mgmt sshd', a('router', 'mgmt'), 22, 'bastion'],
       ['host behind mgmt', `10.${OCTET}.9.1`, hostPort, 'bastion'],
     ];
-    for (const [what, addr, port, control] of targets) {
-      const from = await tcpProbe(cfg, 'wan-client', addr, port);
+    // Probes run side by side: each expected timeout costs its full 3 s.
+    const probes = await Promise.all(
+      targets.map(async ([, addr, port, control]) => ({
+        from: await tcpProbe(cfg, 'wan-client', addr, port),
+        ok: control ? await tcpProbe(cfg, control, addr, port) : null,
+      })),
+    );
+    targets.forEach(([what, addr, port, control], i) => {
+      const { from, ok } = probes[i]!;
       expect(from.result, `wan-client → ${what} ${addr}:${port}: ${from.detail}`).toBe('timeout');
-      if (control) {
-        const ok = await tcpProbe(cfg, control, addr, port);
-        expect(ok.result, `control ${control} → ${what}: ${ok.detail}`).toBe('open');
-      }
-    }
+      if (control) expect(ok?.result, `control ${control} → ${what}: ${ok?.detail}`).toBe('open');
+    });
     // ICMP: the router's WAN address answers, nothing behind it does.
     const ping = (addr: string) => onNode(cfg, 'wan-client', `ping -c 1 -W 1 ${addr}`);
     expect((await ping(s.direct.host)).code).toBe(0);
-    for (const addr of [
+    const dark = [
       a('firewall', 'transit'),
       a('haproxy', 'dmz'),
       a('sftp-main', 'lan'),
       a('sftp-main', 'mgmt'),
-    ]) {
-      expect((await ping(addr)).code, `ping ${addr}`).not.toBe(0);
-    }
+    ];
+    const pings = await Promise.all(dark.map(ping));
+    dark.forEach((addr, i) => expect(pings[i]!.code, `ping ${addr}`).not.toBe(0));
   });
 
   it('the host is no bypass: a route via the wan bridge gateway does not reach mgmt or lan', async () => {
@@ -409,12 +413,17 @@ describe('segmentation', () => {
     // Control: the wan-client's sshd is open on wan (the router, on wan, gets its banner).
     const ok = await tcpProbe(cfg, 'router', wc, 22);
     expect(ok.banner, ok.detail).toMatch(/^SSH-2\.0/);
-    for (const n of ['sftp-main', 'sftp-sub', 'sftp-backup', 'notify-sink']) {
-      const p = await tcpProbe(cfg, n, wc, 22);
+    const lan = ['sftp-main', 'sftp-sub', 'sftp-backup', 'notify-sink'];
+    const probes = await Promise.all(
+      lan.map(
+        async (n) => [await tcpProbe(cfg, n, wc, 22), await tcpProbe(cfg, n, s.direct.host, 2222)] as const,
+      ),
+    );
+    lan.forEach((n, i) => {
+      const [p, r] = probes[i]!;
       expect(p.result, `${n} → wan-client ${wc}:22: ${p.detail}`).not.toBe('open');
-      const r = await tcpProbe(cfg, n, s.direct.host, 2222);
       expect(r.result, `${n} → router wan: ${r.detail}`).not.toBe('open');
-    }
+    });
   });
 });
 
