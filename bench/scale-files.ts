@@ -17,6 +17,8 @@ export interface ScaleFilesRow {
   uploadPerS: number;
   replicatedPerS?: number;
   tailMs?: number;
+  /** CPU seconds of lsyncd on main during the burst (itself / its rsync and ssh children) */
+  lsyncdCpuS?: { self: number; children: number };
   /** every file on sub (by count) */
   complete: boolean;
   error?: string;
@@ -42,6 +44,12 @@ export async function scaleFiles(
       uploadPerS: Math.round(n / (b.uploadMs / 1000)),
       complete: b.syncMs !== undefined,
       ...(b.exitCode !== 0 && { error: `sftp exit ${b.exitCode}: ${b.error}` }),
+      ...(b.lsyncdCpu && {
+        lsyncdCpuS: {
+          self: Math.round(b.lsyncdCpu.self * 10) / 10,
+          children: Math.round(b.lsyncdCpu.children * 10) / 10,
+        },
+      }),
       ...(b.tail && {
         replicatedPerS: Math.round(b.tail.replicatedPerS),
         tailMs: Math.round(b.tail.tailMs),
@@ -49,7 +57,7 @@ export async function scaleFiles(
     };
     out.push(row);
     log(
-      `${n} files: upload ${row.uploadPerS} files/s, replicated ${row.replicatedPerS ?? '-'} files/s, tail ${row.tailMs ?? '-'} ms${row.complete ? '' : ` (${b.have}/${n} on ${sub})`}${row.error ? ` (${row.error})` : ''}`,
+      `${n} files: upload ${row.uploadPerS} files/s, replicated ${row.replicatedPerS ?? '-'} files/s, tail ${row.tailMs ?? '-'} ms, lsyncd CPU ${row.lsyncdCpuS ? `${row.lsyncdCpuS.self} s + children ${row.lsyncdCpuS.children} s` : '-'}${row.complete ? '' : ` (${b.have}/${n} on ${sub})`}${row.error ? ` (${row.error})` : ''}`,
     );
     // the next size starts from empty folders; lsyncd stopped so the deletions cost it nothing
     const dir = `${b.root}/${b.rel}`;
@@ -85,6 +93,7 @@ export async function benchScaleFiles(
 
 // On its own: against the scenario lab (WHARF_SCENARIO_STACK), brought to a known state first.
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await import('../scripts/index.ts'); // the runbooks the lab's reset runs
   const { ensureScenarioLab } = await import('../scenarios/lab.ts');
   const a = process.argv.indexOf('--files');
   const sizes = a > 0 ? process.argv[a + 1]!.split(',').map(Number) : scaleFileSizes();

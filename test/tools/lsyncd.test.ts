@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   openSync,
   readFileSync,
+  readdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -99,10 +100,14 @@ afterAll(async () => {
   }
   // the ssh master (ControlPersist) runs in a session of its own: end it
   if (sshd)
-    spawnSync('ssh', ['-o', `ControlPath=${root}/mux-%C`, '-p', String(sshd.port), '-O', 'exit', 'root@127.0.0.1'], {
-      stdio: 'ignore',
-      timeout: 10_000,
-    });
+    spawnSync(
+      'ssh',
+      ['-o', `ControlPath=${root}/mux-%C`, '-p', String(sshd.port), '-O', 'exit', 'root@127.0.0.1'],
+      {
+        stdio: 'ignore',
+        timeout: 10_000,
+      },
+    );
   await sshd?.close();
   // an rsync child of lsyncd may still be finishing a write: retry until the tree is gone
   rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
@@ -115,6 +120,13 @@ describe('lsyncd (rendered config, real lsyncd 2.2.3)', () => {
     expect(readFileSync(join(dst, 'demo/upload/hello.txt'), 'utf8')).toBe('hello');
     console.log(`lsyncd: new file on the target after ${lag} ms`);
     expect(lag).toBeLessThan(10_000);
+  });
+
+  it('reuses one ssh connection for its runs (a ControlMaster socket stays after the run)', () => {
+    expect(
+      readdirSync(root).filter((f) => f.startsWith('mux-')),
+      `no control socket in ${root}\n${log}`,
+    ).toHaveLength(1);
   });
 
   it('a large file appears on the target only when whole (rsync temp dir)', async () => {
