@@ -6,6 +6,7 @@
 //
 //   npx tsx bench/run.ts [--skip-cold] [--skip-lab-bench] [--reuse] [--size 512MiB] [--rounds 3]
 //                        [--kills 3] [--handshake-timeout 2s] [--skip-throughput] [--skip-rto] [--keep]
+//                        [--skip-scale-files] (scale: files, bench/scale-files.ts; 20k: WHARF_BENCH_FILES_20K=1)
 //                        [--stack wbench --octet 98] [--json]
 // Its own stack "wbench" (10.98.x). Without --reuse the bench lab is made fresh (lab down → up →
 // install) so the first configure run is a real one. --keep leaves the lab up afterwards.
@@ -33,6 +34,7 @@ import { makeLocalFile } from '../scenarios/large-file.ts';
 import { REPO_ROOT } from '../src/lab/state.ts';
 import { variantTopology } from '../src/lab/variant.ts';
 import '../scripts/index.ts';
+import { benchScaleFiles } from './scale-files.ts';
 
 const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
@@ -410,6 +412,7 @@ if (rtoKills)
     rtos.every(Number.isFinite) && rtoMedian <= 2000,
   );
 
+if (!flag('--skip-scale-files')) result.scaleFiles = await benchScaleFiles(t, s, row, say);
 rmSync(work, { recursive: true, force: true });
 if (!flag('--keep')) await labDown(t.name);
 result.rows = rows;

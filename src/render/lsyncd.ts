@@ -11,6 +11,15 @@ export const LSYNCD_UNIT = '/etc/systemd/system/lsyncd.service';
 /** The replication user's key and the target's host key, placed by the runbook. */
 export const LSYNCD_KEY = '/etc/lsyncd/id_ed25519';
 export const LSYNCD_KNOWN_HOSTS = '/etc/lsyncd/known_hosts';
+/**
+ * One ssh connection main → sub, reused by every rsync run and mv of lsyncd (OpenSSH multiplexing):
+ * a burst of small uploads is shipped in many short rsync runs, and a new ssh handshake per run
+ * (≈ 0.1 s idle, ≈ 1 s on a loaded host) was most of each run's time. The socket is root-only (/run);
+ * the master is a child of lsyncd.service, so stopping lsyncd (failover, fencing) ends it too.
+ */
+export const LSYNCD_CONTROL_PATH = '/run/wharf-lsyncd-%C';
+/** Seconds an idle master connection stays up; keepalives end a master whose peer is gone. */
+export const LSYNCD_CONTROL_PERSIST = 60;
 
 // Option names lsyncd 2.2.3 accepts (read from its compiled-in default-rsync/rsyncssh layers).
 const SETTINGS_KEYS = [
@@ -218,7 +227,11 @@ export function renderLsyncdConf(t: Topology, inv: Inventory): RenderedFile {
     '   ssh = {',
     `      identityFile = ${luaStr(LSYNCD_KEY)},`,
     `      port = ${t.sftp.port},`,
-    `      options = { StrictHostKeyChecking = "yes", UserKnownHostsFile = ${luaStr(LSYNCD_KNOWN_HOSTS)}, BatchMode = "yes" },`,
+    `      options = { StrictHostKeyChecking = "yes", UserKnownHostsFile = ${luaStr(LSYNCD_KNOWN_HOSTS)}, BatchMode = "yes",`,
+    '         -- one connection for all runs (a handshake per rsync run was most of its time in a burst);',
+    '         -- keepalives end a master whose peer is gone (3 × 5 s), so a partition is noticed',
+    `         ControlMaster = "auto", ControlPath = ${luaStr(LSYNCD_CONTROL_PATH)}, ControlPersist = "${LSYNCD_CONTROL_PERSIST}",`,
+    '         ServerAliveInterval = "5", ServerAliveCountMax = "3" },',
     '   },',
     '}',
   );

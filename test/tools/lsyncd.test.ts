@@ -4,13 +4,14 @@
 // lsyncd itself proves it accepts them. Checks: replication lag, files appear only when whole (temp
 // dir), target-only files survive (delete = false), excluded names are not copied.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
+  readdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -22,7 +23,12 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { topologyFromObject } from '../../src/topology/load.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
-import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS, renderLsyncdConf } from '../../src/render/lsyncd.ts';
+import {
+  LSYNCD_CONTROL_PATH,
+  LSYNCD_KEY,
+  LSYNCD_KNOWN_HOSTS,
+  renderLsyncdConf,
+} from '../../src/render/lsyncd.ts';
 import { startHostSshd, type HostSshd } from '../helpers/host-sshd.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'wharf-lsyncd-'));
@@ -63,6 +69,7 @@ beforeAll(async () => {
     [`"${LSYNCD_KNOWN_HOSTS}"`, `"${sshd.knownHosts}"`],
     ['"/var/log/lsyncd/lsyncd.log"', `"${root}/lsyncd.log"`],
     ['"/var/log/lsyncd/lsyncd.status"', `"${root}/lsyncd.status"`],
+    [`"${LSYNCD_CONTROL_PATH}"`, `"${root}/mux-%C"`],
   ];
   let conf = rendered;
   for (const [from, to] of swap) {
@@ -91,6 +98,16 @@ afterAll(async () => {
     }
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
   }
+  // the ssh master (ControlPersist) runs in a session of its own: end it
+  if (sshd)
+    spawnSync(
+      'ssh',
+      ['-o', `ControlPath=${root}/mux-%C`, '-p', String(sshd.port), '-O', 'exit', 'root@127.0.0.1'],
+      {
+        stdio: 'ignore',
+        timeout: 10_000,
+      },
+    );
   await sshd?.close();
   // an rsync child of lsyncd may still be finishing a write: retry until the tree is gone
   rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
@@ -103,6 +120,13 @@ describe('lsyncd (rendered config, real lsyncd 2.2.3)', () => {
     expect(readFileSync(join(dst, 'demo/upload/hello.txt'), 'utf8')).toBe('hello');
     console.log(`lsyncd: new file on the target after ${lag} ms`);
     expect(lag).toBeLessThan(10_000);
+  });
+
+  it('reuses one ssh connection for its runs (a ControlMaster socket stays after the run)', () => {
+    expect(
+      readdirSync(root).filter((f) => f.startsWith('mux-')),
+      `no control socket in ${root}\n${log}`,
+    ).toHaveLength(1);
   });
 
   it('a large file appears on the target only when whole (rsync temp dir)', async () => {

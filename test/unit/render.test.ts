@@ -355,6 +355,13 @@ describe('lsyncd', () => {
     expect(conf).toContain('StrictHostKeyChecking = "yes"');
   });
 
+  it('shares one ssh connection for its runs, in a root-only socket, ended when its peer is gone', () => {
+    expect(conf).toContain(
+      'ControlMaster = "auto", ControlPath = "/run/wharf-lsyncd-%C", ControlPersist = "60",',
+    );
+    expect(conf).toContain('ServerAliveInterval = "5", ServerAliveCountMax = "3" },');
+  });
+
   it('renders the other delete policies as lsyncd spells them', () => {
     const c = (del: unknown) => {
       const t2 = variant((d) => (d.replication.lsyncd.delete = del));

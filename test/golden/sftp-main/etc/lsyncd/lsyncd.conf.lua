@@ -69,6 +69,10 @@ sync {
    ssh = {
       identityFile = "/etc/lsyncd/id_ed25519",
       port = 22,
-      options = { StrictHostKeyChecking = "yes", UserKnownHostsFile = "/etc/lsyncd/known_hosts", BatchMode = "yes" },
+      options = { StrictHostKeyChecking = "yes", UserKnownHostsFile = "/etc/lsyncd/known_hosts", BatchMode = "yes",
+         -- one connection for all runs (a handshake per rsync run was most of its time in a burst);
+         -- keepalives end a master whose peer is gone (3 × 5 s), so a partition is noticed
+         ControlMaster = "auto", ControlPath = "/run/wharf-lsyncd-%C", ControlPersist = "60",
+         ServerAliveInterval = "5", ServerAliveCountMax = "3" },
    },
 }
