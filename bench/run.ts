@@ -33,6 +33,7 @@ import { makeLocalFile } from '../scenarios/large-file.ts';
 import { REPO_ROOT } from '../src/lab/state.ts';
 import { variantTopology } from '../src/lab/variant.ts';
 import '../scripts/index.ts';
+import { scaleClients } from './scale-clients.ts';
 
 const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
@@ -349,6 +350,8 @@ try {
 } finally {
   rmSync(payload.dir, { recursive: true, force: true });
 }
+
+if (!flag('--skip-scale-clients')) await scaleClients({ t, s, say, log, row, result });
 
 // 5. RTO: kill sftp-main (docker kill, SIGKILL) during a small-file workload through the entry point;
 // RTO = kill issued → first acknowledged upload that started after the kill returned. Then the
