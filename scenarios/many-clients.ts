@@ -24,7 +24,7 @@ import { REPO_ROOT } from '../src/lab/state.ts';
 import { RATE_TABLE } from '../src/render/haproxy.ts';
 import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
 import { inSubnet, intToIp, parseCidr } from '../src/topology/net.ts';
-import { nodeOfKind } from '../src/topology/model.ts';
+import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
 import { formatVerdict } from '../src/workload/checker.ts';
 import { runWorkload, type SftpEndpoint, type WorkloadResult } from '../src/workload/generator.ts';
 import type { Ack } from '../src/workload/ledger.ts';
@@ -33,6 +33,12 @@ import { checkEverywhere, sleep } from './outage.ts';
 import { WAN_CLIENT, onWan } from './wan.ts';
 
 const PORT_BASE = 31000;
+/**
+ * Clients of a case start this far apart (64 clients over ~3 s). 64 SSH key exchanges at the same
+ * instant on a CPU-starved lab node delayed sshd's banner to HAProxy's health check past its 1 s
+ * timeout: main was marked down and its sessions cut (on-marked-down shutdown-sessions).
+ */
+const RAMP_MS = 50;
 const TABLE = 'wharf_many';
 /** The library's default listener lines (ssh2-sftp-client prints them with console.log/error). */
 export const LISTENER_LINE = /Global (close|end|error) listener/;
@@ -115,6 +121,25 @@ async function clearTable(lab: ScenarioLab): Promise<void> {
   );
 }
 
+/** Wait until every HAProxy server of main is UP (a case on a failed-over stack proves nothing). */
+async function settled(lab: ScenarioLab, timeoutMs = 30_000): Promise<string> {
+  const t = lab.t;
+  const main = sftpNode(t, 'main').name;
+  const end = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const r = await lab.sh(nodeOfKind(t, 'haproxy').name, socatLine(t.haproxy.stats.socket, ['show stat']));
+    const lines = r.stdout.split('\n');
+    const head = lines[0]!.replace(/^# /, '').split(',');
+    const st = head.indexOf('status');
+    const rows = lines.map((l) => l.split(',')).filter((f) => f[1] === main);
+    last = rows.map((f) => `${f[0]}/${main} ${f[st]}`).join(', ');
+    if (rows.length && rows.every((f) => f[st] === 'UP')) return '';
+    if (Date.now() > end) return last || 'no HAProxy server rows';
+    await sleep(1000);
+  }
+}
+
 /** HAProxy's denied connections (dcon) summed over the frontends. */
 async function deniedConnections(lab: ScenarioLab): Promise<number> {
   const t = lab.t;
@@ -192,6 +217,14 @@ async function ledgerCheck(
     );
 }
 
+/** Before a case: main in rotation everywhere, HAProxy's limits table empty. */
+async function ready(ctx: ScenarioContext, lab: ScenarioLab, what: string): Promise<boolean> {
+  const bad = await settled(lab);
+  if (bad) return ctx.check(`${what}: the stack is settled before the case (main UP in HAProxy)`, false, bad);
+  await clearTable(lab);
+  return true;
+}
+
 export const manyClients: Scenario = {
   name: 'many-clients',
   description:
@@ -249,7 +282,7 @@ export const manyClients: Scenario = {
     const stamp = Date.now().toString(36);
     try {
       // 1. a customer's fleet behind one (trusted) address
-      await clearTable(lab);
+      if (!(await ready(ctx, lab, 'fleet (trusted)'))) return;
       const p1 = `many-fleet-${stamp}`;
       const w1 = await run(p1, 64, () => ep(fleetAddr));
       ctx.metric('fleet (trusted, 1 source): time', w1.elapsedMs, 'ms');
@@ -262,7 +295,7 @@ export const manyClients: Scenario = {
       await ledgerCheck(ctx, lab, 'fleet', w1.acks, p1);
 
       // 2. 64 clients over 8 untrusted addresses (8 each: under every per-source limit)
-      await clearTable(lab);
+      if (!(await ready(ctx, lab, '8 sources'))) return;
       const p2 = `many-eight-${stamp}`;
       const w2 = await run(p2, 64, (c) => ep(eight[c % 8]!));
       ctx.metric('8 sources: time', w2.elapsedMs, 'ms');
@@ -275,7 +308,7 @@ export const manyClients: Scenario = {
       await ledgerCheck(ctx, lab, '8 sources', w2.acks, p2);
 
       // 3. bursts while others work: 8 clients from the trusted address + 1 per untrusted source
-      await clearTable(lab);
+      if (!(await ready(ctx, lab, 'bursts'))) return;
       const p3 = `many-steady-${stamp}`;
       const ac = new AbortController();
       const steadyClients = 16;
@@ -298,7 +331,7 @@ export const manyClients: Scenario = {
       let w3: WorkloadResult;
       let stopAt = 0;
       try {
-        await sleep(phaseMs);
+        await sleep(phaseMs + steadyClients * RAMP_MS);
         const d0 = await deniedConnections(lab);
         s1 = Date.now();
         b1 = await burst(me, src.get(burstAddr)!.port, 500, hold);
@@ -317,7 +350,7 @@ export const manyClients: Scenario = {
       }
       const end = Date.now();
       acks.push(...w3.acks);
-      const before = perSec(acks, t0 + 500, s1);
+      const before = perSec(acks, t0 + steadyClients * RAMP_MS + 500, s1);
       const during1 = perSec(acks, s1, e1);
       const during2 = perSec(acks, s2, e2);
       const after = perSec(acks, e2, stopAt);
@@ -366,7 +399,7 @@ export const manyClients: Scenario = {
       await ledgerCheck(ctx, lab, 'others', acks, p3);
 
       // 4. a fleet behind an address in no trusted range: `wharf load`, as a user runs it
-      await clearTable(lab);
+      if (!(await ready(ctx, lab, 'fleet (unlisted)'))) return;
       const { file } = scenarioTopology();
       const p4 = `many-unlisted-${stamp}`;
       const n = sizes.fleetClients;
@@ -423,8 +456,10 @@ async function runWorkloadPerClient(
 ): Promise<WorkloadResult> {
   const t0 = Date.now();
   const rs = await Promise.all(
-    Array.from({ length: clients }, (_, c) =>
-      runWorkload({
+    Array.from({ length: clients }, async (_, c) => {
+      // a fleet does not connect within one millisecond: clients start RAMP_MS apart
+      await sleep(c * RAMP_MS);
+      return runWorkload({
         retryDelayMs: 200,
         retryMaxDelayMs: 5000,
         maxAttempts: 20,
@@ -435,8 +470,8 @@ async function runWorkloadPerClient(
         clients: 1,
         filesPerClient: o.files,
         prefix: `${prefix}-c${c}`,
-      }),
-    ),
+      });
+    }),
   );
   const elapsedMs = Date.now() - t0;
   const bytes = rs.reduce((n, r) => n + r.bytes, 0);
