@@ -28,7 +28,7 @@ import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
 import { formatVerdict } from '../src/workload/checker.ts';
 import { runWorkload, type SftpEndpoint, type WorkloadResult } from '../src/workload/generator.ts';
 import type { Ack } from '../src/workload/ledger.ts';
-import { ensureScenarioLab, scenarioTopology, type ScenarioLab } from './lab.ts';
+import { ensureScenarioLab, resetScenarioLab, scenarioTopology, type ScenarioLab } from './lab.ts';
 import { checkEverywhere, sleep } from './outage.ts';
 import { WAN_CLIENT, onWan } from './wan.ts';
 
@@ -43,17 +43,33 @@ const TABLE = 'wharf_many';
 /** The library's default listener lines (ssh2-sftp-client prints them with console.log/error). */
 export const LISTENER_LINE = /Global (close|end|error) listener/;
 
+export const CASES = ['fleet', 'eight', 'bursts', 'unlisted'] as const;
+
 interface Sizes {
+  cases: readonly string[];
   files: number;
   size: number;
   fleetClients: number;
   fleetFiles: number;
 }
 
-export function manyClientsSizes(env = process.env.WHARF_MANY_CLIENTS): Sizes {
+/**
+ * WHARF_MANY_CLIENTS: "ci" (default) or "full"; WHARF_MANY_CLIENTS_CASES: a comma list of CASES to
+ * run (default all).
+ */
+export function manyClientsSizes(
+  env = process.env.WHARF_MANY_CLIENTS,
+  only = process.env.WHARF_MANY_CLIENTS_CASES,
+): Sizes {
+  const cases = only ? only.split(',').map((c) => c.trim()) : [...CASES];
+  const bad = cases.filter((c) => !(CASES as readonly string[]).includes(c));
+  if (bad.length)
+    throw new Error(
+      `WHARF_MANY_CLIENTS_CASES: expected some of ${CASES.join(',')}, got ${JSON.stringify(only)}`,
+    );
   if (env === undefined || env === '' || env === 'ci')
-    return { files: 3, size: 16 * 1024, fleetClients: 28, fleetFiles: 2 };
-  if (env === 'full') return { files: 20, size: 64 * 1024, fleetClients: 48, fleetFiles: 20 };
+    return { cases, files: 3, size: 16 * 1024, fleetClients: 28, fleetFiles: 2 };
+  if (env === 'full') return { cases, files: 20, size: 64 * 1024, fleetClients: 48, fleetFiles: 20 };
   throw new Error(`WHARF_MANY_CLIENTS: expected "full" or "ci", got ${JSON.stringify(env)}`);
 }
 
@@ -219,7 +235,13 @@ async function ledgerCheck(
 
 /** Before a case: main in rotation everywhere, HAProxy's limits table empty. */
 async function ready(ctx: ScenarioContext, lab: ScenarioLab, what: string): Promise<boolean> {
-  const bad = await settled(lab);
+  let bad = await settled(lab);
+  if (bad) {
+    // a case before this one (or the lab's own flapping) left main out: reset, as between scenarios
+    ctx.log(`${what}: stack not settled (${bad}): resetting it`);
+    await resetScenarioLab(lab);
+    bad = await settled(lab);
+  }
   if (bad) return ctx.check(`${what}: the stack is settled before the case (main UP in HAProxy)`, false, bad);
   await clearTable(lab);
   return true;
@@ -280,166 +302,174 @@ export const manyClients: Scenario = {
         ...o,
       });
     const stamp = Date.now().toString(36);
+    const r = t.haproxy.rateLimit;
     try {
       // 1. a customer's fleet behind one (trusted) address
-      if (!(await ready(ctx, lab, 'fleet (trusted)'))) return;
-      const p1 = `many-fleet-${stamp}`;
-      const w1 = await run(p1, 64, () => ep(fleetAddr));
-      ctx.metric('fleet (trusted, 1 source): time', w1.elapsedMs, 'ms');
-      ctx.metric('fleet (trusted, 1 source): failed attempts', w1.failures.length, 'attempts');
-      ctx.check(
-        `64 clients from one trusted address (${fleetAddr}) all finish`,
-        w1.acks.length === 64 * sizes.files && !w1.abandoned.length,
-        summary(w1),
-      );
-      await ledgerCheck(ctx, lab, 'fleet', w1.acks, p1);
+      if (sizes.cases.includes('fleet') && (await ready(ctx, lab, 'fleet (trusted)'))) {
+        const p1 = `many-fleet-${stamp}`;
+        const w1 = await run(p1, 64, () => ep(fleetAddr));
+        ctx.metric('fleet (trusted, 1 source): time', w1.elapsedMs, 'ms');
+        ctx.metric('fleet (trusted, 1 source): failed attempts', w1.failures.length, 'attempts');
+        ctx.check(
+          `64 clients from one trusted address (${fleetAddr}) all finish`,
+          w1.acks.length === 64 * sizes.files && !w1.abandoned.length,
+          summary(w1),
+        );
+        await ledgerCheck(ctx, lab, 'fleet', w1.acks, p1);
+      }
 
       // 2. 64 clients over 8 untrusted addresses (8 each: under every per-source limit)
-      if (!(await ready(ctx, lab, '8 sources'))) return;
-      const p2 = `many-eight-${stamp}`;
-      const w2 = await run(p2, 64, (c) => ep(eight[c % 8]!));
-      ctx.metric('8 sources: time', w2.elapsedMs, 'ms');
-      ctx.metric('8 sources: failed attempts', w2.failures.length, 'attempts');
-      ctx.check(
-        '64 clients spread over 8 addresses all finish',
-        w2.acks.length === 64 * sizes.files && !w2.abandoned.length,
-        summary(w2),
-      );
-      await ledgerCheck(ctx, lab, '8 sources', w2.acks, p2);
+      if (sizes.cases.includes('eight') && (await ready(ctx, lab, '8 sources'))) {
+        const p2 = `many-eight-${stamp}`;
+        const w2 = await run(p2, 64, (c) => ep(eight[c % 8]!));
+        ctx.metric('8 sources: time', w2.elapsedMs, 'ms');
+        ctx.metric('8 sources: failed attempts', w2.failures.length, 'attempts');
+        ctx.check(
+          '64 clients spread over 8 addresses all finish',
+          w2.acks.length === 64 * sizes.files && !w2.abandoned.length,
+          summary(w2),
+        );
+        await ledgerCheck(ctx, lab, '8 sources', w2.acks, p2);
+      }
 
       // 3. bursts while others work: 8 clients from the trusted address + 1 per untrusted source
-      if (!(await ready(ctx, lab, 'bursts'))) return;
-      const p3 = `many-steady-${stamp}`;
-      const ac = new AbortController();
-      const steadyClients = 16;
-      const steady = run(p3, steadyClients, (c) => (c < 8 ? ep(fleetAddr) : ep(eight[c - 8]!)), {
-        files: 1_000_000,
-        signal: ac.signal,
-      });
-      const acks: Ack[] = [];
-      const phaseMs = 3000;
-      const hold = 3000;
-      const t0 = Date.now();
-      let s1 = 0;
-      let e1 = 0;
-      let s2 = 0;
-      let e2 = 0;
-      let b1: Awaited<ReturnType<typeof burst>> | undefined;
-      let b2: Awaited<ReturnType<typeof burst>> | undefined;
-      let denied1 = 0;
-      let denied2 = 0;
-      let w3: WorkloadResult;
-      let stopAt = 0;
-      try {
-        await sleep(phaseMs + steadyClients * RAMP_MS);
-        const d0 = await deniedConnections(lab);
-        s1 = Date.now();
-        b1 = await burst(me, src.get(burstAddr)!.port, 500, hold);
-        e1 = Date.now();
-        const d1 = await deniedConnections(lab);
-        denied1 = d1 - d0;
-        s2 = Date.now();
-        b2 = await burst(me, src.get(trustedBurstAddr)!.port, 500, hold);
-        e2 = Date.now();
-        denied2 = (await deniedConnections(lab)) - d1;
-        await sleep(phaseMs);
-      } finally {
-        stopAt = Date.now();
-        ac.abort();
-        w3 = await steady;
+      if (sizes.cases.includes('bursts') && (await ready(ctx, lab, 'bursts'))) {
+        const p3 = `many-steady-${stamp}`;
+        const ac = new AbortController();
+        const steadyClients = 16;
+        const steady = run(p3, steadyClients, (c) => (c < 8 ? ep(fleetAddr) : ep(eight[c - 8]!)), {
+          files: 1_000_000,
+          signal: ac.signal,
+        });
+        const acks: Ack[] = [];
+        const phaseMs = 3000;
+        const hold = 3000;
+        const t0 = Date.now();
+        let s1 = 0;
+        let e1 = 0;
+        let s2 = 0;
+        let e2 = 0;
+        let b1: Awaited<ReturnType<typeof burst>> | undefined;
+        let b2: Awaited<ReturnType<typeof burst>> | undefined;
+        let denied1 = 0;
+        let denied2 = 0;
+        let w3: WorkloadResult;
+        let stopAt = 0;
+        try {
+          await sleep(phaseMs + steadyClients * RAMP_MS);
+          const d0 = await deniedConnections(lab);
+          s1 = Date.now();
+          b1 = await burst(me, src.get(burstAddr)!.port, 500, hold);
+          e1 = Date.now();
+          const d1 = await deniedConnections(lab);
+          denied1 = d1 - d0;
+          s2 = Date.now();
+          b2 = await burst(me, src.get(trustedBurstAddr)!.port, 500, hold);
+          e2 = Date.now();
+          denied2 = (await deniedConnections(lab)) - d1;
+          await sleep(phaseMs);
+        } finally {
+          stopAt = Date.now();
+          ac.abort();
+          w3 = await steady;
+        }
+        const end = Date.now();
+        acks.push(...w3.acks);
+        const before = perSec(acks, t0 + steadyClients * RAMP_MS + 500, s1);
+        const during1 = perSec(acks, s1, e1);
+        const during2 = perSec(acks, s2, e2);
+        const after = perSec(acks, e2, stopAt);
+        ctx.metric('others: files/s before the bursts', before, 'files/s');
+        ctx.metric('others: files/s during the untrusted burst', during1, 'files/s');
+        ctx.metric('others: files/s during the trusted burst', during2, 'files/s');
+        ctx.metric('others: files/s after the bursts', after, 'files/s');
+        ctx.series(
+          'others: acknowledged uploads per second',
+          Array.from({ length: Math.ceil((end - t0) / 1000) }, (_, i) => ({
+            t: t0 + i * 1000,
+            v: acks.filter((a) => a.ackAt >= t0 + i * 1000 && a.ackAt < t0 + (i + 1) * 1000).length,
+          })),
+          'files/s',
+        );
+        ctx.event('untrusted burst (500 connections)', s1, { until: e1 });
+        ctx.event('trusted burst (500 connections)', s2, { until: e2 });
+        // the stop cuts the uploads in flight: those are not the bursts' doing
+        const steadyFails = w3.failures.filter((f) => f.at < stopAt);
+        ctx.metric('others: failed attempts during the run', steadyFails.length, 'attempts');
+        const cap = t.haproxy.limits.trustedConcurrent;
+        ctx.metric('untrusted burst: accepted', b1!.accepted, 'connections');
+        ctx.metric('untrusted burst: rejected', b1!.rejected, 'connections');
+        ctx.metric('trusted burst: accepted', b2!.accepted, 'connections');
+        ctx.metric('trusted burst: rejected', b2!.rejected, 'connections');
+        ctx.check(
+          `an untrusted address opening 500 connections at once is cut at the rate limit (${r.connections} per ${r.period})`,
+          // HAProxy's own count of refused connections is the truth; the client side must agree
+          b1!.accepted > 0 &&
+            500 - denied1 <= r.connections &&
+            b1!.rejected === denied1 &&
+            b1!.accepted + b1!.silent === 500 - denied1,
+          `${b1!.accepted} accepted, ${b1!.rejected} rejected, ${b1!.silent} silent in ${b1!.ms} ms; HAProxy denied ${denied1}`,
+        );
+        ctx.check(
+          `a trusted address opening 500 connections at once is cut at its cap of open connections (${cap})`,
+          denied2 === 500 - cap && b2!.rejected === denied2 && b2!.accepted + b2!.silent === cap,
+          `${b2!.accepted} accepted, ${b2!.rejected} rejected, ${b2!.silent} silent in ${b2!.ms} ms; HAProxy denied ${denied2}`,
+        );
+        ctx.check(
+          'the other clients carry on through both bursts (uploads acknowledged in every phase, no failed attempt)',
+          before > 0 && during1 > 0 && during2 > 0 && after > 0 && steadyFails.length === 0,
+          `files/s before ${before}, during ${during1} / ${during2}, after ${after}; ${steadyFails.length} failed attempts${steadyFails[0] ? ` (first: ${steadyFails[0].error})` : ''}`,
+        );
+        await ledgerCheck(ctx, lab, 'others', acks, p3);
       }
-      const end = Date.now();
-      acks.push(...w3.acks);
-      const before = perSec(acks, t0 + steadyClients * RAMP_MS + 500, s1);
-      const during1 = perSec(acks, s1, e1);
-      const during2 = perSec(acks, s2, e2);
-      const after = perSec(acks, e2, stopAt);
-      ctx.metric('others: files/s before the bursts', before, 'files/s');
-      ctx.metric('others: files/s during the untrusted burst', during1, 'files/s');
-      ctx.metric('others: files/s during the trusted burst', during2, 'files/s');
-      ctx.metric('others: files/s after the bursts', after, 'files/s');
-      ctx.series(
-        'others: acknowledged uploads per second',
-        Array.from({ length: Math.ceil((end - t0) / 1000) }, (_, i) => ({
-          t: t0 + i * 1000,
-          v: acks.filter((a) => a.ackAt >= t0 + i * 1000 && a.ackAt < t0 + (i + 1) * 1000).length,
-        })),
-        'files/s',
-      );
-      ctx.event('untrusted burst (500 connections)', s1, { until: e1 });
-      ctx.event('trusted burst (500 connections)', s2, { until: e2 });
-      // the stop cuts the uploads in flight: those are not the bursts' doing
-      const steadyFails = w3.failures.filter((f) => f.at < stopAt);
-      ctx.metric('others: failed attempts during the run', steadyFails.length, 'attempts');
-      const r = t.haproxy.rateLimit;
-      const cap = t.haproxy.limits.trustedConcurrent;
-      ctx.metric('untrusted burst: accepted', b1!.accepted, 'connections');
-      ctx.metric('untrusted burst: rejected', b1!.rejected, 'connections');
-      ctx.metric('trusted burst: accepted', b2!.accepted, 'connections');
-      ctx.metric('trusted burst: rejected', b2!.rejected, 'connections');
-      ctx.check(
-        `an untrusted address opening 500 connections at once is cut at the rate limit (${r.connections} per ${r.period})`,
-        // HAProxy's own count of refused connections is the truth; the client side must agree
-        b1!.accepted > 0 &&
-          500 - denied1 <= r.connections &&
-          b1!.rejected === denied1 &&
-          b1!.accepted + b1!.silent === 500 - denied1,
-        `${b1!.accepted} accepted, ${b1!.rejected} rejected, ${b1!.silent} silent in ${b1!.ms} ms; HAProxy denied ${denied1}`,
-      );
-      ctx.check(
-        `a trusted address opening 500 connections at once is cut at its cap of open connections (${cap})`,
-        denied2 === 500 - cap && b2!.rejected === denied2 && b2!.accepted + b2!.silent === cap,
-        `${b2!.accepted} accepted, ${b2!.rejected} rejected, ${b2!.silent} silent in ${b2!.ms} ms; HAProxy denied ${denied2}`,
-      );
-      ctx.check(
-        'the other clients carry on through both bursts (uploads acknowledged in every phase, no failed attempt)',
-        before > 0 && during1 > 0 && during2 > 0 && after > 0 && steadyFails.length === 0,
-        `files/s before ${before}, during ${during1} / ${during2}, after ${after}; ${steadyFails.length} failed attempts${steadyFails[0] ? ` (first: ${steadyFails[0].error})` : ''}`,
-      );
-      await ledgerCheck(ctx, lab, 'others', acks, p3);
 
       // 4. a fleet behind an address in no trusted range: `wharf load`, as a user runs it
-      if (!(await ready(ctx, lab, 'fleet (unlisted)'))) return;
-      const { file } = scenarioTopology();
-      const p4 = `many-unlisted-${stamp}`;
-      const n = sizes.fleetClients;
-      const r4 = await $({ nothrow: true, timeout: 300_000, stdio: ['ignore', 'pipe', 'pipe'] })`node ${join(
-        REPO_ROOT,
-        'bin/wharf.mjs',
-      )} load -c ${file} --target direct --clients ${n} --files ${sizes.fleetFiles} --size 64KiB --prefix ${p4} --replication-timeout 60s --json`;
-      let j: Record<string, unknown> = {};
-      try {
-        j = JSON.parse(r4.stdout) as Record<string, unknown>;
-      } catch {
-        /* checked below */
+      if (sizes.cases.includes('unlisted') && (await ready(ctx, lab, 'fleet (unlisted)'))) {
+        const { file } = scenarioTopology();
+        const p4 = `many-unlisted-${stamp}`;
+        const n = sizes.fleetClients;
+        const r4 = await $({
+          nothrow: true,
+          timeout: 300_000,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })`node ${join(
+          REPO_ROOT,
+          'bin/wharf.mjs',
+        )} load -c ${file} --target direct --clients ${n} --files ${sizes.fleetFiles} --size 64KiB --prefix ${p4} --replication-timeout 60s --json`;
+        let j: Record<string, unknown> = {};
+        try {
+          j = JSON.parse(r4.stdout) as Record<string, unknown>;
+        } catch {
+          /* checked below */
+        }
+        const num = (k: string) => Number(j[k] ?? NaN);
+        ctx.metric('fleet (unlisted, 1 source): time', num('elapsedMs'), 'ms');
+        ctx.metric('fleet (unlisted, 1 source): failed attempts', num('failedAttempts'), 'attempts');
+        ctx.metric('fleet (unlisted, 1 source): backoff', num('backoffMs'), 'ms');
+        ctx.check(
+          `${n} clients from one unlisted address (this host, ${r.connections} new connections per ${r.period}) back off and all finish, nothing lost`,
+          r4.exitCode === 0 &&
+            j.ok === true &&
+            num('acknowledged') === n * sizes.fleetFiles &&
+            Array.isArray(j.abandoned) &&
+            j.abandoned.length === 0,
+          `exit ${r4.exitCode}; ${num('acknowledged')}/${n * sizes.fleetFiles} acknowledged in ${num('elapsedMs')} ms, ${num('failedAttempts')} failed attempts (${num('failedConnects')} before login), ${num('backoffMs')} ms of backoff; ${String(
+            r4.stderr,
+          )
+            .split('\n')
+            .filter((l) => !l.startsWith('  '))
+            .slice(-2)
+            .join(' ')}`,
+        );
+        const lines = `${r4.stdout}\n${r4.stderr}`.split('\n');
+        const listener = lines.filter((l) => LISTENER_LINE.test(l));
+        const progress = lines.filter((l) => /^ {2}(retry in|gave up|connection of client)/.test(l));
+        ctx.check(
+          "`wharf load`'s output has none of ssh2-sftp-client's listener lines; retries are wharf's own progress lines",
+          listener.length === 0 && (num('failedAttempts') === 0 || progress.length >= num('failedAttempts')),
+          `${listener.length} listener lines${listener[0] ? ` (first: ${listener[0]})` : ''}; ${progress.length} progress lines on stderr for ${num('failedAttempts')} failed attempts; stdout is one JSON document: ${Object.keys(j).length > 0}`,
+        );
       }
-      const num = (k: string) => Number(j[k] ?? NaN);
-      ctx.metric('fleet (unlisted, 1 source): time', num('elapsedMs'), 'ms');
-      ctx.metric('fleet (unlisted, 1 source): failed attempts', num('failedAttempts'), 'attempts');
-      ctx.metric('fleet (unlisted, 1 source): backoff', num('backoffMs'), 'ms');
-      ctx.check(
-        `${n} clients from one unlisted address (this host, ${r.connections} new connections per ${r.period}) back off and all finish, nothing lost`,
-        r4.exitCode === 0 &&
-          j.ok === true &&
-          num('acknowledged') === n * sizes.fleetFiles &&
-          Array.isArray(j.abandoned) &&
-          j.abandoned.length === 0,
-        `exit ${r4.exitCode}; ${num('acknowledged')}/${n * sizes.fleetFiles} acknowledged in ${num('elapsedMs')} ms, ${num('failedAttempts')} failed attempts (${num('failedConnects')} before login), ${num('backoffMs')} ms of backoff; ${String(
-          r4.stderr,
-        )
-          .split('\n')
-          .filter((l) => !l.startsWith('  '))
-          .slice(-2)
-          .join(' ')}`,
-      );
-      const lines = `${r4.stdout}\n${r4.stderr}`.split('\n');
-      const listener = lines.filter((l) => LISTENER_LINE.test(l));
-      const progress = lines.filter((l) => /^ {2}(retry in|gave up|connection of client)/.test(l));
-      ctx.check(
-        "`wharf load`'s output has none of ssh2-sftp-client's listener lines; retries are wharf's own progress lines",
-        listener.length === 0 && (num('failedAttempts') === 0 || progress.length >= num('failedAttempts')),
-        `${listener.length} listener lines${listener[0] ? ` (first: ${listener[0]})` : ''}; ${progress.length} progress lines on stderr for ${num('failedAttempts')} failed attempts; stdout is one JSON document: ${Object.keys(j).length > 0}`,
-      );
     } finally {
       await teardown(lab, addrs).catch(() => {});
       await clearTable(lab).catch(() => {});
