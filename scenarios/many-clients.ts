@@ -403,16 +403,18 @@ export const manyClients: Scenario = {
         ctx.metric('trusted burst: rejected', b2!.rejected, 'connections');
         ctx.check(
           `an untrusted address opening 500 connections at once is cut at the rate limit (${r.connections} per ${r.period})`,
-          // HAProxy's own count of refused connections is the truth; the client side must agree
-          b1!.accepted > 0 &&
+          // HAProxy's own count of refused connections is the truth; every one of them was closed
+          // without a banner on the client side, and the client got banners only from the others
+          // (an accepted connection with no server left to take it is closed too: ≥ and ≤)
+          denied1 < 500 &&
             500 - denied1 <= r.connections &&
-            b1!.rejected === denied1 &&
-            b1!.accepted + b1!.silent === 500 - denied1,
+            b1!.rejected >= denied1 &&
+            b1!.accepted + b1!.silent <= 500 - denied1,
           `${b1!.accepted} accepted, ${b1!.rejected} rejected, ${b1!.silent} silent in ${b1!.ms} ms; HAProxy denied ${denied1}`,
         );
         ctx.check(
           `a trusted address opening 500 connections at once is cut at its cap of open connections (${cap})`,
-          denied2 === 500 - cap && b2!.rejected === denied2 && b2!.accepted + b2!.silent === cap,
+          denied2 === 500 - cap && b2!.rejected >= denied2 && b2!.accepted + b2!.silent <= cap,
           `${b2!.accepted} accepted, ${b2!.rejected} rejected, ${b2!.silent} silent in ${b2!.ms} ms; HAProxy denied ${denied2}`,
         );
         ctx.check(
