@@ -397,10 +397,12 @@ export const manyClients: Scenario = {
         const steadyFails = w3.failures.filter((f) => f.at < stopAt);
         ctx.metric('others: failed attempts during the run', steadyFails.length, 'attempts');
         const cap = t.haproxy.limits.trustedConcurrent;
-        ctx.metric('untrusted burst: accepted', b1!.accepted, 'connections');
-        ctx.metric('untrusted burst: rejected', b1!.rejected, 'connections');
-        ctx.metric('trusted burst: accepted', b2!.accepted, 'connections');
-        ctx.metric('trusted burst: rejected', b2!.rejected, 'connections');
+        ctx.metric('untrusted burst: denied by HAProxy', denied1, 'connections');
+        ctx.metric('trusted burst: denied by HAProxy', denied2, 'connections');
+        ctx.metric('untrusted burst: banners', b1!.accepted, 'connections');
+        ctx.metric('untrusted burst: closed without banner', b1!.rejected, 'connections');
+        ctx.metric('trusted burst: banners', b2!.accepted, 'connections');
+        ctx.metric('trusted burst: closed without banner', b2!.rejected, 'connections');
         ctx.check(
           `an untrusted address opening 500 connections at once is cut at the rate limit (${r.connections} per ${r.period})`,
           // HAProxy's own count of refused connections is the truth; every one of them was closed
