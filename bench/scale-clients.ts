@@ -67,8 +67,9 @@ export async function scaleClients(c: ScaleClientsContext, files = 10, size = 64
       abandoned: w.abandoned.length,
       onSub: onSub.complete,
     });
+    const cap = t.haproxy.limits.concurrent;
     c.log(
-      `${n} client(s): ${w.acks.length}/${n * files} in ${(w.elapsedMs / 1000).toFixed(1)} s = ${fps} files/s, ${w.failures.length} failed attempts (${w.connectFailures} before login), ${(w.backoffMs / 1000).toFixed(1)} s backoff; sub ${onSub.complete ? 'has all' : 'INCOMPLETE'}`,
+      `${n} client(s)${n > cap ? ` (more than limits.concurrent ${cap}: the rest wait for a free slot)` : ''}: ${w.acks.length}/${n * files} in ${(w.elapsedMs / 1000).toFixed(1)} s = ${fps} files/s, ${w.failures.length} failed attempts (${w.connectFailures} before login), ${(w.backoffMs / 1000).toFixed(1)} s backoff; sub ${onSub.complete ? 'has all' : 'INCOMPLETE'}`,
     );
     c.row(
       `scale: ${n} client(s), one source: files/s (failed attempts)`,
