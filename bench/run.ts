@@ -35,6 +35,7 @@ import { REPO_ROOT } from '../src/lab/state.ts';
 import { variantTopology } from '../src/lab/variant.ts';
 import '../scripts/index.ts';
 import { benchScaleFiles } from './scale-files.ts';
+import { scaleClients } from './scale-clients.ts';
 
 const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
@@ -351,6 +352,8 @@ try {
 } finally {
   rmSync(payload.dir, { recursive: true, force: true });
 }
+
+if (!flag('--skip-scale-clients')) await scaleClients({ t, s, say, log, row, result });
 
 // 5. RTO: kill sftp-main (docker kill, SIGKILL) during a small-file workload through the entry point;
 // RTO = kill issued → first acknowledged upload that started after the kill returned. Then the

@@ -7,6 +7,7 @@ import { drill } from './drill.ts';
 import { failbackNaive } from './failback-naive.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
+import { manyClients } from './many-clients.ts';
 import { manyFiles } from './many-files.ts';
 import { nodeLoss } from './node-loss.ts';
 import { partition } from './partition.ts';
@@ -29,6 +30,7 @@ registerScenarios(
   backupRestore,
   replicationLag,
   manyFiles,
+  manyClients,
   drill,
 );
 

@@ -54,6 +54,9 @@ export interface ScenarioLab {
   close(): Promise<void>;
 }
 
+/** The scenario lab's trusted source range (haproxy.limits.trusted): .192/28 of its wan subnet. */
+export const trustedRange = (octet: number): string => `10.${octet}.0.192/28`;
+
 /** Backup snapshots kept by the scenario lab's topology (the seed keeps 96). */
 export const SCENARIO_RETENTION = 3;
 
@@ -74,6 +77,12 @@ export function scenarioTopology(): { file: string; t: Topology } {
   const doc = seedVariant(m[1]!, Number(m[2])) as { replication?: { backup?: Record<string, unknown> } };
   // A short retention, so backup-restore can prove pruning in a few runs instead of 97.
   if (doc.replication?.backup) doc.replication.backup.retention = SCENARIO_RETENTION;
+  // A customer range on the wan side (many-clients: a fleet behind one address), and a trusted cap
+  // low enough that a burst from it proves the cap in seconds.
+  (doc as { haproxy?: Record<string, unknown> }).haproxy!.limits = {
+    trusted: [trustedRange(Number(m[2]))],
+    trustedConcurrent: 100,
+  };
   const dir = join(REPO_ROOT, '.wharf', 'scenarios');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${m[1]}.yaml`);

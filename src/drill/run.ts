@@ -212,6 +212,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillResult> {
     retryDelayMs: 200,
     retryMaxDelayMs: 3000,
     onEvent: (e) => {
+      if (e.kind === 'conn') return; // a connection's own end/close/error: its attempt's fail says it
       const key = (client: number) => String(client);
       if (e.kind === 'invoke') {
         const a: Attempt = { path: e.path, sha256: e.sha256, client: e.client, invokedAt: e.at - t0 };

@@ -1,5 +1,6 @@
 // /etc/haproxy/haproxy.cfg: TCP frontends per SFTP entry port, SSH-banner health checks, a shared
-// per-source connection-rate table, sticky read backend (pitfalls 9, 10, 12, 13).
+// per-source limits table (concurrent cap, accepted-connection rate, trusted ranges), sticky read
+// backend (pitfalls 9, 10, 12, 13).
 import type { Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { RenderedFile } from './types.ts';
@@ -37,6 +38,60 @@ export const HAPROXY_CHECK: CheckCommand = {
 
 /** The table every frontend tracks sources in, so a client cannot multiply its rate by port. */
 export const RATE_TABLE = 'wharf_src_rate';
+
+/** The ACL of the trusted source ranges (`haproxy.limits.trusted`) in every frontend. */
+export const TRUSTED_ACL = 'wharf_trusted';
+
+/**
+ * The per-source table every frontend tracks sources in (one table, so a client cannot multiply its
+ * limits by port). Which counter counts what (HAProxy 2.6 configuration manual, "stick-table"):
+ * - conn_rate/conn_cnt count connections *received* ("it does not mean the connections were
+ *   accepted"): a reject rule on them also counts the rejected attempts, so a fleet that keeps
+ *   retrying never gets under the limit (issue 13: 48 clients behind one address, 7 256 retries in
+ *   10 minutes, never done);
+ * - sess_rate counts sessions, "a connection that got past the tcp-request connection rules": only
+ *   accepted connections; a rejected retry does not extend the penalty;
+ * - conn_cur counts the tracked connections open now (incremented when tracking begins, decremented
+ *   when the connection leaves; a rejected one leaves at once).
+ */
+export function limitsTable(t: Topology): string[] {
+  const { rateLimit: r, limits: l } = t.haproxy;
+  return [
+    `# Per-source limits, shared by all frontends: at most ${l.concurrent} connections open at once, and at`,
+    `# most ${r.connections} new accepted connections within ${r.period} (rejected attempts are not counted).`,
+    ...(l.trusted.length
+      ? [
+          `# Trusted ranges (haproxy.limits.trusted): no rate limit, at most ${l.trustedConcurrent} open at once`,
+          '# per address.',
+        ]
+      : []),
+    `backend ${RATE_TABLE}`,
+    `    stick-table type ip size 100k expire ${r.period} store conn_cur,sess_rate(${r.period})`,
+  ];
+}
+
+/** The tcp-request connection rules of a frontend (pure): track the source, then the caps. */
+export function limitRules(t: Topology): string[] {
+  const { rateLimit: r, limits: l } = t.haproxy;
+  const cur = `sc0_conn_cur(${RATE_TABLE})`;
+  // sess_rate does not yet count the connection being checked (it becomes a session only once these
+  // rules let it through): "ge N" lets N in per period. conn_cur already counts it: "gt N".
+  const rate = `sc0_sess_rate(${RATE_TABLE})`;
+  const track = `    tcp-request connection track-sc0 src table ${RATE_TABLE}`;
+  if (!l.trusted.length)
+    return [
+      track,
+      `    tcp-request connection reject if { ${cur} gt ${l.concurrent} }`,
+      `    tcp-request connection reject if { ${rate} ge ${r.connections} }`,
+    ];
+  return [
+    `    acl ${TRUSTED_ACL} src ${l.trusted.join(' ')}`,
+    track,
+    `    tcp-request connection reject if ${TRUSTED_ACL} { ${cur} gt ${l.trustedConcurrent} }`,
+    `    tcp-request connection reject if !${TRUSTED_ACL} { ${cur} gt ${l.concurrent} }`,
+    `    tcp-request connection reject if !${TRUSTED_ACL} { ${rate} ge ${r.connections} }`,
+  ];
+}
 
 export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): RenderedFile {
   const h = t.haproxy;
@@ -78,10 +133,7 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
     `    timeout server ${h.timeouts.server}`,
     `    timeout check ${h.timeouts.check}`,
     '',
-    `# Per-source connection rate, shared by all frontends: more than ${h.rateLimit.connections} new`,
-    `# connections within ${h.rateLimit.period} from one address are refused.`,
-    `backend ${RATE_TABLE}`,
-    `    stick-table type ip size 100k expire ${h.rateLimit.period} store conn_rate(${h.rateLimit.period})`,
+    ...limitsTable(t),
   ];
   for (const [name, f] of Object.entries(h.frontends)) {
     out.push(
@@ -90,8 +142,7 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
       ...(f.description ? [`    description ${f.description}`] : []),
       `    bind ${dmz}:${f.port}`,
       `    maxconn ${f.maxconn ?? h.maxconn}`,
-      `    tcp-request connection track-sc0 src table ${RATE_TABLE}`,
-      `    tcp-request connection reject if { sc0_conn_rate(${RATE_TABLE}) gt ${h.rateLimit.connections} }`,
+      ...limitRules(t),
       `    default_backend ${f.backend}`,
     );
   }

@@ -11,10 +11,61 @@ export const HOST_KEY_TYPES = ['ed25519', 'rsa', 'ecdsa'] as const;
 export const hostKeyPaths = (t: Topology): string[] =>
   HOST_KEY_TYPES.map((k) => `${t.sftp.hostKeyDir}/ssh_host_${k}_key`);
 
+/** Unauthenticated connections sshd keeps free for what does not come through HAProxy (mgmt, replication). */
+export const SSHD_DIRECT_HEADROOM = 10;
+
+/**
+ * sshd's connection limits on an SFTP node behind HAProxy (pure).
+ *
+ * sshd sees every client as HAProxy's address, so `MaxStartups` (unauthenticated connections at once;
+ * default 10:30:100: past 10 it drops 30 % of new ones, rising to all at 100) applies to all clients
+ * together: 48 clients arriving at once through the chain lost 28 handshakes to it (issue 13). The
+ * per-source limits live in HAProxy; sshd only has to take what HAProxy lets through:
+ * - `reach`: the connections HAProxy can send this node at once = min(global maxconn, the sum of the
+ *   maxconn of every frontend whose backend lists the node);
+ * - start = ceil(reach / number of SFTP nodes HAProxy serves): up to its share of HAProxy's
+ *   connections, nothing is dropped;
+ * - full = reach + SSHD_DIRECT_HEADROOM: beyond its share (failover, `balance first`: every write on
+ *   main) sshd drops at random, rising to all only past what HAProxy can send, with room left for
+ *   management and replication logins that do not come through HAProxy.
+ * `MaxSessions` is per connection (channels multiplexed on one SSH connection), not per client: it
+ * does not grow with maxconn. It stays the topology's `sftp.maxSessions` (an SFTP client opens one);
+ * HAProxy's per-source caps count connections, so a source holds at most
+ * limits.concurrent × MaxSessions sessions.
+ * A node no HAProxy backend lists (backup) keeps sshd's defaults: `undefined`.
+ */
+export function sshdConnectionLimits(
+  t: Topology,
+  node: string,
+):
+  | { start: number; rate: number; full: number; maxSessions: number; reach: number; nodes: number }
+  | undefined {
+  const h = t.haproxy;
+  const served = new Set(Object.values(h.backends).flatMap((b) => b.servers.map((s) => s.node)));
+  if (!served.has(node)) return undefined;
+  const frontends = Object.values(h.frontends).filter((f) =>
+    h.backends[f.backend]?.servers.some((s) => s.node === node),
+  );
+  const reach = Math.min(
+    h.maxconn,
+    frontends.reduce((n, f) => n + (f.maxconn ?? h.maxconn), 0),
+  );
+  const nodes = served.size;
+  return {
+    start: Math.max(1, Math.ceil(reach / nodes)),
+    rate: 30,
+    full: reach + SSHD_DIRECT_HEADROOM,
+    maxSessions: t.sftp.maxSessions,
+    reach,
+    nodes,
+  };
+}
+
 export function renderSshdConfig(t: Topology, inv: Inventory, node: string): RenderedFile {
   const s = t.sftp;
   const lan = addressOf(inv, node, 'lan');
   const reader = readPoolNodes(t).includes(node);
+  const limits = sshdConnectionLimits(t, node);
   const sftpUser = (extra: string[]) => [
     `    ChrootDirectory ${s.chrootBase}/%u`,
     ...extra,
@@ -65,7 +116,15 @@ export function renderSshdConfig(t: Topology, inv: Inventory, node: string): Ren
     'KbdInteractiveAuthentication no',
     'UsePAM yes',
     `MaxAuthTries ${s.maxAuthTries}`,
-    `MaxSessions ${s.maxSessions}`,
+    ...(limits
+      ? [
+          `# Behind HAProxy every client has HAProxy's address: take what it lets through (maxconn ${t.haproxy.maxconn},`,
+          `# up to ${limits.reach} here) without dropping handshakes up to this node's share (1/${limits.nodes}); per-source`,
+          "# limits are HAProxy's (haproxy.rateLimit, haproxy.limits).",
+          `MaxStartups ${limits.start}:${limits.rate}:${limits.full}`,
+        ]
+      : []),
+    `MaxSessions ${limits?.maxSessions ?? s.maxSessions}`,
     '# Below HAProxy timeout client/server, so idle SFTP sessions are kept alive, not cut.',
     `ClientAliveInterval ${s.clientAliveInterval}`,
     `ClientAliveCountMax ${s.clientAliveCountMax}`,

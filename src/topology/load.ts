@@ -229,6 +229,17 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
       `haproxy.timeouts.server: expected the same value as timeouts.client (${t.haproxy.timeouts.client}) in TCP mode, got ${t.haproxy.timeouts.server}`,
     );
   }
+  const lim = t.haproxy.limits;
+  lim.trusted.forEach((r, i) => {
+    if (r.includes('/') && !isNetworkAddress(r))
+      problems.push(
+        `haproxy.limits.trusted.${i}: ${r} has host bits set (expected the range's first address)`,
+      );
+  });
+  if (lim.trustedConcurrent < lim.concurrent)
+    problems.push(
+      `haproxy.limits.trustedConcurrent: expected at least limits.concurrent (${lim.concurrent}): trusted sources get the higher cap, got ${lim.trustedConcurrent}`,
+    );
   const idle = t.sftp.clientAliveInterval * 1000;
   if (idle > 0 && idle >= durationMs(t.haproxy.timeouts.client)) {
     problems.push(

@@ -39,6 +39,14 @@ export const cidr = () =>
       error: (i) => `expected an IPv4 subnet like 10.88.0.0/24 (prefix 8..30), got ${show(i.input)}`,
     });
 
+/** An IPv4 address or CIDR (prefix 0..32): a source range, e.g. 203.0.113.0/24 or 198.51.100.7. */
+export const sourceRange = () =>
+  z
+    .string({ error: (i) => `expected an IPv4 address or CIDR like 203.0.113.0/24, got ${show(i.input)}` })
+    .regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}(\/([0-9]|[12]\d|3[0-2]))?$/, {
+      error: (i) => `expected an IPv4 address or CIDR like 203.0.113.0/24, got ${show(i.input)}`,
+    });
+
 const absPath = () =>
   z
     .string()
@@ -193,10 +201,28 @@ export const TopologySchema = z.strictObject({
           expect: z.string().min(1).default('SSH-2.0-'),
         })
         .prefault({}),
+      /**
+       * Per-source rate limit: a source may open `connections` new connections per `period`.
+       * Only ACCEPTED connections count (HAProxy's sess_rate), so a client retrying against the
+       * limit does not keep itself locked out. Sources in `limits.trusted` are exempt.
+       */
       rateLimit: z
         .strictObject({
           connections: intIn(1, 100000).default(20),
           period: duration().default('10s'),
+        })
+        .prefault({}),
+      /** Per-source caps on connections open at once, and the customer ranges exempt from the rate limit. */
+      limits: z
+        .strictObject({
+          /** Connections one source may hold open at once. */
+          concurrent: intIn(1, 1_000_000).default(50),
+          /**
+           * Known customer ranges (IPv4 address or CIDR), e.g. a fleet behind one NAT address: no
+           * rate limit, and `trustedConcurrent` instead of `concurrent` per address.
+           */
+          trusted: z.array(sourceRange()).default([]),
+          trustedConcurrent: intIn(1, 1_000_000).default(500),
         })
         .prefault({}),
       stats: z

@@ -69,11 +69,29 @@ export type WorkloadEvent =
       attempt: number;
     }
   | { kind: 'ack'; at: number; ack: Ack }
-  | { kind: 'fail'; at: number; client: number; path: string; error: string };
+  | {
+      kind: 'fail';
+      at: number;
+      client: number;
+      path: string;
+      error: string;
+      /** connect: no SFTP session was made (refused, reset or cut before login); transfer: after. */
+      phase: FailPhase;
+      /** How long the client waits before its next attempt (ms; absent when it gives up). */
+      retryInMs?: number;
+    }
+  | { kind: 'conn'; at: number; client: number; what: ConnEvent['what']; error?: string };
+
+export type FailPhase = 'connect' | 'transfer';
 
 export interface WorkloadResult {
   acks: Ack[];
-  failures: { at: number; client: number; path: string; error: string }[];
+  /** Every failed attempt (retried or not). */
+  failures: { at: number; client: number; path: string; error: string; phase: FailPhase }[];
+  /** Failed attempts that never got an SFTP session (a reject by the ingress looks like this). */
+  connectFailures: number;
+  /** Time the clients spent waiting in backoff, summed over clients (ms). */
+  backoffMs: number;
   bytes: number;
   elapsedMs: number;
   /** MB/s (10^6 bytes) over the whole run. */
@@ -84,19 +102,34 @@ export interface WorkloadResult {
 /** Tuned fastPut: 8 requests of 255 KiB in flight was fastest here (environment notes). */
 export const FAST_PUT = { concurrency: 8, chunkSize: 261120 } as const;
 
-/**
- * ssh2-sftp-client's default listeners print "Global end listener: …" to stdout (console.log) when a
- * connection ends outside a call, which corrupts `--json` output: ends and closes are expected here,
- * an unhandled error goes to stderr.
- */
-export const QUIET_LISTENERS = {
-  error: (err: unknown) => void process.stderr.write(`sftp: ${(err as Error).message}\n`),
-  end: () => undefined,
-  close: () => undefined,
-};
+/** What happened to an SFTP connection outside any call (the library's "global" events). */
+export interface ConnEvent {
+  what: 'error' | 'end' | 'close';
+  error?: string;
+}
 
-export async function connectSftp(ep: SftpEndpoint): Promise<SftpClient> {
-  const c = new SftpClient('wharf', QUIET_LISTENERS);
+/**
+ * ssh2-sftp-client's default listeners print "Global close listener: close event raised" (and
+ * "Global end/error listener: …") with console.log/console.error whenever a connection ends or fails
+ * outside a call: the server closed an idle connection, HAProxy cut it, a keepalive timed out. That
+ * corrupts `--json` output and floods loads with lines nobody asked for. wharf handles these events
+ * itself: they go to `onConn` (the workload turns them into events, `wharf load` prints them through
+ * its own progress output); without one they are dropped (a dead connection fails the next call,
+ * which the caller sees and retries).
+ */
+export function sftpListeners(onConn?: (e: ConnEvent) => void) {
+  return {
+    error: (err: unknown) => onConn?.({ what: 'error', error: (err as Error)?.message ?? String(err) }),
+    end: () => onConn?.({ what: 'end' }),
+    close: () => onConn?.({ what: 'close' }),
+  };
+}
+
+/** The listeners without a sink: nothing reaches stdout or stderr. */
+export const QUIET_LISTENERS = sftpListeners();
+
+export async function connectSftp(ep: SftpEndpoint, onConn?: (e: ConnEvent) => void): Promise<SftpClient> {
+  const c = new SftpClient('wharf', sftpListeners(onConn));
   const hostKey = ep.hostKey;
   await c.connect({
     host: ep.host,
@@ -188,6 +221,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
   const threshold = o.fastPutThreshold ?? 8 * 1024 * 1024;
   const tmp = mkdtempSync(join(tmpdir(), 'wharf-load-'));
   const failures: WorkloadResult['failures'] = [];
+  let backoffMs = 0;
   const abandoned: string[] = [];
   const acks: Ack[] = [];
   let bytes = 0;
@@ -229,8 +263,12 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
             sha256: content.sha256,
             attempt: attempts,
           });
+          let phase: FailPhase = 'connect';
           try {
-            conn ??= await connectSftp(o.endpoint);
+            conn ??= await connectSftp(o.endpoint, (e) =>
+              o.onEvent?.({ kind: 'conn', at: Date.now(), client: id, ...e }),
+            );
+            phase = 'transfer';
             live.add(conn);
             if (o.signal?.aborted) throw new Error('stopped');
             const c = conn;
@@ -269,14 +307,21 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
             done = true;
           } catch (e) {
             const error = (e as Error).message.split('\n')[0] ?? String(e);
-            const f = { at: Date.now(), client: id, path, error };
+            const f = { at: Date.now(), client: id, path, error, phase };
             failures.push(f);
-            o.onEvent?.({ kind: 'fail', ...f });
             await drop();
-            if (o.maxAttempts && attempts >= o.maxAttempts) break;
+            if (o.maxAttempts && attempts >= o.maxAttempts) {
+              o.onEvent?.({ kind: 'fail', ...f });
+              break;
+            }
+            // back off (doubling, capped, jittered) before the next attempt: a client refused by the
+            // ingress's per-source limits comes back later instead of hammering it
             inARow++;
             const base = o.retryDelayMs ?? 100;
-            await sleep(retryDelay(base, Math.max(base, o.retryMaxDelayMs ?? 5000), inARow));
+            const wait = retryDelay(base, Math.max(base, o.retryMaxDelayMs ?? 5000), inARow);
+            o.onEvent?.({ kind: 'fail', ...f, retryInMs: wait });
+            backoffMs += wait;
+            await sleep(wait);
           }
         }
         if (!done) abandoned.push(path);
@@ -295,7 +340,16 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
     rmSync(tmp, { recursive: true, force: true });
   }
   const elapsedMs = Date.now() - started;
-  return { acks, failures, bytes, elapsedMs, throughputMBs: bytes / 1e6 / (elapsedMs / 1000), abandoned };
+  return {
+    acks,
+    failures,
+    connectFailures: failures.filter((f) => f.phase === 'connect').length,
+    backoffMs,
+    bytes,
+    elapsedMs,
+    throughputMBs: bytes / 1e6 / (elapsedMs / 1000),
+    abandoned,
+  };
 }
 
 /** sha256 of a local file (used by benches and checks). */

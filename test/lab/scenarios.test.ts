@@ -31,6 +31,7 @@ const REQUIRED = [
   'backup-restore',
   'replication-lag',
   'many-files',
+  'many-clients',
   'drill',
 ];
 

@@ -10,6 +10,7 @@ import type { Topology } from '../../src/topology/model.ts';
 import { renderNode, renderStack } from '../../src/render/index.ts';
 import type { NodeRender, RenderedFile } from '../../src/render/types.ts';
 import { checkArgv } from '../../src/render/check.ts';
+import { sshdConnectionLimits } from '../../src/render/sshd.ts';
 import { InputError } from '../../src/core/errors.ts';
 
 const GOLDEN = join(import.meta.dirname, '..', 'golden');
@@ -187,18 +188,55 @@ describe('haproxy.cfg', () => {
     expect(off).not.toContain('observe');
   });
 
-  it('limits the connection rate per source on every frontend', () => {
+  it('limits each source: connections open at once, and accepted connections per period', () => {
+    // sess_rate counts accepted connections only (conn_rate would count the rejected retries too)
     expect(section(cfg, 'backend wharf_src_rate')).toEqual([
-      'stick-table type ip size 100k expire 10s store conn_rate(10s)',
+      'stick-table type ip size 100k expire 10s store conn_cur,sess_rate(10s)',
     ]);
     for (const name of Object.keys(t.haproxy.frontends)) {
-      expect(section(cfg, `frontend ${name}`)).toEqual(
-        expect.arrayContaining([
-          'tcp-request connection track-sc0 src table wharf_src_rate',
-          'tcp-request connection reject if { sc0_conn_rate(wharf_src_rate) gt 20 }',
-        ]),
-      );
+      const rules = section(cfg, `frontend ${name}`).filter((l) => l.startsWith('tcp-request'));
+      expect(rules).toEqual([
+        'tcp-request connection track-sc0 src table wharf_src_rate',
+        'tcp-request connection reject if { sc0_conn_cur(wharf_src_rate) gt 50 }',
+        'tcp-request connection reject if { sc0_sess_rate(wharf_src_rate) ge 20 }',
+      ]);
     }
+    expect(cfg).not.toContain('conn_rate');
+  });
+
+  it('trusted ranges: no rate limit, their own higher cap of open connections', () => {
+    const t2 = variant(
+      (d) =>
+        (d.haproxy.limits = {
+          concurrent: 8,
+          trusted: ['203.0.113.0/24', '198.51.100.7'],
+          trustedConcurrent: 300,
+        }),
+    );
+    const cfg2 = fileOf(renderNode(t2, labInventory(t2), 'haproxy'), '/etc/haproxy/haproxy.cfg').content;
+    for (const name of Object.keys(t2.haproxy.frontends)) {
+      const rules = section(cfg2, `frontend ${name}`).filter((l) => /^(acl|tcp-request)/.test(l));
+      expect(rules).toEqual([
+        'acl wharf_trusted src 203.0.113.0/24 198.51.100.7',
+        'tcp-request connection track-sc0 src table wharf_src_rate',
+        'tcp-request connection reject if wharf_trusted { sc0_conn_cur(wharf_src_rate) gt 300 }',
+        'tcp-request connection reject if !wharf_trusted { sc0_conn_cur(wharf_src_rate) gt 8 }',
+        'tcp-request connection reject if !wharf_trusted { sc0_sess_rate(wharf_src_rate) ge 20 }',
+      ]);
+    }
+  });
+
+  it('refuses a trusted range with host bits, a bad range and a trusted cap below the normal one', () => {
+    const bad = (limits: unknown) => () => variant((d) => (d.haproxy.limits = limits));
+    expect(bad({ trusted: ['203.0.113.9/24'] })).toThrow(
+      /haproxy\.limits\.trusted\.0: 203\.0\.113\.9\/24 has host bits set/,
+    );
+    expect(bad({ trusted: ['203.0.113.0/33'] })).toThrow(
+      /haproxy\.limits\.trusted\.0: expected an IPv4 address or CIDR/,
+    );
+    expect(bad({ concurrent: 100, trustedConcurrent: 50 })).toThrow(
+      /haproxy\.limits\.trustedConcurrent: expected at least limits\.concurrent \(100\)/,
+    );
   });
 
   it('adds a stats listener on mgmt only when a port is set', () => {
@@ -208,19 +246,51 @@ describe('haproxy.cfg', () => {
     expect(section(cfg2, 'listen stats')).toContain('bind 10.88.9.4:8404');
   });
 
-  it('a maxconn change changes haproxy.cfg and nothing else', () => {
+  it("a maxconn change changes haproxy.cfg and the served SFTP nodes' sshd MaxStartups, nothing else", () => {
     const t2 = variant((d) => (d.haproxy.maxconn = 3000));
     const other = renderStack(t2, labInventory(t2));
     const changed: string[] = [];
     for (const [node, r] of Object.entries(other))
       for (const f of r.files)
         if (f.content !== fileOf(stack[node]!, f.path).content) changed.push(`${node}:${f.path}`);
-    expect(changed).toEqual(['haproxy:/etc/haproxy/haproxy.cfg']);
+    expect(changed.sort()).toEqual([
+      'haproxy:/etc/haproxy/haproxy.cfg',
+      'sftp-main:/etc/ssh/sshd_config',
+      'sftp-sub:/etc/ssh/sshd_config',
+    ]);
   });
 });
 
 describe('sshd_config', () => {
   const cfg = fileOf(stack['sftp-main']!, '/etc/ssh/sshd_config').content;
+
+  it('sizes MaxStartups from HAProxy maxconn and the SFTP nodes it serves; backup keeps the default', () => {
+    // seed: maxconn 2000, main and sub behind HAProxy → start 1000 (its share), full 2000 + 10
+    expect(sshdConnectionLimits(t, 'sftp-main')).toEqual({
+      start: 1000,
+      rate: 30,
+      full: 2010,
+      maxSessions: 10,
+      reach: 2000,
+      nodes: 2,
+    });
+    expect(cfg).toContain('\nMaxStartups 1000:30:2010\nMaxSessions 10\n');
+    expect(sshdConnectionLimits(t, 'sftp-backup')).toBeUndefined();
+    const backup = fileOf(stack['sftp-backup']!, '/etc/ssh/sshd_config').content;
+    expect(backup).not.toContain('MaxStartups');
+    // frontends' own maxconn bound what reaches a node: sub only behind `read` (and as a backup)
+    const t2 = variant((d) => {
+      d.haproxy.maxconn = 300;
+      d.haproxy.frontends = {
+        sftp: { port: 22, backend: 'sftp', maxconn: 40 },
+        read: { port: 2221, backend: 'read', maxconn: 20 },
+      };
+    });
+    expect(sshdConnectionLimits(t2, 'sftp-main')).toMatchObject({ reach: 60, start: 30, full: 70 });
+    expect(sshdConnectionLimits(t2, 'sftp-sub')).toMatchObject({ reach: 60, start: 30, full: 70 });
+    const t3 = variant((d) => (d.sftp.maxSessions = 4));
+    expect(sshdConnectionLimits(t3, 'sftp-sub')).toMatchObject({ maxSessions: 4 });
+  });
 
   it('has the hardened Match Group block', () => {
     const block = cfg

@@ -162,13 +162,20 @@ acknowledged was lost or corrupt (or nothing was acknowledged); 2 bad input.`,
       maxAttempts: 20,
       retryDelayMs,
       retryMaxDelayMs,
+      // progress on stderr (stdout stays the result, one JSON document with --json); the SFTP
+      // library's own listener lines never print (sftpListeners): its events come here
       onEvent: (e) => {
-        if (e.kind === 'fail') io.err(`  retry: client ${e.client} ${e.path}: ${e.error}\n`);
+        if (e.kind === 'fail')
+          io.err(
+            `  ${e.retryInMs !== undefined ? `retry in ${e.retryInMs} ms` : 'gave up'}: client ${e.client} ${e.path} (${e.phase}): ${e.error}\n`,
+          );
+        else if (e.kind === 'conn')
+          io.err(`  connection of client ${e.client}: ${e.what}${e.error ? `: ${e.error}` : ''}\n`);
       },
     });
     say(
-      `uploads: ${w.acks.length} acknowledged, ${w.failures.length} failed attempt(s), ${w.abandoned.length} abandoned; ` +
-        `${(w.bytes / 1e6).toFixed(1)} MB in ${(w.elapsedMs / 1000).toFixed(1)} s = ${w.throughputMBs.toFixed(1)} MB/s`,
+      `uploads: ${w.acks.length} acknowledged, ${w.failures.length} failed attempt(s) (${w.connectFailures} before login: refused, reset or cut by the ingress), ${w.abandoned.length} abandoned; ` +
+        `${(w.bytes / 1e6).toFixed(1)} MB in ${(w.elapsedMs / 1000).toFixed(1)} s = ${w.throughputMBs.toFixed(1)} MB/s; ${(w.backoffMs / 1000).toFixed(1)} s of backoff over all clients`,
     );
 
     // Check: main at once, sub after replication, backup after one run of its job.
@@ -208,6 +215,8 @@ acknowledged was lost or corrupt (or nothing was acknowledged); 2 bad input.`,
         size,
         acknowledged: w.acks.length,
         failedAttempts: w.failures.length,
+        failedConnects: w.connectFailures,
+        backoffMs: w.backoffMs,
         abandoned: w.abandoned,
         bytes: w.bytes,
         elapsedMs: w.elapsedMs,
