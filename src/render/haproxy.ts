@@ -4,16 +4,18 @@
 import type { Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { RenderedFile } from './types.ts';
-import { file, header, lines, shq } from './util.ts';
+import { file, header, lines } from './util.ts';
 import { replicaReaders, sftpNode } from '../topology/model.ts';
 import { SERVER_STATE_FILE, agentServerOptions } from './agent.ts';
 import { LAG_AGENT_PORT, lagAgentServerOptions } from './readpool.ts';
 import type { CheckCommand } from './types.ts';
 
 /**
- * `haproxy -dW -c` on the candidate. HAProxy warns (and -dW fails) when the server-state file does
- * not exist yet (before the agent's first answer, or on a machine that only checks the file): then
- * the candidate is checked with an empty state file (version line only) in its place.
+ * `haproxy -dW -c` on the candidate, always with an empty server-state file (version line only) in
+ * place of the live one. The state file is runtime data, not configuration: HAProxy warns (and -dW
+ * fails) when it does not exist yet, and when it names a server or address the candidate changes
+ * (a server DOWN in the saved state of a renamed backend, a new server list) — which refused every
+ * configuration change after a failover. At reload HAProxy applies what still matches.
  */
 export const HAPROXY_CHECK: CheckCommand = {
   name: 'haproxy -c',
@@ -21,8 +23,6 @@ export const HAPROXY_CHECK: CheckCommand = {
     'sh',
     '-c',
     [
-      `s=${shq(SERVER_STATE_FILE)}`,
-      'if [ -e "$s" ]; then exec haproxy -dW -c -f "$1"; fi',
       'd=$(mktemp -d) || exit 1',
       'echo 1 > "$d/state"',
       `sed "s#^\\( *server-state-file \\).*#\\1$d/state#" "$1" > "$d/cfg"`,
