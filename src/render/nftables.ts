@@ -13,6 +13,7 @@ import {
   type ResolvedDNatRule,
   type ResolvedFilterRule,
   type ResolvedFirewall,
+  type ResolvedInterface,
   type ResolvedNet,
   type ResolvedPorts,
 } from '../topology/firewall.ts';
@@ -355,13 +356,147 @@ export function nftCheckWithInterfaces(names: string[]): CheckCommand {
   };
 }
 
-/** Debian's nftables.service runs `nft flush ruleset` on stop/restart: remove only wharf's tables. */
+/** Loads a ruleset with each firewall interface bound to its device (see the firewall's comment). */
+export const NFT_LOAD = '/usr/local/lib/wharf/nft-load';
+/** Commit-confirmed changes of the ruleset: apply (arm a revert on the box), confirm, revert, status. */
+export const NFT_CONFIRM = '/usr/local/lib/wharf/nft-confirm';
+/** Where the box keeps the ruleset to go back to, the last confirmed file, and the state. */
+export const NFT_CONFIRM_DIR = '/var/lib/wharf/nft';
+/** The transient systemd timer (and service) that reverts an unconfirmed change. */
+export const REVERT_UNIT = 'wharf-fw-revert';
+
+/**
+ * The loader: `nft -D if_<name>="<device>" … -f FILE`, each device found by the address the node
+ * holds on that interface's network (the router's ruleset has no interfaces: plain `nft -f`).
+ */
+export function renderNftLoader(t: Topology, interfaces: ResolvedInterface[]): RenderedFile {
+  const body = interfaces.flatMap((i) => [
+    `d=$(dev ${i.address})`,
+    `[ -n "$d" ] || { echo "nft-load: no device holds ${i.address} (interface ${i.name}, network ${i.network}): not loading $f" >&2; exit 1; }`,
+    `set -- "$@" -D "${ifVar(i.name)}=\\"$d\\""`,
+  ]);
+  return file(
+    NFT_LOAD,
+    lines(
+      '#!/bin/sh',
+      header(t).trimEnd(),
+      '# Loads an nftables ruleset (default /etc/nftables.conf) with each firewall interface bound to',
+      '# its device. Device names are not stable (Docker attaches networks in no fixed order, NICs can be',
+      "# renumbered): the device of an interface is the one holding this node's address on that",
+      "# interface's network, looked up at every load (boot, reload, commit-confirmed apply).",
+      'set -eu',
+      'f="${1:-/etc/nftables.conf}"',
+      'dev() { ip -o -4 addr show | awk -v a="$1" \'{ split($4, p, "/"); if (p[1] == a) { sub(/@.*/, "", $2); print $2; exit } }\'; }',
+      'set --',
+      ...body,
+      'exec nft "$@" -f "$f"',
+    ),
+    { mode: 0o755, check: CHECKS.bash },
+  );
+}
+
+/**
+ * Commit-confirmed changes on the box itself (router and firewall), in the shape of OPNsense's old
+ * savepoint/apply/cancelRollback safety net (pitfall 17), but kept by wharf:
+ *   apply SECONDS  save the running ruleset (wharf's tables) as the one to go back to, arm a revert
+ *                  on this box (a transient systemd timer SECONDS from now), load the new ruleset.
+ *                  From here on nothing from outside is needed: unconfirmed, the box reverts.
+ *   confirm        cancel the armed revert and keep the new file as the confirmed one (exit 3 when
+ *                  nothing is armed any more: the revert ran first).
+ *   revert         the timer's job: restore the saved ruleset and the last confirmed file.
+ *   restore        load /etc/nftables.conf unarmed and keep it as confirmed (a rollback by wharf).
+ *   status         one line: state (armed|confirmed|reverted) armed-at timeout [done-at], epoch s.
+ * confirm and revert take one lock, so a late confirm never races the timer.
+ */
+export function renderNftConfirm(t: Topology): RenderedFile {
+  const d = NFT_CONFIRM_DIR;
+  return file(
+    NFT_CONFIRM,
+    lines(
+      '#!/bin/sh',
+      header(t).trimEnd(),
+      '# Commit-confirmed nftables changes (wharf configure --confirm-timeout). Usage:',
+      '#   nft-confirm apply SECONDS | confirm | revert | restore | status',
+      'set -eu',
+      `dir=${d}`,
+      `unit=${REVERT_UNIT}`,
+      `conf=${NFT_CONF}`,
+      'mkdir -p "$dir"',
+      'now() { date +%s.%N | cut -c1-14; }',
+      'put_state() { printf "%s\\n" "$*" > "$dir/state.tmp" && mv "$dir/state.tmp" "$dir/state"; }',
+      'get_state() { s=none; at=0; to=0; done_at=0; [ -f "$dir/state" ] && read -r s at to done_at < "$dir/state" || true; }',
+      'lock() { exec 9>"$dir/lock"; flock 9; }',
+      'case "${1:-}" in',
+      'apply)',
+      '  to="${2:?usage: nft-confirm apply SECONDS}"',
+      '  lock',
+      '  systemctl stop "$unit.timer" "$unit.service" 2>/dev/null || true',
+      '  systemctl reset-failed "$unit.timer" "$unit.service" 2>/dev/null || true',
+      "  # the running ruleset (wharf's tables only) is the one to go back to",
+      '  { echo "table inet wharf {}"; echo "delete table inet wharf"; echo "table ip wharf_nat {}"; echo "delete table ip wharf_nat"',
+      '    nft list table inet wharf 2>/dev/null || true; nft list table ip wharf_nat 2>/dev/null || true; } > "$dir/previous.nft.tmp"',
+      '  nft -c -f "$dir/previous.nft.tmp"',
+      '  mv "$dir/previous.nft.tmp" "$dir/previous.nft"',
+      '  [ -f "$dir/confirmed.conf" ] || cp "$dir/previous.nft" "$dir/confirmed.conf"',
+      `  systemd-run --quiet --unit "$unit" --on-active="\${to}s" --timer-property=AccuracySec=100ms ${NFT_CONFIRM} revert`,
+      '  put_state armed "$(now)" "$to"',
+      '  exec 9>&-',
+      '  if ! systemctl reload-or-restart nftables; then',
+      `    ${NFT_CONFIRM} revert`,
+      '    echo "nft-confirm: the new ruleset did not load: reverted to the saved one" >&2',
+      '    exit 1',
+      '  fi',
+      '  ;;',
+      'confirm)',
+      '  lock',
+      '  get_state',
+      '  if [ "$s" != armed ]; then echo "nft-confirm: nothing armed to confirm (state: $s, at $done_at)" >&2; exit 3; fi',
+      '  systemctl stop "$unit.timer"',
+      '  cp "$conf" "$dir/confirmed.conf.tmp" && mv "$dir/confirmed.conf.tmp" "$dir/confirmed.conf"',
+      '  put_state confirmed "$at" "$to" "$(now)"',
+      '  ;;',
+      'revert)',
+      '  lock',
+      '  get_state',
+      '  [ "$s" = armed ] || { echo "nft-confirm: nothing armed (state: $s): no revert" >&2; exit 0; }',
+      '  nft -f "$dir/previous.nft"',
+      '  cp "$dir/confirmed.conf" "$conf.wharf-tmp" && mv "$conf.wharf-tmp" "$conf"',
+      '  put_state reverted "$at" "$to" "$(now)"',
+      '  logger -t wharf "nftables change not confirmed within ${to}s: reverted to the saved ruleset" || true',
+      '  ;;',
+      'restore)',
+      '  lock',
+      '  systemctl stop "$unit.timer" 2>/dev/null || true',
+      '  systemctl reload-or-restart nftables',
+      '  cp "$conf" "$dir/confirmed.conf"',
+      '  get_state',
+      '  put_state restored "$at" "$to" "$(now)"',
+      '  ;;',
+      'status)',
+      '  get_state',
+      '  echo "$s $at $to $done_at"',
+      '  ;;',
+      '*) echo "usage: nft-confirm apply SECONDS | confirm | revert | restore | status" >&2; exit 2 ;;',
+      'esac',
+    ),
+    { mode: 0o755, check: CHECKS.bash },
+  );
+}
+
+/**
+ * nftables.service: loads through the loader (boot and reload), and Debian's `nft flush ruleset`
+ * on stop/restart is replaced by removing only wharf's tables.
+ */
 export function renderNftDropin(t: Topology): RenderedFile {
   return file(
     NFT_DROPIN,
     lines(
       header(t).trimEnd(),
       '[Service]',
+      'ExecStart=',
+      `ExecStart=${NFT_LOAD} ${NFT_CONF}`,
+      'ExecReload=',
+      `ExecReload=${NFT_LOAD} ${NFT_CONF}`,
       'ExecStop=',
       "ExecStop=/bin/sh -c 'nft delete table inet wharf; nft delete table ip wharf_nat; exit 0'",
     ),
