@@ -431,7 +431,17 @@ export async function applyHost(
       if (!broken.length || Date.now() >= deadline) break;
       await sleep(500);
     }
-    const paths = checks.map((c) => `${c.name}: ${c.ok ? 'ok' : 'FAILED'} (${c.detail})`).join('; ');
+    const paths = checks
+      .map((c) => {
+        const before = a.baseline.find((b) => b.name === c.name);
+        const state = c.ok
+          ? 'ok'
+          : !c.required && !before?.ok
+            ? 'not working before the change either'
+            : 'FAILED';
+        return `${c.name}: ${state} (${c.detail})`;
+      })
+      .join('; ');
     if (!broken.length) {
       const r = await t.exec(spec.confirm, { timeoutMs: 10_000 });
       if (r.code === 0) {
