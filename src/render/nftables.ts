@@ -405,7 +405,8 @@ export function renderNftLoader(t: Topology, interfaces: ResolvedInterface[]): R
  *                  nothing is armed any more: the revert ran first).
  *   revert         the timer's job: restore the saved ruleset and the last confirmed file.
  *   restore        load /etc/nftables.conf unarmed and keep it as confirmed (a rollback by wharf).
- *   status         one line: state (armed|confirmed|reverted) armed-at timeout [done-at], epoch s.
+ *   status         one line: state (armed|confirmed|reverted|restored) armed-at timeout done-at
+ *                  fired-at (the revert's start), epoch seconds.
  * confirm and revert take one lock, so a late confirm never races the timer.
  */
 export function renderNftConfirm(t: Topology): RenderedFile {
@@ -424,7 +425,7 @@ export function renderNftConfirm(t: Topology): RenderedFile {
       'mkdir -p "$dir"',
       'now() { date +%s.%N | cut -c1-14; }',
       'put_state() { printf "%s\\n" "$*" > "$dir/state.tmp" && mv "$dir/state.tmp" "$dir/state"; }',
-      'get_state() { s=none; at=0; to=0; done_at=0; [ -f "$dir/state" ] && read -r s at to done_at < "$dir/state" || true; }',
+      'get_state() { s=none; at=0; to=0; done_at=0; fired=0; [ -f "$dir/state" ] && read -r s at to done_at fired < "$dir/state" || true; }',
       'lock() { exec 9>"$dir/lock"; flock 9; }',
       'case "${1:-}" in',
       'apply)',
@@ -456,12 +457,13 @@ export function renderNftConfirm(t: Topology): RenderedFile {
       '  put_state confirmed "$at" "$to" "$(now)"',
       '  ;;',
       'revert)',
+      '  fired_at=$(now)',
       '  lock',
       '  get_state',
       '  [ "$s" = armed ] || { echo "nft-confirm: nothing armed (state: $s): no revert" >&2; exit 0; }',
       '  nft -f "$dir/previous.nft"',
       '  cp "$dir/confirmed.conf" "$conf.wharf-tmp" && mv "$conf.wharf-tmp" "$conf"',
-      '  put_state reverted "$at" "$to" "$(now)"',
+      '  put_state reverted "$at" "$to" "$(now)" "$fired_at"',
       '  logger -t wharf "nftables change not confirmed within ${to}s: reverted to the saved ruleset" || true',
       '  ;;',
       'restore)',
@@ -474,7 +476,7 @@ export function renderNftConfirm(t: Topology): RenderedFile {
       '  ;;',
       'status)',
       '  get_state',
-      '  echo "$s $at $to $done_at"',
+      '  echo "$s $at $to $done_at ${fired:-0}"',
       '  ;;',
       '*) echo "usage: nft-confirm apply SECONDS | confirm | revert | restore | status" >&2; exit 2 ;;',
       'esac',

@@ -48,11 +48,11 @@ export function brokenPaths(now: PathCheck[], baseline: PathCheck[]): PathCheck[
 /** `state armedAt timeoutS doneAt` (the host's status line) → fields. Pure. */
 export function parseConfirmStatus(
   line: string,
-): { state: string; armedAt: number; timeoutS: number; doneAt: number } | undefined {
-  const m = /^(\w+) ([\d.]+) (\d+) ([\d.]+)/.exec(line.trim());
-  return m
-    ? { state: m[1]!, armedAt: Number(m[2]), timeoutS: Number(m[3]), doneAt: Number(m[4]) }
-    : undefined;
+): { state: string; armedAt: number; timeoutS: number; doneAt: number; firedAt?: number } | undefined {
+  const m = /^(\w+) ([\d.]+) (\d+) ([\d.]+)(?: ([\d.]+))?/.exec(line.trim());
+  if (!m) return undefined;
+  const fired = m[5] !== undefined && Number(m[5]) > 0 ? { firedAt: Number(m[5]) } : {};
+  return { state: m[1]!, armedAt: Number(m[2]), timeoutS: Number(m[3]), doneAt: Number(m[4]), ...fired };
 }
 
 export interface ApplyOptions {
@@ -479,7 +479,8 @@ export async function applyHost(
       if (st && st.state === 'reverted' && st.armedAt * 1000 >= a.at - 5000) {
         a.reverted = true;
         const took = st.doneAt - st.armedAt;
-        const msg = `change not confirmed (${why}); the host reverted it by itself ${took.toFixed(1)} s after it was armed (timeout ${st.timeoutS} s)`;
+        const fired = st.firedAt ? `, its timer fired at ${(st.firedAt - st.armedAt).toFixed(1)} s` : '';
+        const msg = `change not confirmed (${why}); the host reverted it by itself ${took.toFixed(1)} s after it was armed (timeout ${st.timeoutS} s${fired})`;
         o.journal?.write({
           host,
           step: 'revert',
