@@ -5,8 +5,7 @@ import type { Topology } from '../topology/model.ts';
 import { type PortForwardRule } from '../topology/schema.ts';
 import { addressOf, subnetOf, type Inventory } from '../topology/inventory.ts';
 import {
-  firewallResolveContext,
-  resolveFirewall,
+  resolveTopologyFirewall,
   type FilterProtocol,
   type FilterRule,
   type PortRange,
@@ -257,17 +256,9 @@ export function dnatNft(n: ResolvedDNatRule): string[] {
   );
 }
 
-/** The firewall's resolved model from the topology and the inventory. */
+/** The firewall's resolved model from the topology and the inventory (see firewall.ts). */
 export function resolvedFirewall(t: Topology, inv: Inventory, node: string): ResolvedFirewall {
-  return resolveFirewall(
-    firewallResolveContext(
-      t.firewall,
-      node,
-      (n) => t.nodes[n]?.networks,
-      inv,
-      (n) => t.networks[n].subnet,
-    ),
-  );
+  return resolveTopologyFirewall(t, inv, node);
 }
 
 export function renderFirewallNft(t: Topology, inv: Inventory, node: string): RenderedFile {

@@ -812,3 +812,32 @@ export function specPorts(spec: FirewallSpec, v: string): PortRange[] {
   const p = parsePort(v);
   return typeof p === 'string' ? [] : [p];
 }
+
+/** The parts of a Topology the resolution reads (structural: this module does not import model.ts). */
+export interface FirewallTopology {
+  firewall: FirewallSpec;
+  nodes: Record<string, { kind: string; networks: NetworkName[] }>;
+  networks: Record<NetworkName, { subnet: string }>;
+}
+
+/**
+ * A topology's firewall resolved against an inventory: the one entry point for renderers and
+ * drivers (nftables here, OPNsense's API). `node` defaults to the topology's firewall node. Pure.
+ */
+export function resolveTopologyFirewall(
+  t: FirewallTopology,
+  inv: Inventory,
+  node?: string,
+): ResolvedFirewall {
+  const fw = node ?? Object.entries(t.nodes).find(([, n]) => n.kind === 'firewall')?.[0];
+  if (!fw) throw new InputError('nodes: the topology has no firewall node');
+  return resolveFirewall(
+    firewallResolveContext(
+      t.firewall,
+      fw,
+      (n) => t.nodes[n]?.networks,
+      inv,
+      (n) => t.networks[n].subnet,
+    ),
+  );
+}
