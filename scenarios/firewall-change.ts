@@ -11,7 +11,7 @@
 // reported. `firewallChangeScenario({ kind })` makes it for a firewall kind (nftables now; the
 // opnsense driver's lab can register its own).
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { FirewallKind } from '../src/topology/firewall.ts';
@@ -226,6 +226,8 @@ async function badChangeKilled(
 ): Promise<{ ok: boolean; detail: string; took?: number }> {
   const file = join(REPO_ROOT, '.wharf', 'scenarios', `${lab.t.name}-firewall-bad.yaml`);
   writeFileSync(file, stringify(bad));
+  const logFile = join(REPO_ROOT, '.wharf', 'scenarios', `${lab.t.name}-firewall-killed.log`);
+  const out = openSync(logFile, 'w');
   const child = spawn(
     process.execPath,
     [
@@ -241,7 +243,7 @@ async function badChangeKilled(
       '--confirm-timeout',
       `${SCENARIO_CONFIRM_S}s`,
     ],
-    { cwd: REPO_ROOT, stdio: 'ignore' },
+    { cwd: REPO_ROOT, stdio: ['ignore', out, out] },
   );
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   let armedAt = 0;
@@ -256,8 +258,13 @@ async function badChangeKilled(
   );
   child.kill('SIGKILL');
   const code = await exited;
+  closeSync(out);
   const killedAt = Date.now() / 1000;
-  if (!armed) return { ok: false, detail: `the run never armed a revert on the box (exit ${code})` };
+  if (!armed)
+    return {
+      ok: false,
+      detail: `the run never armed a revert on the box (exit ${code}; its output: ${logFile})`,
+    };
   let st: ReturnType<typeof parseConfirmStatus>;
   const seen = await until(
     (SCENARIO_CONFIRM_S + 30) * 1000,

@@ -467,7 +467,7 @@ export function renderNftConfirm(t: Topology): RenderedFile {
       '  ;;',
       'status)',
       '  get_state',
-      '  echo "$s $at $to $done_at ${fired:-0}"',
+      '  echo "$s ${at:-0} ${to:-0} ${done_at:-0} ${fired:-0}"',
       '  ;;',
       '*) echo "usage: nft-confirm apply SECONDS | confirm | revert | restore | status" >&2; exit 2 ;;',
       'esac',

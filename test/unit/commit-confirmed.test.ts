@@ -175,6 +175,7 @@ describe('pure parts', () => {
       doneAt: 1764490006.2,
     });
     expect(parseConfirmStatus('none 0 0 0')?.state).toBe('none');
+    expect(parseConfirmStatus('armed 1764490000.12 8 0 0')).toMatchObject({ state: 'armed', timeoutS: 8 });
     expect(parseConfirmStatus('garbage')).toBeUndefined();
   });
   it('SFTP banner probe from the wan client', () => {
