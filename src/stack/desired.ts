@@ -28,7 +28,7 @@ export function runbookPackages(n: TopologyNode): string[] {
       return ['openssh-server', 'rsync', 'lsyncd', 'inotify-tools', 'curl', 'coreutils'];
     case 'router':
     case 'firewall':
-      return ['nftables'];
+      return ['nftables', 'iproute2']; // iproute2: nft-load finds each interface's device with `ip`
     default:
       return [];
   }
