@@ -463,7 +463,8 @@ export async function applyHost(
         {
           name: 'confirm',
           ok: false,
-          detail: `${shJoin(spec.confirm)} exit ${r.code}: ${(r.stderr || r.stdout).trim()}`,
+          // exit 3: the host had reverted already; paths that answer then prove nothing about the change
+          detail: `${r.code === 3 ? 'too late, the host had reverted before the paths answered: ' : ''}${shJoin(spec.confirm)} exit ${r.code}: ${(r.stderr || r.stdout).trim()}`,
         },
       ];
     }
