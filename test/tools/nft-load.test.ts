@@ -26,23 +26,36 @@ function inNetns(script: string): string {
 describe.each(['router', 'firewall'])('%s ruleset loaded in a private netns', (node) => {
   const dir = mkdtempSync(join(tmpdir(), 'wharf-nft-'));
   const conf = join(dir, 'nftables.conf');
+  const loader = join(dir, 'nft-load');
   writeFileSync(conf, content(node, '/etc/nftables.conf'));
+  writeFileSync(loader, content(node, '/usr/local/lib/wharf/nft-load'));
   const stop = /^ExecStop=\/bin\/sh -c '(.*)'$/m.exec(
     content(node, '/etc/systemd/system/nftables.service.d/10-wharf.conf'),
   )![1]!;
+  // the node's addresses on veth devices named against the networks' order (Docker's names are
+  // not stable either): the loader must find each interface's device by its address
+  const addrs = Object.values(inv.hosts[node]!.addresses);
+  const devs = addrs
+    .map((a, i) => {
+      const d = `zz${addrs.length - i}`;
+      return `ip link add ${d} type veth peer name p${d} && ip addr add ${a}/24 dev ${d} && ip link set ${d} up`;
+    })
+    .join('\n');
 
-  it('loads, reloads idempotently, keeps foreign tables, and its stop removes only wharf tables', () => {
+  it('loads (through nft-load), reloads idempotently, keeps foreign tables, and its stop removes only wharf tables', () => {
     try {
       const out = inNetns(`
+        ${devs}
         nft add table ip nat
         nft add chain ip nat OUTPUT '{ type nat hook output priority -100; }'
         nft add rule ip nat OUTPUT ip daddr 127.0.0.11 udp dport 53 counter dnat to 127.0.0.11:40000
-        nft -f ${conf}
+        sh ${loader} ${conf}
         nft list ruleset > ${dir}/first
-        nft -f ${conf}
+        sh ${loader} ${conf}
         nft list ruleset > ${dir}/second
         cmp ${dir}/first ${dir}/second && echo IDEMPOTENT
         nft list table ip nat | grep -q 'dnat to 127.0.0.11:40000' && echo FOREIGN-KEPT
+        nft list table inet wharf | grep -o 'iifname "[a-z0-9]*"' | sort -u
         sh -c '${stop}'
         nft list tables
       `);
@@ -50,10 +63,33 @@ describe.each(['router', 'firewall'])('%s ruleset loaded in a private netns', (n
       expect(out).toContain('FOREIGN-KEPT');
       const tables = out.split('\n').filter((l) => l.startsWith('table '));
       expect(tables).toEqual(['table ip nat']);
+      if (node === 'firewall') {
+        // wan is the interface on transit: the device holding the firewall's transit address
+        const transit = addrs.indexOf(inv.hosts[node]!.addresses.transit!);
+        expect(out).toContain(`iifname "zz${addrs.length - transit}"`);
+        expect(out).not.toMatch(/iifname "(wan|dmz|mgmt)"/);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  if (node === 'firewall')
+    it('refuses to load when no device holds an interface address (exit 1 naming it)', () => {
+      const d = mkdtempSync(join(tmpdir(), 'wharf-nft-'));
+      try {
+        writeFileSync(join(d, 'c'), content(node, '/etc/nftables.conf'));
+        writeFileSync(join(d, 'l'), content(node, '/usr/local/lib/wharf/nft-load'));
+        const r = spawnSync('unshare', ['--net', 'sh', '-c', `sh ${d}/l ${d}/c`], {
+          encoding: 'utf8',
+          timeout: 20_000,
+        });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toMatch(/nft-load: no device holds 10\.88\.1\.3 \(interface wan, network transit\)/);
+      } finally {
+        rmSync(d, { recursive: true, force: true });
+      }
+    });
 });
 
 describe('routes unit command', () => {

@@ -280,7 +280,7 @@ describe('the checkers bite: a broken file is refused', () => {
       'nft: typo in a verdict',
       'firewall',
       '/etc/nftables.conf',
-      (s) => s.replace('tcp dport 2222 accept', 'tcp dport 2222 acept'),
+      (s) => s.replace('tcp dport { 22, 2221-2222 } accept', 'tcp dport { 22, 2221-2222 } acept'),
       /acept|syntax error/i,
     ],
     [
