@@ -108,7 +108,7 @@ export function renderMetricsScript(t: Topology, inv: Inventory, node: string): 
     );
   if (sections.includes('disk'))
     body.push(
-      '  # the upload filesystem (the lab\'s nodes: their overlay root, or the size-limited upload disk)',
+      "  # the upload filesystem (the lab's nodes: their overlay root, or the size-limited upload disk)",
       '  if df_out=$(df -B1 --output=avail,size "$CHROOT_BASE" 2>/dev/null | tail -n 1); then',
       '    read -r avail size <<<"$df_out"',
       '    gauge wharf_upload_fs_avail_bytes "free bytes of the upload filesystem" "$avail"',
@@ -249,8 +249,14 @@ export const PROMTOOL_CONFIG: CheckCommand = {
   // the rules file is its own candidate (promtool check rules): the config is checked on its own
   argv: ['promtool', 'check', 'config', '--syntax-only', '{}'],
 };
-export const PROMTOOL_RULES: CheckCommand = { name: 'promtool check rules', argv: ['promtool', 'check', 'rules', '{}'] };
-export const AMTOOL_CONFIG: CheckCommand = { name: 'amtool check-config', argv: ['amtool', 'check-config', '{}'] };
+export const PROMTOOL_RULES: CheckCommand = {
+  name: 'promtool check rules',
+  argv: ['promtool', 'check', 'rules', '{}'],
+};
+export const AMTOOL_CONFIG: CheckCommand = {
+  name: 'amtool check-config',
+  argv: ['amtool', 'check-config', '{}'],
+};
 
 export function renderPrometheusConfig(t: Topology, inv: Inventory): RenderedFile {
   const m = t.monitoring;
@@ -278,7 +284,12 @@ export function renderPrometheusConfig(t: Topology, inv: Inventory): RenderedFil
       { job_name: 'alertmanager', static_configs: [{ targets: [`127.0.0.1:${ALERTMANAGER_PORT}`] }] },
     ],
   };
-  const text = header(t) + '# Scrape targets from the topology and inventory; rules in ' + RULES_FILE + '.\n' + stringify(doc, { lineWidth: 0 });
+  const text =
+    header(t) +
+    '# Scrape targets from the topology and inventory; rules in ' +
+    RULES_FILE +
+    '.\n' +
+    stringify(doc, { lineWidth: 0 });
   return file(PROMETHEUS_CONFIG, text, { check: PROMTOOL_CONFIG, notify: ['prometheus'] });
 }
 
@@ -336,7 +347,12 @@ export function alertRules(t: Topology): AlertRule[] {
       'warning',
       `{{ $labels.node }} is {{ $value }}s behind main (max ${lagMax}s) or has no heartbeat from it`,
     ),
-    rule('WharfLsyncdDown', 'wharf_lsyncd_up == 0', 'critical', 'lsyncd is not running on {{ $labels.node }}: replication to sub stopped'),
+    rule(
+      'WharfLsyncdDown',
+      'wharf_lsyncd_up == 0',
+      'critical',
+      'lsyncd is not running on {{ $labels.node }}: replication to sub stopped',
+    ),
     rule(
       'WharfBackupFailed',
       'wharf_backup_last_exit_code != 0',
@@ -355,14 +371,24 @@ export function alertRules(t: Topology): AlertRule[] {
       'warning',
       `upload notices wait on {{ $labels.node }}: the oldest for {{ $value }}s (more than ${m.spoolMaxAge})`,
     ),
-    rule('WharfNotifierDown', 'wharf_notify_up == 0', 'warning', 'the upload notifier is not running on {{ $labels.node }}'),
+    rule(
+      'WharfNotifierDown',
+      'wharf_notify_up == 0',
+      'warning',
+      'the upload notifier is not running on {{ $labels.node }}',
+    ),
     rule(
       'WharfDiskAlmostFull',
       `wharf_upload_fs_avail_bytes / wharf_upload_fs_size_bytes * 100 < ${m.diskFreeMin}`,
       'critical',
       `the upload filesystem of {{ $labels.node }} has less than ${m.diskFreeMin}% free`,
     ),
-    rule('WharfTargetDown', 'up == 0', 'critical', 'Prometheus cannot scrape {{ $labels.job }} on {{ $labels.node }} ({{ $labels.instance }})'),
+    rule(
+      'WharfTargetDown',
+      'up == 0',
+      'critical',
+      'Prometheus cannot scrape {{ $labels.job }} on {{ $labels.node }} ({{ $labels.instance }})',
+    ),
     rule(
       'WharfMetricsStale',
       `time() - wharf_metrics_generated_timestamp_seconds > ${stale}`,
@@ -391,7 +417,10 @@ export function alertRules(t: Topology): AlertRule[] {
 
 export function renderRules(t: Topology): RenderedFile {
   const doc = { groups: [{ name: 'wharf', rules: alertRules(t) }] };
-  return file(RULES_FILE, header(t) + stringify(doc, { lineWidth: 0 }), { check: PROMTOOL_RULES, notify: ['prometheus'] });
+  return file(RULES_FILE, header(t) + stringify(doc, { lineWidth: 0 }), {
+    check: PROMTOOL_RULES,
+    notify: ['prometheus'],
+  });
 }
 
 export function renderAlertmanagerConfig(t: Topology, inv: Inventory): RenderedFile {
@@ -406,7 +435,12 @@ export function renderAlertmanagerConfig(t: Topology, inv: Inventory): RenderedF
     global: {
       resolve_timeout: '5m',
       ...(smarthost
-        ? { smtp_smarthost: smarthost, smtp_from: n.smtp.from, smtp_require_tls: false, smtp_hello: 'wharf-alertmanager' }
+        ? {
+            smtp_smarthost: smarthost,
+            smtp_from: n.smtp.from,
+            smtp_require_tls: false,
+            smtp_hello: 'wharf-alertmanager',
+          }
         : {}),
     },
     route: {
@@ -439,7 +473,11 @@ export function renderAlertmanagerConfig(t: Topology, inv: Inventory): RenderedF
                 {
                   to: n.smtp.to.join(', '),
                   send_resolved: true,
-                  headers: { Subject: title, 'X-Wharf-Alert': '{{ .Status }}', 'X-Wharf-Alertname': '{{ .CommonLabels.alertname }}' },
+                  headers: {
+                    Subject: title,
+                    'X-Wharf-Alert': '{{ .Status }}',
+                    'X-Wharf-Alertname': '{{ .CommonLabels.alertname }}',
+                  },
                   html: '',
                   text,
                 },

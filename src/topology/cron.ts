@@ -121,7 +121,14 @@ export function cronMaxGapSeconds(expr: string): number {
   for (let i = 0; i < span; i++) {
     const d = new Date(start + i * 60_000);
     if (!mins.has(d.getUTCMinutes()) || !hours.has(d.getUTCHours())) continue;
-    const dayOk = domAll && dowAll ? true : domAll ? dows.has(d.getUTCDay()) : dowAll ? doms.has(d.getUTCDate()) : doms.has(d.getUTCDate()) || dows.has(d.getUTCDay());
+    const dayOk =
+      domAll && dowAll
+        ? true
+        : domAll
+          ? dows.has(d.getUTCDay())
+          : dowAll
+            ? doms.has(d.getUTCDate())
+            : doms.has(d.getUTCDate()) || dows.has(d.getUTCDay());
     if (dayOk) hits.push(i);
   }
   if (hits.length === 0) return span * 60;

@@ -239,11 +239,21 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
   // monitoring: durations that Prometheus / Alertmanager take as they are (no bare numbers, whole
   // units they know), a scrape interval no longer than the evaluation's `for:` window
   const m = t.monitoring;
-  for (const k of ['scrapeInterval', 'evaluationInterval', 'for', 'spoolMaxAge', 'groupWait', 'groupInterval', 'repeatInterval', 'lagMax'] as const) {
+  for (const k of [
+    'scrapeInterval',
+    'evaluationInterval',
+    'for',
+    'spoolMaxAge',
+    'groupWait',
+    'groupInterval',
+    'repeatInterval',
+    'lagMax',
+  ] as const) {
     const v = m[k];
     if (v !== undefined && !/^\d+(ms|s|m|h|d)$/.test(v))
       problems.push(`monitoring.${k}: expected a duration with a unit (ms, s, m, h, d) like 15s, got ${v}`);
-    else if (v !== undefined && durationMs(v) <= 0) problems.push(`monitoring.${k}: expected more than 0, got ${v}`);
+    else if (v !== undefined && durationMs(v) <= 0)
+      problems.push(`monitoring.${k}: expected more than 0, got ${v}`);
   }
   if (/^\d+(ms|s|m|h|d)$/.test(m.scrapeInterval) && durationMs(m.scrapeInterval) < 1000)
     problems.push(`monitoring.scrapeInterval: expected at least 1s, got ${m.scrapeInterval}`);

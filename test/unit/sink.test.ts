@@ -120,7 +120,9 @@ describe('noticeText / formatNotices', () => {
     const table = formatNotices([smtp, hook]).split('\n');
     expect(table).toHaveLength(4);
     expect(table[0]).toMatch(/^#\s+received\s+kind\s+category\s+from → to \/ request\s+text$/);
-    expect(table[2]).toContain('2026-11-25 10:00:00Z  smtp     other     wharf@example.org → ops@example.org');
+    expect(table[2]).toContain(
+      '2026-11-25 10:00:00Z  smtp     other     wharf@example.org → ops@example.org',
+    );
     expect(table[3]).toContain('webhook  other     POST /hooks/upload');
     expect(table[3]).toMatch(/alice uploaded report\.csv$/);
     const col = (table[0] as string).indexOf('text');
