@@ -427,9 +427,37 @@ export function renderRules(t: Topology): RenderedFile {
   });
 }
 
+/**
+ * The notice channels as the monitor node reaches them: notifyTargets, except that a channel given
+ * as a node of the topology is addressed on a network the monitor shares with it (lan, else mgmt:
+ * the monitor sits on mgmt alone by default, the sink and the SFTP nodes on lan as well).
+ */
+export function alertTargets(t: Topology, inv: Inventory): ReturnType<typeof notifyTargets> {
+  const targets = notifyTargets(t, inv);
+  const monitor = nodesOfKind(t, 'monitor')[0];
+  if (!monitor || monitor.networks.includes('lan')) return targets;
+  const n = t.notifications;
+  const mgmtOf = (node: string | undefined) => (node ? inv.hosts[node]?.addresses.mgmt : undefined);
+  const lanOf = (node: string | undefined) => (node ? inv.hosts[node]?.addresses.lan : undefined);
+  const swap = (url: string | undefined, node: string | undefined, fromInventory: boolean) => {
+    const lan = lanOf(node);
+    const mgmt = mgmtOf(node);
+    return url && !fromInventory && lan && mgmt ? url.replace(`//${lan}:`, `//${mgmt}:`) : url;
+  };
+  const webhookFromElsewhere = Boolean(inv.notifications?.webhookUrl || n.webhook.url);
+  const smtpFromElsewhere = Boolean(inv.notifications?.smtp || n.smtp.host);
+  const webhookUrl = swap(targets.webhookUrl, n.webhook.node, webhookFromElsewhere);
+  const smtpUrl = swap(targets.smtpUrl, n.smtp.node, smtpFromElsewhere);
+  return {
+    webhookSecret: targets.webhookSecret,
+    ...(webhookUrl ? { webhookUrl } : {}),
+    ...(smtpUrl ? { smtpUrl } : {}),
+  };
+}
+
 export function renderAlertmanagerConfig(t: Topology, inv: Inventory): RenderedFile {
   const m = t.monitoring;
-  const targets = notifyTargets(t, inv);
+  const targets = alertTargets(t, inv);
   const n = t.notifications;
   const smarthost = targets.smtpUrl?.replace(/^smtp:\/\//, '');
   const title = `wharf ${t.name} [{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}`;

@@ -111,9 +111,10 @@ describe('metrics generator and node files', () => {
       global: Record<string, unknown>;
       receivers: { slack_configs: Record<string, unknown>[]; email_configs: Record<string, unknown>[] }[];
     };
-    expect(doc.global.smtp_smarthost).toBe('10.88.3.20:2525');
+    // the monitor is on mgmt alone: the sink is reached on its mgmt address
+    expect(doc.global.smtp_smarthost).toBe('10.88.9.20:2525');
     expect(doc.receivers[0]!.slack_configs[0]).toMatchObject({
-      api_url: 'http://10.88.3.20:8080/hooks/upload',
+      api_url: 'http://10.88.9.20:8080/hooks/upload',
       send_resolved: true,
       username: 'wharf-alertmanager',
     });
