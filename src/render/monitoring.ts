@@ -329,9 +329,11 @@ export function alertRules(t: Topology): AlertRule[] {
   const rules: AlertRule[] = [
     rule(
       'WharfBackendDown',
-      'haproxy_server_status{state=~"DOWN|MAINT|NOLB|DRAIN"} == 1',
+      // without the state label: a server going DOWN → MAINT (the agent holding main out until
+      // failback) stays one alert instead of resolving one and firing another
+      'max without (state) (haproxy_server_status{state=~"DOWN|MAINT|NOLB|DRAIN"}) == 1',
       'critical',
-      'HAProxy {{ $labels.node }}: server {{ $labels.server }} of backend {{ $labels.proxy }} is {{ $labels.state }}',
+      'HAProxy {{ $labels.node }}: server {{ $labels.server }} of backend {{ $labels.proxy }} is not UP (DOWN, MAINT, NOLB or DRAIN)',
     ),
     rule(
       'WharfAllWriteBackendsDown',
