@@ -37,7 +37,9 @@ the output), 1 a host did not answer (named), 2 bad input.`,
       if (o.json) printJson(io, s);
       else printLines(io, formatStatus(s, t));
       if (!s.reachable) {
-        const what = s.unreachable.map((u) => `${u.node}: ${u.error}`).join('; ');
+        const what = s.unreachable
+          .map((u) => (u.error.startsWith(`${u.node}:`) ? u.error : `${u.node}: ${u.error}`))
+          .join('; ');
         if (!o.json) io.err(`status: unreachable: ${what}\n`);
         throw new ReportedFailure(`status: unreachable: ${what}`);
       }
