@@ -39,8 +39,8 @@ export const ALERTMANAGER_CONFIG = '/etc/prometheus/alertmanager.yml';
 export const BACKUP_STATE_DIR = '/var/lib/wharf/backup';
 /** notify.sh appends one byte per upload queued / notice delivered: the file sizes are counters. */
 export const NOTICE_COUNTERS = {
-  queued: `${NOTIFY_SPOOL}/.count-queued`,
-  delivered: `${NOTIFY_SPOOL}/.count-delivered`,
+  queued: `${NOTIFY_SPOOL}.counters/queued`,
+  delivered: `${NOTIFY_SPOOL}.counters/delivered`,
 };
 /** The failover runbook's record on the HAProxy node (src/failover/remote.ts FAILOVER_STATE). */
 const FAILOVER_RECORD = '/var/lib/wharf/failover.json';

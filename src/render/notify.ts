@@ -90,7 +90,7 @@ const SCRIPT = String.raw`#!/bin/bash
 set -uo pipefail
 
 : "${'${'}SPOOL_DIR:?}" "${'${'}WHARF_NODE:?}"
-mkdir -p "$SPOOL_DIR"
+mkdir -p "$SPOOL_DIR" "${'${'}SPOOL_DIR%/}.counters"
 RETRIES=${'${'}RETRIES:-5}
 PARALLEL=${'${'}PARALLEL:-8}
 
@@ -121,7 +121,8 @@ queue() {
 
 # count NAME: one byte appended (atomic, O_APPEND) per event; the file's size is a counter that
 # wharf's metrics generator reports (uploads noticed, notices delivered)
-count() { printf x >>"$SPOOL_DIR/.count-$1"; }
+# (next to the spool, not in it: the spool holds notices only)
+count() { printf x >>"${'${'}SPOOL_DIR%/}.counters/$1"; }
 
 # sftp_verdict USER REL SINCE: what the SFTP server logged last about the file REL (chroot-relative)
 # of USER since SINCE (epoch s): "closed" (the client closed it after writing: complete), "forced"

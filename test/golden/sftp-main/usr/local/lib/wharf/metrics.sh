@@ -10,8 +10,8 @@ SYNC_KEYS=/var/lib/wharfsync/.ssh/authorized_keys
 BACKUP_STATE=/var/lib/wharf/backup
 SNAP_DIR=/srv/backup/snapshots
 SPOOL=/var/spool/wharf-notify
-QUEUED=/var/spool/wharf-notify/.count-queued
-DELIVERED=/var/spool/wharf-notify/.count-delivered
+QUEUED=/var/spool/wharf-notify.counters/queued
+DELIVERED=/var/spool/wharf-notify.counters/delivered
 MARK=/var/lib/wharf/needs-reconcile
 FAILOVER=/var/lib/wharf/failover.json
 
