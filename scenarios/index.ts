@@ -2,6 +2,7 @@
 // Order matters for `run all`: each scenario resets the lab to a known state first. smoke comes
 // first: a broken stack fails there, fast.
 import { registerScenarios, registeredScenarios } from '../src/scenario/registry.ts';
+import { alerts } from './alerts.ts';
 import { backupRestore } from './backup-restore.ts';
 import { drill } from './drill.ts';
 import { failbackNaive } from './failback-naive.ts';
@@ -33,6 +34,7 @@ registerScenarios(
   replicationLag,
   manyFiles,
   manyClients,
+  alerts,
   drill,
 );
 

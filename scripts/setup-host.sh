@@ -29,6 +29,8 @@ declare -A PROVIDES=(
   [openssl]=openssl
   [docker.io]=dockerd
   [chromium]=chromium # the HTML report's browser test (playwright-core drives it headless)
+  [prometheus]=promtool                # checks the rendered prometheus.yml and alert rules
+  [prometheus-alertmanager]=amtool     # checks the rendered alertmanager.yml
 )
 
 present() { [[ $1 == /* ]] && [[ -x $1 ]] || command -v "$1" >/dev/null 2>&1; }

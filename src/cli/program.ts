@@ -12,6 +12,7 @@ import { registerReport } from './commands/report.ts';
 import { registerRun } from './commands/run.ts';
 import { registerSchema } from './commands/schema.ts';
 import { registerScenario } from './commands/scenario.ts';
+import { registerStatus } from './commands/status.ts';
 import { registerValidate } from './commands/validate.ts';
 import { registerWatch } from './commands/watch.ts';
 
@@ -34,6 +35,7 @@ export function buildProgram(io: Io = processIo): Command {
   registerLoad(program, io);
   registerScenario(program, io);
   registerWatch(program, io);
+  registerStatus(program, io);
   registerDrill(program, io);
   registerReport(program, io);
   // Every command, including ones added with addCommand(), reports to io and never calls

@@ -8,6 +8,7 @@ import { CHECKS, file, header, lines, shq, unitCheck } from './util.ts';
 import { NOTIFY_SPOOL } from './notify.ts';
 import { ALERT_SCRIPT, alertsEnabled } from './alert.ts';
 import { CHROOT_LOG_DIR } from './sshd.ts';
+import { BACKUP_STATE_DIR } from './monitoring.ts';
 
 export const BACKUP_SCRIPT = '/usr/local/lib/wharf/backup.sh';
 export const BACKUP_SERVICE = '/etc/systemd/system/wharf-backup.service';
@@ -45,6 +46,20 @@ export function renderBackupScript(t: Topology, inv: Inventory): RenderedFile {
     'mkdir -p "$SNAP_DIR"',
     'exec 9>"$SNAP_DIR/.lock"',
     'if ! flock -n 9; then log "another backup is still running; skipping"; exit 0; fi',
+    '',
+    '# Every run past the lock is recorded for the monitoring (end, duration, exit code; refusals too).',
+    `STATE_DIR=\${WHARF_BACKUP_STATE:-${shq(BACKUP_STATE_DIR)}}`,
+    'started=$(date +%s)',
+    'record() {',
+    '  local rc=$? end',
+    '  end=$(date +%s)',
+    '  mkdir -p "$STATE_DIR" || return 0',
+    '  printf \'%s %s %s\\n\' "$end" "$(( end - started ))" "$rc" >"$STATE_DIR/last-run.tmp" && mv -f "$STATE_DIR/last-run.tmp" "$STATE_DIR/last-run"',
+    '  if (( rc == 0 )); then',
+    '    printf \'%s %s\\n\' "$end" "$(( end - started ))" >"$STATE_DIR/last-success.tmp" && mv -f "$STATE_DIR/last-success.tmp" "$STATE_DIR/last-success"',
+    '  fi',
+    '}',
+    'trap record EXIT',
     '',
     '# Empty-source guard: an unmounted or wiped source must not become the newest snapshot.',
     "# A refusal is raised as an alert on the stack's notice channels (webhook + SMTP), not only logged.",

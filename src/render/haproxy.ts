@@ -8,6 +8,7 @@ import { file, header, lines } from './util.ts';
 import { replicaReaders, sftpNode } from '../topology/model.ts';
 import { SERVER_STATE_FILE, agentServerOptions } from './agent.ts';
 import { LAG_AGENT_PORT, lagAgentServerOptions } from './readpool.ts';
+import { haproxyMetricsSection, monitoringOn } from './monitoring.ts';
 import type { CheckCommand } from './types.ts';
 
 /**
@@ -204,5 +205,6 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
       '    stats refresh 5s',
     );
   }
+  if (monitoringOn(t)) out.push(...haproxyMetricsSection(inv, node));
   return file('/etc/haproxy/haproxy.cfg', lines(...out), { check: HAPROXY_CHECK, notify: ['haproxy'] });
 }

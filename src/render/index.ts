@@ -41,6 +41,18 @@ import {
   renderLagAgentSocket,
 } from './readpool.ts';
 import { replicaReaders } from '../topology/model.ts';
+import {
+  METRICS_UNIT,
+  monitorPackages,
+  monitoringOn,
+  renderAlertmanagerConfig,
+  renderAlertmanagerDefaults,
+  renderMetricsScript,
+  renderMetricsUnit,
+  renderNodeExporterDefaults,
+  renderPrometheusConfig,
+  renderRules,
+} from './monitoring.ts';
 
 export type { NodeRender, RenderedFile, UnitState, CheckCommand, Route } from './types.ts';
 
@@ -133,10 +145,27 @@ export function renderNode(t: Topology, inv: Inventory, node: string): NodeRende
       }
       break;
     }
+    case 'monitor':
+      // rules before the config that names them; Alertmanager before Prometheus sends to it
+      if (monitoringOn(t)) {
+        b.add(renderAlertmanagerDefaults(t), renderAlertmanagerConfig(t, inv))
+          .unit('prometheus-alertmanager', 'restart')
+          .pkg(...monitorPackages);
+        b.add(renderRules(t), renderPrometheusConfig(t, inv)).unit('prometheus', 'reload');
+      }
+      break;
     case 'notify-sink':
     case 'wan-client':
       // Lab-only: the sink program and the client are installed by the lab itself.
       break;
+  }
+
+  // metrics: node_exporter with the textfile collector and wharf's generator on SFTP and HAProxy nodes
+  if (monitoringOn(t) && (n.kind === 'sftp' || n.kind === 'haproxy')) {
+    b.add(renderMetricsScript(t, inv, node), renderMetricsUnit(t)).unit(METRICS_UNIT, 'restart');
+    b.add(renderNodeExporterDefaults(t, inv, node))
+      .unit('prometheus-node-exporter', 'restart')
+      .pkg('prometheus-node-exporter');
   }
 
   const routes = routesOf(t, inv, node);

@@ -35,7 +35,7 @@ export const LAG_AGENT_PORT = 9708;
 export const LAG_AGENT_INTER = '1s';
 
 /** Main writes a heartbeat when some read-only backend has a replica whose lag must be known. */
-export const needsHeartbeat = (t: Topology): boolean => replicaReaders(t).length > 0;
+export const needsHeartbeat = (t: Topology): boolean => replicaReaders(t).length > 0 || t.monitoring.enabled; // monitoring: its age is the replication lag
 
 /** The `server` line options that ask a replica's lag agent (agent-addr: the server's own address). */
 export const lagAgentServerOptions = (): string =>

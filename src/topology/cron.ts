@@ -100,3 +100,39 @@ export function cronToOnCalendar(expr: string): string {
   const dowPart = dowAll ? '' : [...new Set(numbers(dow, FIELDS[4]!).map((d) => DOW[d]!))].join(',') + ' ';
   return `${dowPart}*-${calField(month, FIELDS[3]!, 2)}-${calField(dom, FIELDS[2]!, 2)} ${calField(hour, FIELDS[1]!, 2)}:${calField(min, FIELDS[0]!, 2)}:00`;
 }
+
+/**
+ * The longest gap between two consecutive runs of a schedule, in seconds (one "schedule period" of
+ * a backup-age alert). Walks 4 weeks minute by minute from a Monday in UTC; month and
+ * day-of-month restrictions beyond that window are ignored (a monthly job reports 4 weeks).
+ */
+export function cronMaxGapSeconds(expr: string): number {
+  const { fields } = parseCron(expr);
+  const [min, hour, dom, , dow] = fields as [Part[], Part[], Part[], Part[], Part[]];
+  const mins = new Set(numbers(min, FIELDS[0]!));
+  const hours = new Set(numbers(hour, FIELDS[1]!));
+  const doms = new Set(numbers(dom, FIELDS[2]!));
+  const dows = new Set(numbers(dow, FIELDS[4]!).map((d) => d % 7));
+  const domAll = dom[0]!.from === '*' && !dom[0]!.step;
+  const dowAll = dow[0]!.from === '*' && !dow[0]!.step;
+  const start = Date.UTC(2024, 0, 1); // a Monday
+  const span = 28 * 24 * 60;
+  const hits: number[] = [];
+  for (let i = 0; i < span; i++) {
+    const d = new Date(start + i * 60_000);
+    if (!mins.has(d.getUTCMinutes()) || !hours.has(d.getUTCHours())) continue;
+    const dayOk =
+      domAll && dowAll
+        ? true
+        : domAll
+          ? dows.has(d.getUTCDay())
+          : dowAll
+            ? doms.has(d.getUTCDate())
+            : doms.has(d.getUTCDate()) || dows.has(d.getUTCDay());
+    if (dayOk) hits.push(i);
+  }
+  if (hits.length === 0) return span * 60;
+  let gap = hits[0]! + span - hits[hits.length - 1]!; // wrap around the window
+  for (let i = 1; i < hits.length; i++) gap = Math.max(gap, hits[i]! - hits[i - 1]!);
+  return gap * 60;
+}

@@ -103,7 +103,9 @@ export function checkInventory(t: Topology, inv: Inventory): string[] {
   for (const node of Object.values(t.nodes)) {
     const h = inv.hosts[node.name];
     if (!h) {
-      if (!node.labOnly) problems.push(`hosts.${node.name}: missing (the topology has node ${node.name})`);
+      // a monitor node is optional on real hosts: without one, an existing Prometheus scrapes the stack
+      if (!node.labOnly && node.kind !== 'monitor')
+        problems.push(`hosts.${node.name}: missing (the topology has node ${node.name})`);
       continue;
     }
     for (const net of node.networks) {

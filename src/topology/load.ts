@@ -248,6 +248,35 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
     );
   }
 
+  // monitoring: durations that Prometheus / Alertmanager take as they are (no bare numbers, whole
+  // units they know), a scrape interval no longer than the evaluation's `for:` window
+  const m = t.monitoring;
+  for (const k of [
+    'scrapeInterval',
+    'evaluationInterval',
+    'for',
+    'spoolMaxAge',
+    'groupWait',
+    'groupInterval',
+    'repeatInterval',
+    'lagMax',
+  ] as const) {
+    const v = m[k];
+    if (v !== undefined && !/^\d+(ms|s|m|h|d)$/.test(v))
+      problems.push(`monitoring.${k}: expected a duration with a unit (ms, s, m, h, d) like 15s, got ${v}`);
+    else if (v !== undefined && durationMs(v) <= 0)
+      problems.push(`monitoring.${k}: expected more than 0, got ${v}`);
+  }
+  if (/^\d+(ms|s|m|h|d)$/.test(m.scrapeInterval) && durationMs(m.scrapeInterval) < 1000)
+    problems.push(`monitoring.scrapeInterval: expected at least 1s, got ${m.scrapeInterval}`);
+  if (Object.values(nodes).filter((n) => n.kind === 'monitor').length > 1)
+    problems.push(
+      `nodes: expected at most one monitor node, got ${Object.values(nodes)
+        .filter((n) => n.kind === 'monitor')
+        .map((n) => n.name)
+        .join(', ')}`,
+    );
+
   // router / firewall references and port clashes
   const fwd = new Map<string, number>();
   t.router.forwards.forEach((f, i) => {

@@ -39,6 +39,7 @@ export const DEFAULT_NETWORKS: Record<NodeKind, NetworkName[]> = {
   haproxy: ['dmz', 'lan', 'mgmt'],
   sftp: ['lan', 'mgmt'],
   'notify-sink': ['lan', 'mgmt'],
+  monitor: ['mgmt'],
 };
 
 export const DEFAULT_NODES: Record<
@@ -53,6 +54,7 @@ export const DEFAULT_NODES: Record<
   'sftp-sub': { kind: 'sftp', role: 'sub', hostId: 12 },
   'sftp-backup': { kind: 'sftp', role: 'backup', hostId: 13 },
   'notify-sink': { kind: 'notify-sink', hostId: 20, labOnly: true },
+  monitor: { kind: 'monitor', hostId: 21 },
 };
 
 export function resolveTopology(t: ParsedTopology): Topology {

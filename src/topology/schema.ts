@@ -54,7 +54,15 @@ const absPath = () =>
 
 export const NETWORKS = ['wan', 'transit', 'dmz', 'lan', 'mgmt'] as const;
 export type NetworkName = (typeof NETWORKS)[number];
-export const NODE_KINDS = ['router', 'firewall', 'haproxy', 'sftp', 'notify-sink', 'wan-client'] as const;
+export const NODE_KINDS = [
+  'router',
+  'firewall',
+  'haproxy',
+  'sftp',
+  'notify-sink',
+  'wan-client',
+  'monitor',
+] as const;
 export type NodeKind = (typeof NODE_KINDS)[number];
 export const SFTP_ROLES = ['main', 'sub', 'backup'] as const;
 export type SftpRole = (typeof SFTP_ROLES)[number];
@@ -421,6 +429,31 @@ export const TopologySchema = z.strictObject({
           max: duration().default('30s'),
         })
         .prefault({}),
+    })
+    .prefault({}),
+  /**
+   * Metrics and alerts (issue 11): node_exporter (textfile collector) on every SFTP and HAProxy
+   * node, HAProxy's own Prometheus exporter, wharf's metrics generator; Prometheus + Alertmanager on
+   * the `monitor` node (when the inventory names one) with rules rendered from the topology.
+   */
+  monitoring: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Prometheus' scrape and rule evaluation intervals; wharf's metrics are refreshed as often. */
+      scrapeInterval: duration().default('15s'),
+      evaluationInterval: duration().default('15s'),
+      /** How long a condition must hold before its alert fires (`for:` of every rule). */
+      for: duration().default('1m'),
+      /** Replication lag main → sub (heartbeat age on sub) above which ReplicationLag fires. */
+      lagMax: duration().optional(),
+      /** Oldest upload notice waiting in the spool: NoticeSpoolGrowing above this age. */
+      spoolMaxAge: duration().default('10m'),
+      /** DiskAlmostFull below this share of free space on the upload filesystem (percent). */
+      diskFreeMin: intIn(1, 99).default(10),
+      /** Alertmanager grouping (lab: seconds, production: minutes). */
+      groupWait: duration().default('30s'),
+      groupInterval: duration().default('5m'),
+      repeatInterval: duration().default('4h'),
     })
     .prefault({}),
   notifications: z

@@ -31,6 +31,9 @@ const root = mkdtempSync(join(tmpdir(), 'wharf-backup-'));
 const src = join(root, 'src');
 const snaps = join(root, 'snapshots');
 const spool = join(root, 'spool');
+/** backup.sh's run record for the monitoring (last-run: end duration exit; last-success: end duration). */
+const state = join(root, 'state');
+const record = (f: string) => readFileSync(join(state, f), 'utf8').trim().split(' ').map(Number);
 const script = join(root, 'backup.sh');
 const alertScript = join(root, 'alert.sh');
 const alertEnv = join(root, 'alert.env');
@@ -48,6 +51,7 @@ function run(): Promise<{ code: number | null; err: string }> {
       WHARF_SSH: sshd.ssh,
       WHARF_RSYNC_PATH: '/usr/bin/rsync',
       WHARF_SPOOL: spool,
+      WHARF_BACKUP_STATE: state,
       WHARF_ALERT: alertScript,
       WHARF_ALERT_ENV: alertEnv,
     },
@@ -125,6 +129,9 @@ describe('backup.sh (rendered) against a real ssh source', () => {
     });
     expect(mail?.kind === 'smtp' && mail.headers['x-wharf-event']).toBe('backup-refused');
     expect(mail?.kind === 'smtp' && mail.to).toEqual(['ops@example.org']);
+    // the refusal is recorded for the monitoring (WharfBackupFailed), no success
+    expect(record('last-run')[2]).toBe(3);
+    expect(existsSync(join(state, 'last-success'))).toBe(false);
   });
 
   it('first snapshot: a full copy, latest points at it, a notice per file, temp dir skipped', async () => {
@@ -140,6 +147,11 @@ describe('backup.sh (rendered) against a real ssh source', () => {
     expect(existsSync(join(snaps, 'latest/.wharf-partial'))).toBe(false);
     expect(notices()).toEqual([join(src, 'demo/upload/a.txt'), join(src, 'demo/upload/b.txt')]);
     for (const f of readdirSync(spool)) unlinkSync(join(spool, f));
+    // a good run: exit 0 recorded, and its end as the last success
+    const [end, , code] = record('last-run');
+    expect(code).toBe(0);
+    expect(record('last-success')[0]).toBe(end);
+    expect(Math.abs(end! - Date.now() / 1000)).toBeLessThan(60);
   });
 
   it('second snapshot: unchanged files hard-linked, deletions kept in the older one, notices only for new', async () => {

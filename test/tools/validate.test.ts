@@ -27,6 +27,8 @@ const TOOLS: Record<string, string> = {
   visudo: 'sudo',
   'systemd-analyze': 'systemd',
   unshare: 'util-linux',
+  promtool: 'prometheus',
+  amtool: 'prometheus-alertmanager',
 };
 const which = (tool: string): boolean => {
   try {
@@ -199,7 +201,7 @@ for (const [name, make] of CASES) {
             .filter(([, r]) => r.files.some((f) => f.check) === checked)
             .map(([node]) => t.nodes[node]!.kind),
         );
-      expect(kindsWhere(true)).toEqual(new Set(['router', 'firewall', 'haproxy', 'sftp']));
+      expect(kindsWhere(true)).toEqual(new Set(['router', 'firewall', 'haproxy', 'sftp', 'monitor']));
       for (const kind of kindsWhere(false)) expect(['wan-client', 'notify-sink']).toContain(kind);
     });
     for (const [node, r] of Object.entries(stack).filter(([, r]) => r.files.some((f) => f.check))) {
@@ -330,6 +332,34 @@ describe('the checkers bite: a broken file is refused', () => {
       'sftp-main',
       '/usr/local/lib/wharf/notify.sh',
       (s) => s.replace('done\n', 'don\n'),
+      /syntax error|unexpected end/,
+    ],
+    [
+      'promtool: a rule with a broken expression',
+      'monitor',
+      '/etc/prometheus/wharf-rules.yml',
+      (s) => s.replace('expr: wharf_lsyncd_up == 0', 'expr: wharf_lsyncd_up == == 0'),
+      /parse error|unexpected/i,
+    ],
+    [
+      'promtool: an unknown config field',
+      'monitor',
+      '/etc/prometheus/prometheus.yml',
+      (s) => s.replace('evaluation_interval:', 'evaluation_intervall:'),
+      /field evaluation_intervall not found/,
+    ],
+    [
+      'amtool: a route to an unknown receiver',
+      'monitor',
+      '/etc/prometheus/alertmanager.yml',
+      (s) => s.replace('receiver: wharf', 'receiver: nobody'),
+      /undefined receiver "nobody"/,
+    ],
+    [
+      'bash: metrics generator syntax',
+      'sftp-sub',
+      '/usr/local/lib/wharf/metrics.sh',
+      (s) => s.replace('  esac\n', '  esa\n'),
       /syntax error|unexpected end/,
     ],
     [

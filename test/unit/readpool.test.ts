@@ -84,8 +84,9 @@ describe('read pool: who serves reads', () => {
     expect(excludedDirs(t)).toContain('.wharf-heartbeat');
   });
 
-  it('no read-only backend: no read listener, no heartbeat, no agent', () => {
+  it('no read-only backend: no read listener, no heartbeat (unless monitoring measures the lag), no agent', () => {
     const d = parse(readFileSync('configs/stack.yaml', 'utf8')) as Record<string, unknown>;
+    d.monitoring = { ...(d.monitoring as object), enabled: false };
     d.haproxy = {
       ...(d.haproxy as object),
       frontends: { write: { port: 2222, backend: 'write' } },
@@ -96,6 +97,11 @@ describe('read pool: who serves reads', () => {
     expect(content(s2['sftp-main']!, '/etc/ssh/sshd_config')).not.toContain('2221');
     expect(paths(s2['sftp-main']!)).not.toContain(HEARTBEAT_SCRIPT);
     expect(paths(s2['sftp-sub']!)).not.toContain(LAG_AGENT_SCRIPT);
+    d.monitoring = { enabled: true };
+    const t3 = topologyFromObject(d, 'x.yaml');
+    const s3 = renderStack(t3, labInventory(t3));
+    expect(paths(s3['sftp-main']!)).toContain(HEARTBEAT_SCRIPT);
+    expect(paths(s3['sftp-sub']!)).not.toContain(LAG_AGENT_SCRIPT);
   });
 });
 

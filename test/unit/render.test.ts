@@ -97,7 +97,12 @@ describe('haproxy.cfg', () => {
         `bind ${inv.hosts['haproxy']!.addresses.dmz}:${f.port}`,
       );
     }
-    expect(cfg).not.toContain(inv.hosts['haproxy']!.addresses.mgmt!);
+    // on mgmt only HAProxy's Prometheus exporter (monitoring)
+    const mgmt = inv.hosts['haproxy']!.addresses.mgmt!;
+    expect(cfg.split('\n').filter((l) => l.includes(mgmt))).toEqual([`    bind ${mgmt}:8405`]);
+    expect(section(cfg, 'frontend prometheus')).toContain(
+      'http-request use-service prometheus-exporter if { path /metrics }',
+    );
   });
 
   it('sftp and write: main first, sub only as backup; read: main + sub read-only, balanced and sticky', () => {
@@ -641,9 +646,12 @@ describe('inventories', () => {
   it('production: real addresses, no lab-only nodes', () => {
     const prod: Inventory = loadInventory('configs/production.example.inventory.yaml', t);
     const s = renderStack(t, prod);
+    // monitor: not in this inventory (an existing Prometheus): its files are rendered for the
+    // operator (scrape targets, rules) and no runbook manages it
     expect(Object.keys(s).sort()).toEqual([
       'firewall',
       'haproxy',
+      'monitor',
       'router',
       'sftp-backup',
       'sftp-main',

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ALERTMANAGER_USERNAME,
+  alertOf,
   formatNotices,
+  noticeCategory,
   noticeText,
   parseMail,
   readNotices,
@@ -9,6 +12,7 @@ import {
   type Notice,
 } from '../../src/lab/sink/index.ts';
 import { decodeWords, isJsonType } from '../../src/lab/sink/notice.ts';
+import { ALERT_USERNAME } from '../../src/render/monitoring.ts';
 
 const smtp: Notice = {
   kind: 'smtp',
@@ -115,9 +119,11 @@ describe('noticeText / formatNotices', () => {
   it('prints an aligned table, one row per notice', () => {
     const table = formatNotices([smtp, hook]).split('\n');
     expect(table).toHaveLength(4);
-    expect(table[0]).toMatch(/^#\s+received\s+kind\s+from → to \/ request\s+text$/);
-    expect(table[2]).toContain('2026-11-25 10:00:00Z  smtp     wharf@example.org → ops@example.org');
-    expect(table[3]).toContain('webhook  POST /hooks/upload');
+    expect(table[0]).toMatch(/^#\s+received\s+kind\s+category\s+from → to \/ request\s+text$/);
+    expect(table[2]).toContain(
+      '2026-11-25 10:00:00Z  smtp     other     wharf@example.org → ops@example.org',
+    );
+    expect(table[3]).toContain('webhook  other     POST /hooks/upload');
     expect(table[3]).toMatch(/alice uploaded report\.csv$/);
     const col = (table[0] as string).indexOf('text');
     expect((table[2] as string).slice(col)).toBe('upload: alice/report.csv');
@@ -140,5 +146,38 @@ describe('sinkUnit', () => {
     expect(unit).toMatch(/^Type=simple$/m);
     expect(unit).toMatch(/^Restart=always$/m);
     expect(unit).toMatch(/^StateDirectory=wharf-sink$/m);
+  });
+});
+
+describe('noticeCategory / alertOf: alerts told apart from upload notices', () => {
+  const am = (title: string): Notice => ({
+    ...hook,
+    body: { username: ALERTMANAGER_USERNAME, channel: '#wharf', attachments: [{ title, text: 'firing: x' }] },
+  });
+  it('Alertmanager by webhook (Slack username) and by mail (X-Wharf-Alert headers)', () => {
+    expect(ALERTMANAGER_USERNAME).toBe(ALERT_USERNAME);
+    const fired = am('wharf scen [FIRING] WharfBackendDown');
+    expect(noticeCategory(fired)).toBe('alert');
+    expect(alertOf(fired)).toEqual({ status: 'firing', alertname: 'WharfBackendDown' });
+    expect(alertOf(am('wharf scen [RESOLVED] WharfLsyncdDown'))).toEqual({
+      status: 'resolved',
+      alertname: 'WharfLsyncdDown',
+    });
+    const mail: Notice = {
+      ...smtp,
+      headers: { 'x-wharf-alert': 'resolved', 'x-wharf-alertname': 'WharfBackupFailed' },
+    };
+    expect(noticeCategory(mail)).toBe('alert');
+    expect(alertOf(mail)).toEqual({ status: 'resolved', alertname: 'WharfBackupFailed' });
+    expect(noticeText(fired)).toBe('wharf scen [FIRING] WharfBackendDown: firing: x');
+  });
+  it('upload notices and wharf alerts (backup-refused) keep their own category', () => {
+    const upload: Notice = { ...hook, body: { text: 'x', wharf: { event: 'upload', path: '/srv/a' } } };
+    expect(noticeCategory(upload)).toBe('upload');
+    expect(alertOf(upload)).toBeNull();
+    expect(noticeCategory({ ...hook, body: { wharf: { event: 'backup-refused' } } })).toBe('alert');
+    expect(noticeCategory({ ...smtp, subject: 'wharf: new upload a.bin' })).toBe('upload');
+    expect(noticeCategory({ ...smtp, headers: { 'x-wharf-event': 'backup-refused' } })).toBe('alert');
+    expect(noticeCategory(hook)).toBe('other');
   });
 });

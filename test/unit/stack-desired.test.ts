@@ -24,6 +24,7 @@ describe('desired state', () => {
       'sftp-main',
       'sftp-sub',
       'sftp-backup',
+      'monitor',
     ]);
     expect(Object.keys(installDesired(t, inv, ['haproxy']))).toEqual(['haproxy']);
   });

@@ -106,7 +106,7 @@ const cases: [string, string, string[]][] = [
     'bad enum: node kind',
     nodesYaml({ 'sftp-backup': '{ kind: nas, role: backup }' }),
     [
-      `${FILE}: nodes.sftp-backup.kind: expected one of router|firewall|haproxy|sftp|notify-sink|wan-client, got "nas"`,
+      `${FILE}: nodes.sftp-backup.kind: expected one of router|firewall|haproxy|sftp|notify-sink|wan-client|monitor, got "nas"`,
     ],
   ],
   [
@@ -143,7 +143,7 @@ const cases: [string, string, string[]][] = [
     'server referencing a missing node',
     'haproxy: { backends: { sftp: { servers: [sftp-main] }, write: { servers: [sftp-main] }, read: { servers: [sftp-nope] } } }',
     [
-      `${FILE}: haproxy.backends.read.servers.0: node "sftp-nope" does not exist (nodes: wan-client, router, firewall, haproxy, sftp-main, sftp-sub, sftp-backup, notify-sink)`,
+      `${FILE}: haproxy.backends.read.servers.0: node "sftp-nope" does not exist (nodes: wan-client, router, firewall, haproxy, sftp-main, sftp-sub, sftp-backup, notify-sink, monitor)`,
     ],
   ],
   [
@@ -272,6 +272,24 @@ const cases: [string, string, string[]][] = [
     [`${FILE}: haproxy.timeouts.connect: expected a duration like 500ms, 2s, 1h, got "5 seconds"`],
   ],
   [
+    'monitoring: bad duration',
+    'monitoring: { scrapeInterval: fast }',
+    [`${FILE}: monitoring.scrapeInterval: expected a duration like 500ms, 2s, 1h, got "fast"`],
+  ],
+  [
+    'monitoring: a duration without a unit, a scrape interval under 1s, a bad percentage',
+    'monitoring: { for: "30", evaluationInterval: 500ms, scrapeInterval: 200ms, diskFreeMin: 0 }',
+    [`${FILE}: monitoring.diskFreeMin: expected an integer 1..99, got 0`],
+  ],
+  [
+    'monitoring: cross-checked durations',
+    'monitoring: { for: "30", scrapeInterval: 200ms }',
+    [
+      `${FILE}: monitoring.for: expected a duration with a unit (ms, s, m, h, d) like 15s, got 30`,
+      `${FILE}: monitoring.scrapeInterval: expected at least 1s, got 200ms`,
+    ],
+  ],
+  [
     'bad email (from)',
     'notifications: { smtp: { from: wharf-at-example } }',
     [`${FILE}: notifications.smtp.from: expected a valid email, got "wharf-at-example"`],
@@ -285,7 +303,7 @@ const cases: [string, string, string[]][] = [
     'notice target node missing',
     'notifications: { webhook: { node: slack-relay } }',
     [
-      `${FILE}: notifications.webhook.node: node "slack-relay" does not exist (nodes: wan-client, router, firewall, haproxy, sftp-main, sftp-sub, sftp-backup, notify-sink)`,
+      `${FILE}: notifications.webhook.node: node "slack-relay" does not exist (nodes: wan-client, router, firewall, haproxy, sftp-main, sftp-sub, sftp-backup, notify-sink, monitor)`,
     ],
   ],
   [
@@ -402,7 +420,7 @@ describe('files on disk', () => {
   it('configs/stack.yaml itself is valid', () => {
     const t = loadTopology('configs/stack.yaml');
     expect(t.name).toBe('seed');
-    expect(Object.keys(t.nodes)).toHaveLength(8);
+    expect(Object.keys(t.nodes)).toHaveLength(9);
   });
 });
 
@@ -451,7 +469,7 @@ describe('malformed inventory → exact message, exit code 2', () => {
     expect(inventoryProblems(data)).toEqual({
       exitCode: 2,
       problems: [
-        `${INV}: hosts.sftp-extra: not a node of the topology (wan-client, router, firewall, haproxy, sftp-main, sftp-sub, sftp-backup, notify-sink)`,
+        `${INV}: hosts.sftp-extra: not a node of the topology (wan-client, router, firewall, haproxy, sftp-main, sftp-sub, sftp-backup, notify-sink, monitor)`,
       ],
     });
   });

@@ -114,9 +114,12 @@ export function registerLabCommands(program: Command, io: Io = processIo): void 
   topologyOption(
     lab
       .command('notices')
-      .description('messages received by the notify sink (SMTP + webhook)')
+      .description('messages received by the notify sink (SMTP + webhook), each an upload notice or an alert')
+      .option('--category <upload|alert|other>', 'only messages of this category')
       .option('--json', 'JSON output'),
-  ).action(async (o: { config: string; json?: boolean }) => {
+  ).action(async (o: { config: string; json?: boolean; category?: string }) => {
+    if (o.category !== undefined && !['upload', 'alert', 'other'].includes(o.category))
+      throw new InputError(`--category: expected upload, alert or other, got ${JSON.stringify(o.category)}`);
     const t = loadTopology(o.config);
     const plan = labPlan(t);
     if (!readState(plan.stack)) throw new RunError(`the lab "${plan.stack}" is not up; run: wharf lab up`);
@@ -127,7 +130,10 @@ export function registerLabCommands(program: Command, io: Io = processIo): void 
       quiet: true,
       timeout: 30_000,
     })`ssh -F ${sshNames(plan.stack).sshConfig} ${sinkNode.name} ${`cat ${sink.SINK_MESSAGES_PATH} 2>/dev/null || true`}`;
-    const notices = sink.readNotices(r.stdout);
+    const notices = sink
+      .readNotices(r.stdout)
+      .map((n) => ({ ...n, category: n.category ?? sink.noticeCategory(n) }))
+      .filter((n) => !o.category || n.category === o.category);
     if (o.json) printJson(io, notices);
     else io.out(`${sink.formatNotices(notices)}\n`);
   });

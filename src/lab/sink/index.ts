@@ -3,8 +3,16 @@
 // `wharf lab notices` reads the store back with readNotices/formatNotices.
 import { fileURLToPath } from 'node:url';
 
-export { formatNotices, noticeText, parseMail, readNotices } from './notice.ts';
-export type { Notice, SmtpNotice, WebhookNotice, ParsedMail } from './notice.ts';
+export {
+  ALERTMANAGER_USERNAME,
+  alertOf,
+  formatNotices,
+  noticeCategory,
+  noticeText,
+  parseMail,
+  readNotices,
+} from './notice.ts';
+export type { Notice, NoticeCategory, SmtpNotice, WebhookNotice, ParsedMail } from './notice.ts';
 
 export const SINK_UNIT_NAME = 'wharf-sink.service';
 export const SINK_BUNDLE_PATH = '/usr/local/lib/wharf-sink/sink.js';

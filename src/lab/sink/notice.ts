@@ -15,6 +15,8 @@ export interface SmtpNotice {
   headers: Record<string, string>;
   size: number;
   remote?: string;
+  /** Stored by the sink since issue 11 (older records lack it: noticeCategory computes it). */
+  category?: NoticeCategory;
 }
 
 /** One HTTP request received on a webhook path (any POST/PUT other than the sink's own API). */
@@ -28,9 +30,55 @@ export interface WebhookNotice {
   /** Parsed JSON when the request said it was JSON, the raw text otherwise. */
   body: unknown;
   remote?: string;
+  category?: NoticeCategory;
 }
 
 export type Notice = SmtpNotice | WebhookNotice;
+
+/**
+ * What a message is about: an upload notice (the notifier), an alert (Alertmanager, or a wharf
+ * alert: backup-refused, wharf watch), or something else. The sink stores it with each message
+ * (`category`), so scenarios and `wharf lab notices` tell them apart.
+ */
+export type NoticeCategory = 'upload' | 'alert' | 'other';
+
+/** Alertmanager's Slack username (src/render/monitoring.ts ALERT_USERNAME; a unit test keeps them equal). */
+export const ALERTMANAGER_USERNAME = 'wharf-alertmanager';
+
+const obj = (v: unknown): Record<string, unknown> | undefined =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+
+export function noticeCategory(n: Notice): NoticeCategory {
+  if (n.kind === 'smtp') {
+    if (n.headers['x-wharf-alert'] || n.headers['x-wharf-event']) return 'alert';
+    return /^wharf: new upload\b/.test(n.subject) ? 'upload' : 'other';
+  }
+  const b = obj(n.body);
+  if (!b) return 'other';
+  if (b.username === ALERTMANAGER_USERNAME) return 'alert';
+  const event = obj(b.wharf)?.event ?? b.event;
+  if (event === 'upload') return 'upload';
+  return typeof event === 'string' ? 'alert' : 'other';
+}
+
+/** An Alertmanager notification: its status and alert name (null for any other message). */
+export function alertOf(n: Notice): { status: 'firing' | 'resolved'; alertname: string } | null {
+  let status: string | undefined;
+  let alertname: string | undefined;
+  if (n.kind === 'smtp') {
+    status = n.headers['x-wharf-alert'];
+    alertname = n.headers['x-wharf-alertname'];
+  } else {
+    const b = obj(n.body);
+    if (b?.username !== ALERTMANAGER_USERNAME) return null;
+    const title = obj((b.attachments as unknown[] | undefined)?.[0])?.title;
+    const m = typeof title === 'string' ? /\[(FIRING|RESOLVED)\]\s+(\S+)/.exec(title) : null;
+    status = m?.[1]?.toLowerCase();
+    alertname = m?.[2];
+  }
+  if ((status !== 'firing' && status !== 'resolved') || !alertname) return null;
+  return { status, alertname };
+}
 
 export interface ParsedMail {
   headers: Record<string, string>;
@@ -147,6 +195,8 @@ export function noticeText(n: Notice): string {
   if (typeof b === 'object' && b !== null) {
     const o = b as Record<string, unknown>;
     for (const key of ['text', 'message', 'summary']) if (typeof o[key] === 'string') return o[key];
+    const att = obj((o.attachments as unknown[] | undefined)?.[0]); // Slack attachments (Alertmanager)
+    if (att && typeof att.title === 'string') return `${att.title}: ${String(att.text ?? '')}`;
   }
   return JSON.stringify(b);
 }
@@ -163,10 +213,11 @@ export function formatNotices(notices: readonly Notice[]): string {
     String(i + 1),
     n.receivedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
     n.kind,
+    n.category ?? noticeCategory(n),
     oneLine(n.kind === 'smtp' ? `${n.from} → ${n.to.join(', ')}` : `${n.method} ${n.path}`, 48),
     oneLine(noticeText(n), 72),
   ]);
-  const header = ['#', 'received', 'kind', 'from → to / request', 'text'];
+  const header = ['#', 'received', 'kind', 'category', 'from → to / request', 'text'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] as string).length)));
   const fmt = (r: string[]) =>
     r

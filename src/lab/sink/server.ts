@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Server } from 'node:net';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
-import { isJsonType, parseMail, readNotices, type Notice } from './notice.ts';
+import { isJsonType, noticeCategory, parseMail, readNotices, type Notice } from './notice.ts';
 
 export interface SinkConfig {
   smtpPort: number;
@@ -251,6 +251,7 @@ export async function startSink(config: SinkConfig): Promise<RunningSink> {
           size: Buffer.byteLength(raw),
           remote: session.remoteAddress,
         };
+        notice.category = noticeCategory(notice);
         store.append(notice).then(
           () => {
             log({ event: 'smtp', from: notice.from, to: notice.to, subject: notice.subject });
@@ -276,8 +277,15 @@ export async function startSink(config: SinkConfig): Promise<RunningSink> {
     }
     if (route === 'GET /messages') {
       const kind = url.searchParams.get('kind');
+      const category = url.searchParams.get('category');
       const all = await store.list();
-      return send(res, 200, kind ? all.filter((n) => n.kind === kind) : all);
+      return send(
+        res,
+        200,
+        all.filter(
+          (n) => (!kind || n.kind === kind) && (!category || (n.category ?? noticeCategory(n)) === category),
+        ),
+      );
     }
     if (route === 'DELETE /messages') return send(res, 200, { cleared: await store.clear() });
     if (route === 'GET /control') return send(res, 200, control.view());
@@ -327,6 +335,7 @@ export async function startSink(config: SinkConfig): Promise<RunningSink> {
       body,
       remote: req.socket.remoteAddress,
     };
+    notice.category = noticeCategory(notice);
     await store.append(notice);
     log({ event: 'webhook', path: notice.path });
     return send(res, 200, 'ok'); // what Slack answers

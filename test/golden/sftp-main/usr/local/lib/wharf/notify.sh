@@ -5,7 +5,7 @@
 set -uo pipefail
 
 : "${SPOOL_DIR:?}" "${WHARF_NODE:?}"
-mkdir -p "$SPOOL_DIR"
+mkdir -p "$SPOOL_DIR" "${SPOOL_DIR%/}.counters"
 RETRIES=${RETRIES:-5}
 PARALLEL=${PARALLEL:-8}
 
@@ -30,8 +30,14 @@ json_escape() {
 # (CLOSE_WRITE,CLOSE or MOVED_TO); an old two-line notice (SIZE, PATH) is still understood.
 queue() {
   local tmp="$SPOOL_DIR/.$$.$RANDOM.tmp"
-  printf '%s\n%s\n%s' "$1" "$2" "$3" >"$tmp" && mv "$tmp" "$SPOOL_DIR/$(date +%s%N).$$.$RANDOM.notice"
+  printf '%s\n%s\n%s' "$1" "$2" "$3" >"$tmp" && mv "$tmp" "$SPOOL_DIR/$(date +%s%N).$$.$RANDOM.notice" &&
+    count queued
 }
+
+# count NAME: one byte appended (atomic, O_APPEND) per event; the file's size is a counter that
+# wharf's metrics generator reports (uploads noticed, notices delivered)
+# (next to the spool, not in it: the spool holds notices only)
+count() { printf x >>"${SPOOL_DIR%/}.counters/$1"; }
 
 # sftp_verdict USER REL SINCE: what the SFTP server logged last about the file REL (chroot-relative)
 # of USER since SINCE (epoch s): "closed" (the client closed it after writing: complete), "forced"
@@ -125,7 +131,7 @@ deliver() {
   if [[ -n "$SMTP_URL" && ! -e "$f.sent-smtp" ]]; then
     if out=$(send_mail "$size" "$path" "$user"); then : >"$f.sent-smtp"; else log "smtp failed for $path: $out"; ok=1; fi
   fi
-  if (( ok == 0 )); then rm -f "$f" "$f.sent-webhook" "$f.sent-smtp"; log "notified $path"; fi
+  if (( ok == 0 )); then rm -f "$f" "$f.sent-webhook" "$f.sent-smtp"; count delivered; log "notified $path"; fi
   return $ok
 }
 
