@@ -32,6 +32,8 @@ const REQUIRED = [
   'replication-lag',
   'many-files',
   'many-clients',
+  'firewall-change',
+  'alerts',
   'drill',
 ];
 
