@@ -96,6 +96,9 @@ export class OpnClient {
         url,
         {
           method,
+          // a fresh connection per call: a kept-alive one would ride the firewall's established
+          // state and hide a change that cuts new management connections
+          agent: false,
           ...(this.creds.ca ? { ca: this.creds.ca } : {}),
           headers: {
             authorization: `Basic ${auth}`,

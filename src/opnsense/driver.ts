@@ -56,14 +56,9 @@ function failure(call: HttpCall, json: unknown): string | null {
 }
 
 /** Execute calls in order; the first refused one stops the run (error names the call and why). */
-export async function executeCalls(
-  c: OpnClient,
-  calls: HttpCall[],
-  log: (l: string) => void,
-  revision?: string,
-): Promise<void> {
+export async function executeCalls(c: OpnClient, calls: HttpCall[], log: (l: string) => void): Promise<void> {
   for (const call of calls) {
-    const path = revision ? call.path.replace('{revision}', encodeURIComponent(revision)) : call.path;
+    const path = call.path;
     const r = await c.call(call.method, path, call.body);
     const bad = failure({ ...call, path }, r.json);
     if (bad) throw new RunError(`${call.method} ${path} (${call.why}): ${bad}`);
@@ -116,14 +111,13 @@ export async function applyOpnsense(
     if (!revision) throw new RunError(`POST ${P('savepoint')}: no revision in the answer`);
     log(`  POST ${P('savepoint')}: revision ${revision} (the box rolls back the filter unless confirmed)`);
   }
-  const calls = useSavepoint
+  const rev = revision;
+  const calls = rev
     ? plan.calls.map((k) =>
-        k.path === P('apply')
-          ? { ...k, path: P('apply', '{revision}'), why: `${k.why}; arm the box's rollback` }
-          : k,
+        k.path === P('apply') ? { ...k, path: P('apply', rev), why: `${k.why}; arm the box's rollback` } : k,
       )
     : plan.calls;
-  await executeCalls(c, calls, log, revision);
+  await executeCalls(c, calls, log);
   if (!o.confirm)
     return {
       plan,
@@ -146,6 +140,15 @@ export async function applyOpnsense(
   try {
     const now = await observeOpnsense(c);
     const back = planOpnsense(saved, now, { style: c.style });
+    if (!back.calls.length && revision)
+      // the box's own rollback was quicker than wharf: say so, wharf changed nothing
+      return {
+        plan,
+        ok: false,
+        reverted: 'box',
+        detail: `rolled back by the box before wharf's revert: ${check.detail}`,
+        durationMs: Date.now() - t0,
+      };
     await executeCalls(c, back.calls, log);
     if (revision) await c.call('POST', P('cancelRollback', revision)).catch(() => undefined); // already back; the timer may stay
     return {

@@ -32,14 +32,17 @@ function run(
   input?: string,
 ): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', (e) => resolve({ code: 127, out, err: e.message }));
     p.on('close', (code) => resolve({ code: code ?? 1, out, err }));
-    p.stdin.end(input ?? '');
+    if (p.stdin) {
+      p.stdin.on('error', () => {}); // a command that exits without reading its input
+      p.stdin.end(input);
+    }
   });
 }
 
