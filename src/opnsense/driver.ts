@@ -66,30 +66,57 @@ export async function executeCalls(c: OpnClient, calls: HttpCall[], log: (l: str
   }
 }
 
-export interface ConfirmResult {
+/** One path wharf checks after a change (the same shape as the runbook engine's PathCheck). */
+export interface OpnPathCheck {
+  name: string;
   ok: boolean;
   detail: string;
+  /** Must work after the change even if it did not before (management). */
+  required?: boolean;
 }
+
+/** Paths failing now that must not: required ones and those that worked before. Pure. */
+export const brokenChecks = (now: OpnPathCheck[], baseline: OpnPathCheck[]): OpnPathCheck[] =>
+  now.filter((c) => !c.ok && (c.required || baseline.find((b) => b.name === c.name)?.ok));
 
 export interface OpnApplyResult {
   plan: OpnPlan;
-  /** true: the new state stands (checks passed, or nothing to check). */
+  /** true: the new state stands (confirmed, or nothing to confirm). */
   ok: boolean;
-  /** After a failed check: who put the saved state back. */
+  /** Not confirmed: who put the saved state back ('none': nobody, seen within the wait). */
   reverted?: 'wharf' | 'box' | 'none';
+  /** Not confirmed and rolled back by the box: seconds from loading the change to seeing it gone. */
+  revertSeconds?: number;
+  checks?: OpnPathCheck[];
   detail: string;
   durationMs: number;
 }
 
+export interface OpnConfirm {
+  /** The paths (management, SFTP), probed before the change and after it until they work. */
+  probe: () => Promise<OpnPathCheck[]>;
+  /** How long the paths may take to work after the change is loaded. */
+  windowMs: number;
+  /** The box's own rollback window (OPNsense: 60 s after apply/{revision}). */
+  boxWindowMs: number;
+}
+
 export interface OpnApplyOptions {
-  /** wharf's checks after the change is loaded (management and SFTP paths); absent: no checks. */
-  confirm?: () => Promise<ConfirmResult>;
-  /** How long to wait for the box's own rollback when wharf cannot reach the API any more. */
-  boxRollbackMs?: number;
+  /** Commit-confirmed: absent, the change is applied without checks. */
+  confirm?: OpnConfirm;
   log?: (l: string) => void;
 }
 
-/** Plan against the box now and apply, commit-confirmed when `confirm` is given. */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Plan against the box now and apply. With `confirm`: the filter savepoint arms the box's own
+ * rollback (where the release has it), the paths are probed until they work or the window (less a
+ * margin, and never past the box's window) ends; then the rollback is cancelled. Not confirmed:
+ * with a savepoint armed, wharf sends the box nothing (the cut path may be the one it would use)
+ * and waits to SEE the box put the saved rules back; without one (26.1.5, 26.7+), wharf itself
+ * re-applies the saved objects through the API.
+ */
 export async function applyOpnsense(
   c: OpnClient,
   desired: OpnDesired,
@@ -103,13 +130,14 @@ export async function applyOpnsense(
   if (!plan.calls.length) return { plan, ok: true, detail: 'no change', durationMs: Date.now() - t0 };
   const saved = ownedAsDesired(before);
   const P = (cmd: string, ...p: string[]) => apiPath(c.style, 'firewall', 'filter', cmd, ...p);
-  const useSavepoint = !!o.confirm && plan.savepoint === 'yes';
+  const cf = o.confirm;
+  const baseline = cf ? await cf.probe() : [];
   let revision: string | undefined;
-  if (useSavepoint) {
+  if (cf && plan.savepoint === 'yes') {
     const r = await c.call('POST', P('savepoint'));
     revision = String((r.json as Record<string, unknown>).revision ?? '');
     if (!revision) throw new RunError(`POST ${P('savepoint')}: no revision in the answer`);
-    log(`  POST ${P('savepoint')}: revision ${revision} (the box rolls back the filter unless confirmed)`);
+    log(`  POST ${P('savepoint')}: revision ${revision} (the box rolls the filter back unless confirmed)`);
   }
   const rev = revision;
   const calls = rev
@@ -118,7 +146,8 @@ export async function applyOpnsense(
       )
     : plan.calls;
   await executeCalls(c, calls, log);
-  if (!o.confirm)
+  const armedAt = Date.now();
+  if (!cf)
     return {
       plan,
       ok: true,
@@ -126,74 +155,88 @@ export async function applyOpnsense(
       durationMs: Date.now() - t0,
     };
 
-  const check = await o.confirm();
-  if (check.ok) {
-    if (revision)
+  const window = Math.min(cf.windowMs, rev ? cf.boxWindowMs : Infinity);
+  const deadline = armedAt + window - Math.min(3000, window / 4);
+  let checks: OpnPathCheck[] = [];
+  let broken: OpnPathCheck[] = [];
+  for (;;) {
+    checks = await cf.probe();
+    broken = brokenChecks(checks, baseline);
+    if (!broken.length || Date.now() >= deadline) break;
+    await sleep(500);
+  }
+  const paths = checks.map((k) => `${k.name}: ${k.ok ? 'ok' : 'FAILED'} (${k.detail})`).join('; ');
+  if (!broken.length) {
+    if (rev)
       await executeCalls(
         c,
-        [{ method: 'POST', path: P('cancelRollback', revision), why: 'confirm: cancel the rollback' }],
+        [{ method: 'POST', path: P('cancelRollback', rev), why: 'confirmed: cancel the rollback' }],
         log,
       );
-    return { plan, ok: true, detail: `confirmed: ${check.detail}`, durationMs: Date.now() - t0 };
-  }
-  log(`  check failed: ${check.detail}; putting the saved rules back`);
-  try {
-    const now = await observeOpnsense(c);
-    const back = planOpnsense(saved, now, { style: c.style });
-    if (!back.calls.length && revision)
-      // the box's own rollback was quicker than wharf: say so, wharf changed nothing
-      return {
-        plan,
-        ok: false,
-        reverted: 'box',
-        detail: `rolled back by the box before wharf's revert: ${check.detail}`,
-        durationMs: Date.now() - t0,
-      };
-    await executeCalls(c, back.calls, log);
-    if (revision) await c.call('POST', P('cancelRollback', revision)).catch(() => undefined); // already back; the timer may stay
+    const after = ((Date.now() - armedAt) / 1000).toFixed(1);
     return {
       plan,
-      ok: false,
-      reverted: 'wharf',
-      detail: `reverted by wharf through the API: ${check.detail}`,
+      ok: true,
+      checks,
+      detail: `confirmed ${after} s after loading: ${paths || 'no paths to check'}`,
       durationMs: Date.now() - t0,
     };
-  } catch (e) {
-    if (!revision)
-      return {
-        plan,
-        ok: false,
-        reverted: 'none',
-        detail: `NOT reverted (${(e as Error).message}); the box has no savepoint rollback: ${check.detail}`,
-        durationMs: Date.now() - t0,
-      };
-    const waitMs = o.boxRollbackMs ?? 75_000;
-    log(
-      `  the API is unreachable (${(e as Error).message}); waiting up to ${Math.round(waitMs / 1000)} s for the box's rollback`,
-    );
-    const deadline = Date.now() + waitMs;
-    while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 2000));
-      try {
-        const now = await observeOpnsense(c);
-        const rest = planOpnsense(saved, now, { style: c.style });
-        if (!rest.changes.some((x) => x.kind === 'rule'))
-          return {
-            plan,
-            ok: false,
-            reverted: 'box',
-            detail: `rolled back by the box: ${check.detail}`,
-            durationMs: Date.now() - t0,
-          };
-      } catch {
-        /* still cut off */
+  }
+  const why = broken.map((k) => `${k.name}: ${k.detail}`).join('; ');
+  const rulesBack = async (): Promise<boolean> => {
+    try {
+      const now = await observeOpnsense(c);
+      return !planOpnsense(saved, now, { style: c.style }).changes.some((x) => x.kind === 'rule');
+    } catch {
+      return false; // still cut off
+    }
+  };
+  if (rev) {
+    log(`  NOT confirmed (${why}): waiting for the box to roll back by itself`);
+    const until = armedAt + cf.boxWindowMs + 30_000;
+    while (Date.now() < until) {
+      if (await rulesBack()) {
+        const took = (Date.now() - armedAt) / 1000;
+        return {
+          plan,
+          ok: false,
+          reverted: 'box',
+          revertSeconds: took,
+          checks,
+          detail: `change not confirmed (${why}); the box rolled its filter rules back by itself, seen ${took.toFixed(1)} s after the change was loaded (its window ${Math.round(cf.boxWindowMs / 1000)} s)`,
+          durationMs: Date.now() - t0,
+        };
       }
+      await sleep(1000);
     }
     return {
       plan,
       ok: false,
       reverted: 'none',
-      detail: `NOT reverted within ${Math.round(waitMs / 1000)} s: ${check.detail}`,
+      checks,
+      detail: `change not confirmed (${why}); the box's rollback was NOT seen within ${Math.round((until - armedAt) / 1000)} s`,
+      durationMs: Date.now() - t0,
+    };
+  }
+  log(`  NOT confirmed (${why}); the box has no working savepoint: wharf re-applies the saved rules`);
+  try {
+    const now = await observeOpnsense(c);
+    await executeCalls(c, planOpnsense(saved, now, { style: c.style }).calls, log);
+    return {
+      plan,
+      ok: false,
+      reverted: 'wharf',
+      checks,
+      detail: `change not confirmed (${why}); wharf put the saved rules back through the API`,
+      durationMs: Date.now() - t0,
+    };
+  } catch (e) {
+    return {
+      plan,
+      ok: false,
+      reverted: 'none',
+      checks,
+      detail: `change not confirmed (${why}); NOT reverted: ${(e as Error).message} (this release has no rollback of its own)`,
       durationMs: Date.now() - t0,
     };
   }

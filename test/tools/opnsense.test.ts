@@ -260,52 +260,91 @@ describe('OPNsense driver ⇄ emulation (HTTPS, real nft)', () => {
     await applyOpnsense(c, BASE);
   });
 
-  it('a failed check is reverted by wharf through the API while the API answers', async () => {
-    const c = client();
-    const bad: OpnDesired = {
-      ...BASE,
-      rules: [...BASE.rules, rule({ description: 'wharf: extra', destination_port: '9000', sequence: '30' })],
-    };
-    const r = await applyOpnsense(c, bad, {
-      confirm: async () => ({ ok: false, detail: 'sftp probe failed (test)' }),
-    });
-    expect(r).toMatchObject({ ok: false, reverted: 'wharf' });
-    expect((await observeOpnsense(c)).rules.map((x) => x.description)).not.toContain('wharf: extra');
-    expect(await nftText()).not.toContain('wharf: extra');
-  });
+  /** The API as a path check: a NEW connection (the client makes one per call), short timeout. */
+  const apiCheck = async () => {
+    try {
+      await client({ timeoutMs: 2000 }).call('GET', '/api/core/firmware/status');
+      return { name: 'management: the API (new connection)', ok: true, detail: 'answers', required: true };
+    } catch (e) {
+      return {
+        name: 'management: the API (new connection)',
+        ok: false,
+        detail: (e as Error).message,
+        required: true,
+      };
+    }
+  };
 
-  it('a change that cuts the API is rolled back by the box itself (its timer), with wharf unable to reach it', async () => {
+  it('a change that cuts the API is rolled back by the box itself (its timer), wharf sending nothing', async () => {
     const c = client();
     await applyOpnsense(c, BASE);
     const cut: OpnDesired = { ...BASE, rules: BASE.rules.slice(1) }; // no pass rule for 443: default deny
-    const reachable = async () => {
-      try {
-        await client({ timeoutMs: 2000 }).call('GET', '/api/core/firmware/status');
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const t0 = Date.now();
     const r = await applyOpnsense(c, cut, {
-      confirm: async () =>
-        (await reachable())
-          ? { ok: true, detail: 'API answers' }
-          : { ok: false, detail: 'management: API unreachable' },
-      boxRollbackMs: 30_000,
+      confirm: { probe: async () => [await apiCheck()], windowMs: 3000, boxWindowMs: ROLLBACK_S * 1000 },
     });
-    const ms = Date.now() - t0;
     if (r.reverted !== 'box')
-      process.stderr.write(
-        `${r.detail}\n${(await sh('tail -20 /var/log/opnsense.log; nft list ruleset | head -30')).stdout}\n`,
-      );
+      process.stderr.write(`${r.detail}\n${(await sh('tail -20 /var/log/opnsense.log')).stdout}\n`);
     expect(r).toMatchObject({ ok: false, reverted: 'box' });
-    expect(await reachable()).toBe(true);
+    expect(r.detail).toMatch(/management: the API \(new connection\)/);
+    expect((await apiCheck()).ok).toBe(true);
     expect((await observeOpnsense(c)).rules.map((x) => x.description)).toContain('wharf: the API');
     process.stderr.write(
-      `box rollback: bad change → API back in ${(ms / 1000).toFixed(1)} s (timer ${ROLLBACK_S} s)\n`,
+      `box rollback: seen ${r.revertSeconds?.toFixed(1)} s after the bad change was loaded (box window ${ROLLBACK_S} s)\n`,
     );
   }, 90_000);
+
+  it('a confirmed change keeps working: the rollback is cancelled', async () => {
+    const c = client();
+    const more: OpnDesired = {
+      ...BASE,
+      rules: [...BASE.rules, rule({ description: 'wharf: extra', destination_port: '9000', sequence: '30' })],
+    };
+    const r = await applyOpnsense(c, more, {
+      confirm: { probe: async () => [await apiCheck()], windowMs: 3000, boxWindowMs: ROLLBACK_S * 1000 },
+    });
+    expect(r).toMatchObject({ ok: true });
+    await new Promise((res) => setTimeout(res, (ROLLBACK_S + 2) * 1000)); // past the box's window
+    expect((await observeOpnsense(c)).rules.map((x) => x.description)).toContain('wharf: extra');
+    expect(await nftText()).toContain('wharf: extra');
+  }, 90_000);
+
+  it('on 26.7 (no savepoint) a change whose check fails is put back by wharf through the API', async () => {
+    await restartEmulation('26.7');
+    try {
+      const c = client();
+      const bad: OpnDesired = {
+        ...BASE,
+        rules: [
+          ...BASE.rules,
+          rule({ description: 'wharf: other', destination_port: '9001', sequence: '40' }),
+        ],
+      };
+      const sftpBroken = { name: 'sftp banner (test)', ok: false, detail: 'no SSH banner', required: true };
+      const r = await applyOpnsense(c, bad, {
+        confirm: { probe: async () => [sftpBroken], windowMs: 1000, boxWindowMs: 60_000 },
+      });
+      expect(r.plan.warnings.join(' ')).toMatch(/PR #10411/);
+      expect(r).toMatchObject({ ok: false, reverted: 'wharf' });
+      expect((await observeOpnsense(c)).rules.map((x) => x.description)).not.toContain('wharf: other');
+      expect(await nftText()).not.toContain('wharf: other');
+    } finally {
+      await restartEmulation('26.1.4');
+    }
+  }, 90_000);
 });
+
+/** Restart the emulation claiming another release (its config.xml stays). */
+async function restartEmulation(version: string): Promise<void> {
+  await sh(
+    `pkill -f "^/usr/bin/node ${OPN_BUNDLE_PATH}"; sleep 0.5; sed -i 's/"version": "[^"]*"/"version": "${version}"/' /etc/wharf-opnsense/emulation.json; ` +
+      `: > /var/log/opnsense.log; nohup /usr/bin/node ${OPN_BUNDLE_PATH} >/var/log/opnsense.log 2>&1 &`,
+  );
+  for (let i = 0; ; i++) {
+    if ((await sh('grep -q listening /var/log/opnsense.log')).code === 0) return;
+    if (i > 100)
+      throw new Error(`the emulation did not restart: ${(await sh('cat /var/log/opnsense.log')).stdout}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 const cert = (): string => readFileSync(caFile, 'utf8');
