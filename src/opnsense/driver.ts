@@ -203,7 +203,7 @@ export async function applyOpnsense(
           reverted: 'box',
           revertSeconds: took,
           checks,
-          detail: `change not confirmed (${why}); the box rolled its filter rules back by itself, seen ${took.toFixed(1)} s after the change was loaded (its window ${Math.round(cf.boxWindowMs / 1000)} s)`,
+          detail: `change not confirmed (${why}); the box reverted it by itself (its savepoint rollback of the filter rules), seen ${took.toFixed(1)} s after the change was loaded (its window ${Math.round(cf.boxWindowMs / 1000)} s)`,
           durationMs: Date.now() - t0,
         };
       }

@@ -70,7 +70,51 @@ export async function rollbackTo(
   const now = readConfig(dir);
   now.rules = saved.rules;
   writeConfig(dir, now);
-  return load(now);
+  const err = await load(now);
+  const st = readRollbackStatus(dir);
+  if (st && st.revision === revision)
+    writeRollbackStatus(dir, { ...st, state: 'reverted', doneAt: Date.now() / 1000 });
+  return err;
+}
+
+/**
+ * The rollback's state on the box, for the lab's scenarios (read over ssh like the nftables kind's
+ * nft-confirm status): `state armedAt timeoutS doneAt revision`, state armed | confirmed | reverted.
+ */
+export const rollbackStatusPath = (dir: string) => join(dir, 'rollback.status');
+
+export interface RollbackStatus {
+  state: 'armed' | 'confirmed' | 'reverted';
+  armedAt: number;
+  timeoutS: number;
+  doneAt: number;
+  revision: string;
+}
+
+export function readRollbackStatus(dir: string): RollbackStatus | null {
+  try {
+    const [state, armedAt, timeoutS, doneAt, revision] = readFileSync(rollbackStatusPath(dir), 'utf8')
+      .trim()
+      .split(/\s+/);
+    return {
+      state: state as RollbackStatus['state'],
+      armedAt: Number(armedAt),
+      timeoutS: Number(timeoutS),
+      doneAt: Number(doneAt),
+      revision: revision ?? '',
+    };
+  } catch {
+    return null;
+  }
+}
+
+export function writeRollbackStatus(dir: string, s: RollbackStatus): void {
+  const p = rollbackStatusPath(dir);
+  writeFileSync(
+    `${p}.tmp`,
+    `${s.state} ${s.armedAt.toFixed(3)} ${s.timeoutS} ${s.doneAt.toFixed(3)} ${s.revision}\n`,
+  );
+  renameSync(`${p}.tmp`, p);
 }
 
 // ---- HTTP ------------------------------------------------------------------------------------
@@ -280,7 +324,16 @@ export class Emulator {
       if (!post) return [200, { status: 'error' }];
       const revision = r.params[0];
       if (revision && model === 'filter' && v < 2607)
-        await this.o.armRollback(revision, this.o.rollbackSeconds);
+        if (revision && model === 'filter' && v < 2607) {
+          await this.o.armRollback(revision, this.o.rollbackSeconds);
+          writeRollbackStatus(this.o.dir, {
+            state: 'armed',
+            armedAt: Date.now() / 1000,
+            timeoutS: this.o.rollbackSeconds,
+            doneAt: 0,
+            revision,
+          });
+        }
       const err = await this.load(c);
       this.log({ event: 'apply', revision: revision ?? null, error: err });
       return [200, { status: err ? `error: ${err}` : 'OK\n\n' }];
@@ -296,6 +349,9 @@ export class Emulator {
     if (model === 'filter' && v < 2607 && a === 'cancelRollback') {
       if (!post) return [200, { status: 'error' }];
       const ok = await this.o.cancelRollback(uuid);
+      const st = readRollbackStatus(this.o.dir);
+      if (ok && st && st.revision === uuid && st.state === 'armed')
+        writeRollbackStatus(this.o.dir, { ...st, state: 'confirmed', doneAt: Date.now() / 1000 });
       return [200, { status: ok ? 'OK' : 'no rollback pending' }];
     }
     if (model === 'filter' && v < 2607 && a === 'revert') {
