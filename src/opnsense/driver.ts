@@ -50,7 +50,7 @@ function failure(call: HttpCall, json: unknown): string | null {
     const s = String(j.status ?? '')
       .trim()
       .toLowerCase();
-    if (!s || s === 'error' || s === 'failed') return `status ${JSON.stringify(j.status ?? null)}`;
+    if (!s || s.startsWith('error') || s === 'failed') return `status ${JSON.stringify(j.status ?? null)}`;
   }
   return null;
 }

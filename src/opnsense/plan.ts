@@ -311,13 +311,13 @@ export function ownedAsDesired(observed: OpnObserved): OpnDesired {
 }
 
 /** The plan as text for --diff: one line per call, the body's fields under it (never a secret). */
-export function formatOpnPlan(p: OpnPlan, host: string): string {
+export function formatOpnPlan(p: OpnPlan, host: string, o: { bodies?: boolean } = { bodies: true }): string {
   const out = [`${host}: OPNsense ${p.version} (API)`];
   for (const w of p.warnings) out.push(`  ! ${w}`);
   if (!p.calls.length) out.push('  no change');
   for (const c of p.calls) {
     out.push(`  ${c.method} ${c.path}    # ${c.why}`);
-    if (c.body)
+    if (c.body && o.bodies)
       out.push(
         ...JSON.stringify(c.body, null, 2)
           .split('\n')

@@ -102,9 +102,9 @@ const BASE: OpnDesired = {
       ipprotocol: 'inet',
       protocol: 'tcp',
       source: { network: 'any', port: '', not: '0' },
-      destination: { network: 'wanip', port: '8022', not: '0' },
+      destination: { network: 'wanip', port: 'wharf_sftp', not: '0' },
       target: '127.0.0.1',
-      'local-port': '22',
+      'local-port': '',
       log: '0',
       sequence: '1',
       pass: 'pass',
@@ -231,7 +231,8 @@ describe('OPNsense driver ⇄ emulation (HTTPS, real nft)', () => {
         `iifname "eth0" ip daddr ${addr.replace(/\./g, '\\.')} tcp dport @alias_wharf_sftp log prefix`,
       ),
     );
-    expect(nft).toMatch(/dnat to 127\.0\.0\.1:22 comment "wharf: sftp forward"/);
+    expect(nft).toMatch(/table ip wharf_opn_nat \{\s*set alias_wharf_sftp \{/);
+    expect(nft).toMatch(/tcp dport @alias_wharf_sftp dnat to 127\.0\.0\.1 comment "wharf: sftp forward"/);
     const snake = client({ style: 'snake' });
     const again = planOpnsense(BASE, await observeOpnsense(snake), { style: 'snake' });
     expect(again.calls).toEqual([]);

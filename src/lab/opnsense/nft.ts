@@ -132,6 +132,21 @@ function natTarget(c: OpnConfig, r: Item): string {
   return c.aliases.some((a) => a.f.name === t) ? (resolveAlias(c, t)[0] ?? t) : t;
 }
 
+/** Every enabled alias as an nft set (nested aliases resolved). */
+function aliasSets(c: OpnConfig): string[] {
+  const out: string[] = [];
+  for (const a of c.aliases) {
+    if (a.f.enabled === '0' || !a.f.name) continue;
+    const entries = resolveAlias(c, a.f.name);
+    const port = a.f.type === 'port';
+    out.push(`  set alias_${a.f.name} {`, `    type ${port ? 'inet_service' : 'ipv4_addr'}; flags interval;`);
+    const els = port ? entries.map(portText) : entries.filter(isCidr);
+    if (els.length) out.push(`    elements = { ${[...new Set(els)].join(', ')} }`);
+    out.push('  }');
+  }
+  return out;
+}
+
 export function renderEmulationNft(c: OpnConfig, o: NftOptions): string {
   const out: string[] = [
     '#!/usr/sbin/nft -f',
@@ -147,6 +162,8 @@ export function renderEmulationNft(c: OpnConfig, o: NftOptions): string {
     .sort((a, b) => Number(a.f.sequence) - Number(b.f.sequence));
   out.push(
     `table ip ${NFT_NAT_TABLE} {`,
+    // sets belong to a table: the aliases a port forward names are defined here too
+    ...aliasSets(c),
     '  chain prerouting {',
     '    type nat hook prerouting priority dstnat; policy accept;',
   );
@@ -179,15 +196,7 @@ export function renderEmulationNft(c: OpnConfig, o: NftOptions): string {
       );
   }
   out.push('  }', '}', '', `table inet ${NFT_TABLE} {`);
-  for (const a of c.aliases) {
-    if (a.f.enabled === '0' || !a.f.name) continue;
-    const entries = resolveAlias(c, a.f.name);
-    const port = a.f.type === 'port';
-    out.push(`  set alias_${a.f.name} {`, `    type ${port ? 'inet_service' : 'ipv4_addr'}; flags interval;`);
-    const els = port ? entries.map(portText) : entries.filter(isCidr);
-    if (els.length) out.push(`    elements = { ${[...new Set(els)].join(', ')} }`);
-    out.push('  }');
-  }
+  out.push(...aliasSets(c));
   const rules = evaluationOrder(c.rules);
   const lockout = Object.entries(o.antiLockout).flatMap(([name, ports]) => {
     const i = c.interfaces.find((x) => x.name === name);
