@@ -5,6 +5,7 @@ import { registerScenarios, registeredScenarios } from '../src/scenario/registry
 import { backupRestore } from './backup-restore.ts';
 import { drill } from './drill.ts';
 import { failbackNaive } from './failback-naive.ts';
+import { firewallChange } from './firewall-change.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { manyFiles } from './many-files.ts';
@@ -25,6 +26,7 @@ registerScenarios(
   readWriteSplit,
   partition,
   security,
+  firewallChange,
   notification,
   backupRestore,
   replicationLag,

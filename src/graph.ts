@@ -1,5 +1,6 @@
 // The stack drawn as a graph: internet → router → firewall → HAProxy frontends → backends → SFTP
 // nodes, lsyncd main → sub, backup sub → backup, notices → sink. Pure: Topology → text.
+import { specPorts } from './topology/firewall.ts';
 import type { Topology } from './topology/model.ts';
 
 export const GRAPH_FORMATS = ['mermaid', 'dot'] as const;
@@ -62,7 +63,7 @@ export function graphModel(t: Topology): GraphModel {
   };
   const topoNode = (name: string) => {
     const n = t.nodes[name];
-    const pass = t.firewall.rules.filter((r) => r.action === 'pass').length;
+    const pass = t.firewall.filter.filter((r) => r.enabled && r.action === 'pass').length;
     const label =
       n?.kind === 'sftp'
         ? `${name}<br/>sftp ${n.role} :${t.sftp.port}`
@@ -104,14 +105,23 @@ export function graphModel(t: Topology): GraphModel {
   if (firewall) {
     topoNode(firewall.name);
     for (const r of t.firewall.nat) {
-      const port = r.toPort ?? r.port;
-      const fe = r.to === haproxy?.name ? frontendByPort.get(port) : undefined;
-      edges.push({
-        from: nodeId(firewall.name),
-        to: fe ? id('fe', fe) : topoNode(r.to),
-        label: `NAT ${portList([r])}`,
-        style: 'solid',
-      });
+      if (r.disabled) continue;
+      // one edge per forwarded port (a range or an alias of up to 16 ports is drawn port by port)
+      const ranges = specPorts(t.firewall, r.destination.port);
+      const ports = ranges.flatMap((x) =>
+        x.to - x.from < 16 ? Array.from({ length: x.to - x.from + 1 }, (_, i) => x.from + i) : [],
+      );
+      const local = r['local-port'] ? Number(r['local-port']) : undefined;
+      for (const p of ports) {
+        const port = local ?? p;
+        const fe = r.target === haproxy?.name ? frontendByPort.get(port) : undefined;
+        edges.push({
+          from: nodeId(firewall.name),
+          to: fe ? id('fe', fe) : topoNode(r.target),
+          label: `NAT ${portList([{ protocol: r.protocol, port: p, ...(local ? { toPort: local } : {}) }])}`,
+          style: 'solid',
+        });
+      }
     }
   }
 

@@ -21,7 +21,14 @@ import { renderLsyncdConf, renderLsyncdUnit } from './lsyncd.ts';
 import { renderBackupScript, renderBackupService, renderBackupTimer } from './backup.ts';
 import { alertsEnabled, renderAlertEnv, renderAlertScript } from './alert.ts';
 import { notifierNode, renderNotifyEnv, renderNotifyScript, renderNotifyUnit } from './notify.ts';
-import { renderFirewallNft, renderNftDropin, renderRouterNft } from './nftables.ts';
+import {
+  renderFirewallNft,
+  renderNftConfirm,
+  renderNftDropin,
+  renderNftLoader,
+  renderRouterNft,
+  resolvedFirewall,
+} from './nftables.ts';
 import { renderRoutes, routesOf } from './routes.ts';
 import {
   HEARTBEAT_UNIT,
@@ -66,13 +73,18 @@ export function renderNode(t: Topology, inv: Inventory, node: string): NodeRende
 
   switch (n.kind) {
     case 'router':
-      b.add(renderRouterNft(t, inv, node), renderNftDropin(t))
+      b.add(renderRouterNft(t, inv, node), renderNftLoader(t, []), renderNftConfirm(t), renderNftDropin(t))
         .unit('nftables', 'reload')
         .pkg('nftables');
       b.sysctls = { 'net.ipv4.ip_forward': '1' };
       break;
     case 'firewall':
-      b.add(renderFirewallNft(t, inv, node), renderNftDropin(t))
+      b.add(
+        renderFirewallNft(t, inv, node),
+        renderNftLoader(t, Object.values(resolvedFirewall(t, inv, node).interfaces)),
+        renderNftConfirm(t),
+        renderNftDropin(t),
+      )
         .unit('nftables', 'reload')
         .pkg('nftables');
       b.sysctls = { 'net.ipv4.ip_forward': '1' };

@@ -11,7 +11,8 @@ import { CheckFailed, type Transport } from '../transport/types.ts';
 import type { Journal } from './journal.ts';
 import { changeSummary, type Change, type Plan } from './plan.ts';
 import type { Reporter } from './progress.ts';
-import type { UnitResource } from './resources.ts';
+import type { ConfirmSpec, UnitResource } from './resources.ts';
+import type { ExecResult } from '../transport/types.ts';
 import { DEFAULT_STATE_DIR, pendingMarker } from './observe.ts';
 import { sleep } from '../exec/process.ts';
 
@@ -22,8 +23,42 @@ export type HealthHook = (
   t: Transport,
 ) => Promise<void | string | undefined>;
 
+/** One path a commit-confirmed change must keep working (management ssh, the SFTP entry…). */
+export interface PathCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** Must work after the change even if it did not before (management: the revert's only witness). */
+  required?: boolean;
+}
+
+/** How the engine confirms a commit-confirmed unit (UnitResource.confirm) from the right sides. */
+export interface ConfirmHooks {
+  /** The paths, probed before the change (baseline) and after it until they work or time runs out. */
+  probe(host: string): Promise<PathCheck[]>;
+  /** Runs a command on the host over a NEW connection (a multiplexed one outlives a cut path). */
+  freshExec(host: string, cmd: string[], timeoutMs: number): Promise<ExecResult>;
+}
+
+/** The paths that fail now and must not: required ones, and those that worked before. Pure. */
+export function brokenPaths(now: PathCheck[], baseline: PathCheck[]): PathCheck[] {
+  return now.filter((c) => !c.ok && (c.required || baseline.find((b) => b.name === c.name)?.ok));
+}
+
+/** `state armedAt timeoutS doneAt` (the host's status line) → fields. Pure. */
+export function parseConfirmStatus(
+  line: string,
+): { state: string; armedAt: number; timeoutS: number; doneAt: number; firedAt?: number } | undefined {
+  const m = /^(\w+) ([\d.]+) (\d+) ([\d.]+)(?: ([\d.]+))?/.exec(line.trim());
+  if (!m) return undefined;
+  const fired = m[5] !== undefined && Number(m[5]) > 0 ? { firedAt: Number(m[5]) } : {};
+  return { state: m[1]!, armedAt: Number(m[2]), timeoutS: Number(m[3]), doneAt: Number(m[4]), ...fired };
+}
+
 export interface ApplyOptions {
   transports: ReadonlyMap<string, Transport>;
+  /** Paths and fresh connections for commit-confirmed units; without it only the unit's health counts. */
+  confirm?: ConfirmHooks;
   reporter?: Reporter;
   journal?: Journal;
   health?: HealthHook;
@@ -105,6 +140,11 @@ export async function applyHost(
   const secrets = o.secrets ?? [];
   const written: Change[] = []; // files replaced on this host, for rollback
   const touched: UnitResource[] = []; // units reloaded/restarted/started
+  // commit-confirmed units: when their revert was armed, the paths before, and whether the host reverted
+  const armed = new Map<
+    string,
+    { at: number; baseline: PathCheck[]; reverted?: boolean; confirmed?: boolean }
+  >();
   let applied = 0;
   let kept = 0;
   let packagesDone = false;
@@ -225,6 +265,39 @@ export async function applyHost(
         }
         const what = c.kind === 'reload' ? 'reload' : 'restart';
         touched.push(r);
+        if (r.confirm) {
+          // commit-confirmed: the paths as they are, then save + arm the revert on the host + apply
+          const baseline = o.confirm ? await o.confirm.probe(host) : [];
+          const entry: { at: number; baseline: PathCheck[]; reverted?: boolean } = {
+            at: Date.now(),
+            baseline,
+          };
+          armed.set(r.name, entry);
+          o.reporter?.step(
+            host,
+            `${what} ${r.name}: commit-confirmed, revert armed on the host in ${r.confirm.timeoutMs / 1000} s`,
+          );
+          o.journal?.write({
+            host,
+            step: 'arm',
+            id: `${c.host}:${c.id}`,
+            change: {
+              id: `unit ${r.name}`,
+              kind: 'arm',
+              why: `revert in ${r.confirm.timeoutMs / 1000} s unless confirmed`,
+            },
+            result: 'ok',
+            durationMs: 0,
+            detail: { baseline },
+          });
+          try {
+            await sh(t, r.confirm.apply, `commit-confirmed apply (${shJoin(r.confirm.apply)})`);
+          } catch (e) {
+            entry.reverted = true; // the apply script reverts at once when the new state does not load
+            throw e;
+          }
+          return;
+        }
         await sh(t, unitCommand(r, what), `${what} (${shJoin(unitCommand(r, what))})`);
         return;
       }
@@ -295,6 +368,21 @@ export async function applyHost(
     }
     for (const u of touched) {
       const what = u.apply === 'restart' ? 'restart' : 'reload';
+      if (u.confirm) {
+        const a = armed.get(u.name);
+        if (a?.reverted) {
+          did.push(`unit ${u.name}: the host reverted it by itself (nothing to reload)`);
+          continue;
+        }
+        try {
+          await sh(t, u.confirm.restore, `restore ${u.name}`);
+          await clearMarkers([u.name]);
+          did.push(`unit ${u.name} re-applied with the restored files (unarmed)`);
+        } catch (e) {
+          did.push(`unit ${u.name} restore FAILED: ${(e as Error).message}`);
+        }
+        continue;
+      }
       try {
         await sh(t, unitCommand(u, what), `${what} ${u.name}`);
         await clearMarkers([u.name]);
@@ -311,6 +399,112 @@ export async function applyHost(
     const did = written.length || touched.length ? await rollback() : [];
     o.reporter?.done(host, false, `${id}: ${clean.split('\n')[0]}`);
     throw new ApplyError(host, id, clean, did, did.length ? kept : applied);
+  };
+
+  /** A host's status line over a new connection (or the multiplexed one without hooks). */
+  const hostStatus = async (spec: ConfirmSpec): Promise<string> => {
+    try {
+      const r = o.confirm ? await o.confirm.freshExec(host, spec.status, 8000) : await t.exec(spec.status);
+      return r.code === 0 ? r.stdout.trim() : `unreachable (exit ${r.code})`;
+    } catch (e) {
+      return `unreachable: ${(e as Error).message.split('\n')[0]}`;
+    }
+  };
+
+  /**
+   * Confirm a commit-confirmed unit: the paths must work (required ones, and every one that worked
+   * before) within the window (the revert's timeout less a margin for the confirm itself); then the
+   * revert is cancelled. Otherwise nothing is sent to the host: it reverts by itself, and the run
+   * waits for that (seen over new connections) and reports it. Returns the failure, if any.
+   */
+  const confirmUnit = async (u: UnitResource, spec: ConfirmSpec): Promise<string | undefined> => {
+    const a = armed.get(u.name);
+    if (!a) return undefined; // started by something else than a notified change: nothing armed
+    const t0 = Date.now();
+    const deadline = a.at + spec.timeoutMs - Math.min(3000, spec.timeoutMs / 4);
+    let broken: PathCheck[] = [];
+    let checks: PathCheck[] = [];
+    o.reporter?.step(host, `confirm unit ${u.name}: checking the paths`);
+    for (;;) {
+      checks = o.confirm ? await o.confirm.probe(host) : [];
+      broken = brokenPaths(checks, a.baseline);
+      if (!broken.length || Date.now() >= deadline) break;
+      await sleep(500);
+    }
+    const paths = checks
+      .map((c) => {
+        const before = a.baseline.find((b) => b.name === c.name);
+        const state = c.ok
+          ? 'ok'
+          : !c.required && !before?.ok
+            ? 'not working before the change either'
+            : 'FAILED';
+        return `${c.name}: ${state} (${c.detail})`;
+      })
+      .join('; ');
+    if (!broken.length) {
+      const r = await t.exec(spec.confirm, { timeoutMs: 10_000 });
+      if (r.code === 0) {
+        a.confirmed = true;
+        o.journal?.write({
+          host,
+          step: 'confirm',
+          change: { id: `unit ${u.name}`, kind: 'confirm', why: 'paths checked' },
+          result: 'ok',
+          durationMs: Date.now() - t0,
+          detail: { checks, armedMsAgo: Date.now() - a.at },
+        });
+        o.reporter?.line(
+          `${host}: ${u.name} change confirmed ${((Date.now() - a.at) / 1000).toFixed(1)} s after it was armed: ${paths || 'no paths to check'}`,
+        );
+        return undefined;
+      }
+      broken = [
+        {
+          name: 'confirm',
+          ok: false,
+          detail: `${shJoin(spec.confirm)} exit ${r.code}: ${(r.stderr || r.stdout).trim()}`,
+        },
+      ];
+    }
+    // Not confirmed: leave the host alone (the path that was cut may be the one we would use) and
+    // wait for its own revert, over new connections.
+    const why = broken.map((c) => `${c.name}: ${c.detail}`).join('; ');
+    o.reporter?.step(host, `${u.name} NOT confirmed (${why}): waiting for the host to revert by itself`);
+    const until = a.at + spec.timeoutMs + 30_000;
+    let last = '';
+    for (;;) {
+      last = await hostStatus(spec);
+      const st = parseConfirmStatus(last);
+      if (st && st.state === 'reverted' && st.armedAt * 1000 >= a.at - 5000) {
+        a.reverted = true;
+        const took = st.doneAt - st.armedAt;
+        const fired = st.firedAt ? `, its timer fired at ${(st.firedAt - st.armedAt).toFixed(1)} s` : '';
+        const msg = `change not confirmed (${why}); the host reverted it by itself ${took.toFixed(1)} s after it was armed (timeout ${st.timeoutS} s${fired})`;
+        o.journal?.write({
+          host,
+          step: 'revert',
+          change: { id: `unit ${u.name}`, kind: 'revert', why: 'not confirmed' },
+          result: 'failed',
+          durationMs: Date.now() - t0,
+          error: msg,
+          detail: { checks, armedAt: st.armedAt, revertedAt: st.doneAt, revertSeconds: took },
+        });
+        return msg;
+      }
+      if (Date.now() >= until) break;
+      await sleep(1000);
+    }
+    const msg = `change not confirmed (${why}); the host's revert was NOT seen within ${(until - a.at) / 1000} s of arming (last status: ${last})`;
+    o.journal?.write({
+      host,
+      step: 'revert',
+      change: { id: `unit ${u.name}`, kind: 'revert', why: 'not confirmed' },
+      result: 'failed',
+      durationMs: Date.now() - t0,
+      error: msg,
+    });
+    return msg;
   };
 
   // Record the reloads this run owes before touching any file: if the run is killed after a file
@@ -392,6 +586,7 @@ export async function applyHost(
       durationMs: Date.now() - t0,
       ...(bad ? { error: bad } : {}),
     });
+    if (!bad && u.confirm) bad = await confirmUnit(u, u.confirm);
     if (bad) await fail(`unit ${u.name}`, bad);
   }
   await clearMarkers(owed.map((c) => (c.resource as UnitResource).name));

@@ -29,18 +29,38 @@ export function stringOption(metavar: string, description: string, def?: string)
 }
 
 /** A duration flag: text like 30s or 2m in, milliseconds out. */
-export function durationOption(def: string, description: string) {
+export function durationOption(
+  def: string,
+  description: string,
+  bounds: { minMs?: number; maxMs?: number; range?: string } = {},
+) {
   return z
     .union([z.string(), z.number()])
     .optional()
     .transform((v, ctx) => {
-      if (typeof v === 'number') return v;
-      try {
-        return parseDuration(v ?? def, { label: 'duration' });
-      } catch {
-        ctx.addIssue({ code: 'custom', message: `expected a duration like 500ms, 30s, 2m, 1h, got "${v}"` });
+      let ms: number;
+      if (typeof v === 'number') ms = v;
+      else
+        try {
+          ms = parseDuration(v ?? def, { label: 'duration' });
+        } catch {
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected a duration like 500ms, 30s, 2m, 1h, got "${v}"`,
+          });
+          return z.NEVER;
+        }
+      if (
+        (bounds.minMs !== undefined && ms < bounds.minMs) ||
+        (bounds.maxMs !== undefined && ms > bounds.maxMs)
+      ) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected ${bounds.range ?? 'a duration in range'}, got "${v}"`,
+        });
         return z.NEVER;
       }
+      return ms;
     })
     .meta({ description, metavar: 'DURATION', default: def } satisfies FlagMeta);
 }

@@ -3,7 +3,7 @@
 // validate before rename, rollback on failure), which journals every change under that id.
 import { shJoin } from '../exec/index.ts';
 import { octal } from '../transport/shell.ts';
-import { unitCommand } from './apply.ts';
+import { unitCommand, type ConfirmHooks } from './apply.ts';
 import type { Change, Plan } from './plan.ts';
 import type { RunbookContext, RunbookResult } from './registry.ts';
 import type { DesiredState } from './resources.ts';
@@ -29,6 +29,13 @@ export function resourceUndo(c: Change): StepSummary['undo'] | undefined {
           ],
         }
       : { host: c.host, action: 'remove the new file', commands: [shJoin(['rm', '-f', '--', r.path])] };
+  }
+  if (r.kind === 'unit' && (c.kind === 'reload' || c.kind === 'restart') && r.confirm) {
+    return {
+      host: c.host,
+      action: `before it is confirmed: the host reverts by itself after ${r.confirm.timeoutMs / 1000} s; after: re-apply ${r.name} with the restored files`,
+      commands: [shJoin(r.confirm.restore)],
+    };
   }
   if (r.kind === 'unit' && (c.kind === 'reload' || c.kind === 'restart')) {
     const what = r.apply === 'restart' ? 'restart' : 'reload';
@@ -64,6 +71,7 @@ export async function runResourceRunbook(
   runbook: string,
   desired: DesiredState,
   secrets: string[] = [],
+  extra: { confirm?: ConfirmHooks } = {},
 ): Promise<RunbookResult> {
   const s = await runRunbook({
     stack: ctx.topology.name,
@@ -73,6 +81,7 @@ export async function runResourceRunbook(
     check: ctx.check,
     diff: ctx.diff,
     secrets,
+    ...(extra.confirm ? { confirm: extra.confirm } : {}),
     ...(ctx.runsDir ? { runsDir: ctx.runsDir } : {}),
     ...(ctx.reporter ? { reporter: ctx.reporter } : {}),
   });

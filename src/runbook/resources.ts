@@ -75,6 +75,26 @@ export interface UnitResource {
   healthCommand?: string[];
   /** false: not a systemd unit (no enable/active/is-active; commands must be given). Default true. */
   systemd?: boolean;
+  /**
+   * Commit-confirmed (router, firewall): a notified change is applied by `apply`, which saves the
+   * running state on the host and arms a revert there (a timer `timeoutMs` away); the engine then
+   * checks the paths the change must keep working (ApplyOptions.confirm) and only then runs
+   * `confirm`, which cancels the revert. Unconfirmed, the host reverts by itself, also when wharf is
+   * gone; the engine waits for that revert and reports it.
+   */
+  confirm?: ConfirmSpec;
+}
+
+export interface ConfirmSpec {
+  timeoutMs: number;
+  /** Save the running state, arm the revert, apply the new one. */
+  apply: string[];
+  /** Cancel the revert; exits 3 when nothing is armed any more (the revert ran first). */
+  confirm: string[];
+  /** Prints `state armedAt timeoutS doneAt` (state armed|confirmed|reverted|restored, epoch seconds). */
+  status: string[];
+  /** Apply the file as it is now, unarmed (the engine's rollback after a later failure). */
+  restore: string[];
 }
 
 export interface SysctlResource {

@@ -3,7 +3,7 @@
 import { exitCodeOf, RunError } from '../core/errors.ts';
 import { mask } from '../transport/mask.ts';
 import type { Transport } from '../transport/types.ts';
-import { applyPlan, type HealthHook, type HostResult } from './apply.ts';
+import { applyPlan, type ConfirmHooks, type HealthHook, type HostResult } from './apply.ts';
 import { Journal, onInterrupt } from './journal.ts';
 import { acquireLock } from './lock.ts';
 import { observeHost, type Observation } from './observe.ts';
@@ -28,6 +28,8 @@ export interface RunOptions {
   /** Preflight options, or false to skip (only for tests of other parts). */
   preflight?: PreflightOptions | false;
   health?: HealthHook;
+  /** Paths and fresh connections for commit-confirmed units (router and firewall rulesets). */
+  confirm?: ConfirmHooks;
   healthTimeoutMs?: number;
   /** Host directory for wharf's own state (pending-reload markers). Default /var/lib/wharf. */
   stateDir?: string;
@@ -181,6 +183,7 @@ export async function runRunbook(o: RunOptions): Promise<RunSummary & { plan?: P
       secrets,
       ...(o.stateDir ? { stateDir: o.stateDir } : {}),
       ...(o.health ? { health: o.health } : {}),
+      ...(o.confirm ? { confirm: o.confirm } : {}),
       ...(o.healthTimeoutMs !== undefined ? { healthTimeoutMs: o.healthTimeoutMs } : {}),
     });
     summary.changes = 0;

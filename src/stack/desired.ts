@@ -1,7 +1,13 @@
 // Desired state of the stack's hosts, per runbook. Pure: Topology + Inventory (+ secrets) → resources.
 import { renderNode } from '../render/index.ts';
 import { SYNC_HOME } from '../render/sshd.ts';
-import { resourcesFromRender, type DesiredState, type Resource } from '../runbook/resources.ts';
+import {
+  resourcesFromRender,
+  type ConfirmSpec,
+  type DesiredState,
+  type Resource,
+} from '../runbook/resources.ts';
+import { NFT_CONFIRM } from '../render/nftables.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import { sftpNode, type Topology, type TopologyNode } from '../topology/model.ts';
 import { HOST_KEY_TYPES, sftpKnownHosts, type StackSecrets } from './secrets.ts';
@@ -22,7 +28,7 @@ export function runbookPackages(n: TopologyNode): string[] {
       return ['openssh-server', 'rsync', 'lsyncd', 'inotify-tools', 'curl', 'coreutils'];
     case 'router':
     case 'firewall':
-      return ['nftables'];
+      return ['nftables', 'iproute2']; // iproute2: nft-load finds each interface's device with `ip`
     default:
       return [];
   }
@@ -137,6 +143,7 @@ export function configureDesired(
   inv: Inventory,
   s: StackSecrets,
   only?: string[],
+  o: { confirmTimeoutMs?: number } = {},
 ): DesiredState {
   const out: DesiredState = {};
   for (const n of managedNodes(t, inv, only)) {
@@ -155,9 +162,24 @@ export function configureDesired(
       rs.push(dir('/var/spool/wharf-notify', 0o700));
     }
     rs.push(...resourcesFromRender(render));
+    // router and firewall: ruleset changes are commit-confirmed (the box reverts them unless confirmed)
+    if (o.confirmTimeoutMs !== undefined && (n.kind === 'router' || n.kind === 'firewall'))
+      for (const r of rs)
+        if (r.kind === 'unit' && r.name === 'nftables') r.confirm = nftConfirmSpec(o.confirmTimeoutMs);
     out[n.name] = rs;
   }
   return out;
 }
 
 export { sftpNode };
+
+/** The commit-confirmed commands of the nftables unit (the box's nft-confirm script). Pure. */
+export function nftConfirmSpec(timeoutMs: number): ConfirmSpec {
+  return {
+    timeoutMs,
+    apply: [NFT_CONFIRM, 'apply', String(Math.ceil(timeoutMs / 1000))],
+    confirm: [NFT_CONFIRM, 'confirm'],
+    status: [NFT_CONFIRM, 'status'],
+    restore: [NFT_CONFIRM, 'restore'],
+  };
+}

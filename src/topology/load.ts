@@ -6,7 +6,8 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../core/errors.ts';
 import { TopologySchema, type ParsedTopology } from './schema.ts';
-import { resolveTopology, durationMs, type Topology } from './model.ts';
+import { resolveTopology, durationMs, firewallContext, type Topology } from './model.ts';
+import { firewallProblems } from './firewall.ts';
 import { InventorySchema, checkInventory, type Inventory } from './inventory.ts';
 import { cronToOnCalendar } from './cron.ts';
 import { isNetworkAddress, subnetsOverlap } from './net.ts';
@@ -247,27 +248,7 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
       );
     else fwd.set(key, i);
   });
-  const nat = new Map<string, number>();
-  t.firewall.nat.forEach((f, i) => {
-    needNode(`firewall.nat.${i}.to`, f.to);
-    const key = `${f.protocol}/${f.port}`;
-    if (nat.has(key) && p.firewall.nat)
-      problems.push(`firewall.nat.${i}.port: ${key} is already forwarded by firewall.nat.${nat.get(key)}`);
-    else nat.set(key, i);
-  });
-  t.firewall.rules.forEach((r, i) => {
-    for (const side of ['source', 'destination'] as const) {
-      const v = r[side];
-      if (v !== 'any' && !/^[\d.]+(\/\d+)?$/.test(v) && !nodes[v] && !(v in t.networks)) {
-        problems.push(
-          `firewall.rules.${i}.${side}: expected any, an address, a subnet, a network or a node name, got "${v}"`,
-        );
-      }
-    }
-    if (r.port !== undefined && (r.protocol === 'icmp' || r.protocol === 'any')) {
-      problems.push(`firewall.rules.${i}.port: a port needs protocol tcp or udp, got ${r.protocol}`);
-    }
-  });
+  problems.push(...firewallProblems(t.firewall, firewallContext(t)));
 
   // sftp users
   const users = new Set<string>();

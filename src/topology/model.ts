@@ -1,14 +1,8 @@
 // The resolved topology: what the schema parsed, with the defaults that depend on other fields
 // filled in (nodes, port forwards, firewall rules) and references normalised. Pure.
 import { parseDuration } from '../core/duration.ts';
-import type {
-  FirewallRule,
-  NetworkName,
-  NodeKind,
-  ParsedTopology,
-  PortForwardRule,
-  SftpRole,
-} from './schema.ts';
+import { normalizeFirewall, type FirewallContext, type FirewallSpec } from './firewall.ts';
+import type { NetworkName, NodeKind, ParsedTopology, PortForwardRule, SftpRole } from './schema.ts';
 
 export interface TopologyNode {
   name: string;
@@ -28,7 +22,8 @@ export interface BackendServer {
 export type Topology = Omit<ParsedTopology, 'nodes' | 'router' | 'firewall' | 'haproxy'> & {
   nodes: Record<string, TopologyNode>;
   router: { forwards: PortForwardRule[] };
-  firewall: { rules: FirewallRule[]; nat: PortForwardRule[] };
+  /** The firewall's rules, aliases and port forwards in OPNsense's terms (firewall.ts). */
+  firewall: FirewallSpec;
   haproxy: Omit<ParsedTopology['haproxy'], 'backends'> & {
     backends: Record<
       string,
@@ -80,7 +75,6 @@ export function resolveTopology(t: ParsedTopology): Topology {
   }
   const kindNode = (kind: NodeKind) => Object.values(nodes).find((n) => n.kind === kind)?.name ?? kind;
   const firewall = kindNode('firewall');
-  const haproxy = kindNode('haproxy');
   const frontends = Object.entries(t.haproxy.frontends);
 
   const forwards =
@@ -91,25 +85,7 @@ export function resolveTopology(t: ParsedTopology): Topology {
       to: firewall,
       description: `SFTP ${name} to the firewall`,
     }));
-  const nat =
-    t.firewall.nat ??
-    frontends.map(([name, f]) => ({
-      port: f.port,
-      protocol: 'tcp' as const,
-      to: haproxy,
-      description: `SFTP ${name} to HAProxy`,
-    }));
-  const rules: FirewallRule[] =
-    t.firewall.rules ??
-    frontends.map(([name, f]) => ({
-      interface: 'transit' as const,
-      action: 'pass' as const,
-      protocol: 'tcp' as const,
-      source: 'any',
-      destination: haproxy,
-      port: f.port,
-      description: `allow SFTP ${name} to HAProxy`,
-    }));
+  const fw = normalizeFirewall(t.firewall, firewallContextOf(nodes, t.haproxy.frontends));
 
   const backends: Topology['haproxy']['backends'] = {};
   for (const [name, b] of Object.entries(t.haproxy.backends)) {
@@ -129,7 +105,7 @@ export function resolveTopology(t: ParsedTopology): Topology {
     ...t,
     nodes,
     router: { forwards },
-    firewall: { rules, nat },
+    firewall: fw,
     haproxy: { ...t.haproxy, backends },
   };
 }
@@ -166,4 +142,24 @@ export const replicaReaders = (t: Topology): string[] =>
 /** Parse an HAProxy-style duration to milliseconds (a bare number is ms): the one parser in src/core. */
 export function durationMs(d: string): number {
   return parseDuration(d, { label: 'duration', bareMs: true });
+}
+
+/** What the firewall model needs from the topology (firewall.ts stays free of the Topology type). */
+export const firewallContext = (t: Topology): FirewallContext =>
+  firewallContextOf(t.nodes, t.haproxy.frontends);
+
+function firewallContextOf(
+  nodes: Record<string, TopologyNode>,
+  frontends: Record<string, { port: number }>,
+): FirewallContext {
+  const all = Object.values(nodes);
+  const fw = all.find((n) => n.kind === 'firewall');
+  const router = all.find((n) => n.kind === 'router');
+  return {
+    networks: fw?.networks ?? [],
+    upstream: (fw?.networks ?? []).filter((n) => n !== 'mgmt' && router?.networks.includes(n)),
+    haproxy: all.find((n) => n.kind === 'haproxy')?.name ?? 'haproxy',
+    frontends: Object.entries(frontends).map(([name, f]) => [name, f.port]),
+    nodes: Object.keys(nodes),
+  };
 }

@@ -80,16 +80,85 @@ const PortForward = z.strictObject({
   description: z.string().optional(),
 });
 
+// The firewall's rules in OPNsense's terms (src/topology/firewall.ts has the model and its checks).
+const fwPortValue = () =>
+  z.union([port(), z.string().min(1)], {
+    error: (i) =>
+      `expected a port, a range like 2221-2222, a service name or a port alias, got ${show(i.input)}`,
+  });
+const fwInterfaces = () =>
+  z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
+    error: (i) => `expected an interface name or a list of them, got ${show(i.input)}`,
+  });
+
+const FirewallAlias = z.strictObject({
+  name: z.string(),
+  type: z.enum(['host', 'network', 'port'], {
+    error: (i) => `expected one of host|network|port, got ${show(i.input)}`,
+  }),
+  /** Addresses, subnets, node names, ports, ranges, or other aliases (nesting). */
+  content: z.array(z.union([z.string(), z.number()])).min(1, { error: 'expected at least one entry' }),
+  enabled: z.boolean().optional(),
+  description: z.string().optional(),
+});
+
 const FirewallRule = z.strictObject({
-  interface: networkName(),
+  description: z.string().min(1, { error: 'expected a non-empty description' }),
+  enabled: z.boolean().optional(),
+  /** Interface name(s) of `firewall.interfaces` (a network name one interface sits on works too). */
+  interface: fwInterfaces(),
+  direction: z
+    .enum(['in', 'out'], { error: (i) => `expected one of in|out, got ${show(i.input)}` })
+    .optional(),
   action: z.enum(['pass', 'block', 'reject'], {
     error: (i) => `expected one of pass|block|reject, got ${show(i.input)}`,
   }),
-  protocol: z.enum(['tcp', 'udp', 'icmp', 'any']).default('tcp'),
-  source: z.string().default('any'),
-  destination: z.string().default('any'),
+  /** OPNsense's "quick": the first matching quick rule wins; otherwise the last matching rule. */
+  quick: z.boolean().optional(),
+  protocol: z
+    .enum(['tcp', 'udp', 'tcp/udp', 'icmp', 'any'], {
+      error: (i) => `expected one of tcp|udp|tcp/udp|icmp|any, got ${show(i.input)}`,
+    })
+    .optional(),
+  source: z.string().optional(),
+  sourceNot: z.boolean().optional(),
+  sourcePort: fwPortValue().optional(),
+  destination: z.string().optional(),
+  destinationNot: z.boolean().optional(),
+  destinationPort: fwPortValue().optional(),
+  /** The destination port (the field's name before the OPNsense model). */
   port: port().optional(),
-  description: z.string().min(1, { error: 'expected a non-empty description' }),
+  log: z.boolean().optional(),
+});
+
+const NatRule = z.strictObject({
+  description: z.string().optional(),
+  disabled: z.boolean().optional(),
+  interface: fwInterfaces().optional(),
+  protocol: z
+    .enum(['tcp', 'udp', 'tcp/udp'], {
+      error: (i) => `expected one of tcp|udp|tcp/udp, got ${show(i.input)}`,
+    })
+    .optional(),
+  source: z.string().optional(),
+  sourceNot: z.boolean().optional(),
+  sourcePort: fwPortValue().optional(),
+  /** Default: the interface's address (`wanip`, "WAN address"). */
+  destination: z.string().optional(),
+  destinationNot: z.boolean().optional(),
+  destinationPort: fwPortValue().optional(),
+  /** A node, an address or a host alias. */
+  target: z.string().optional(),
+  localPort: fwPortValue().optional(),
+  /** OPNsense's filter rule association: add an associated pass rule, pass (rdr pass), or none. */
+  associatedRule: z
+    .enum(['add', 'pass', 'none'], { error: (i) => `expected one of add|pass|none, got ${show(i.input)}` })
+    .optional(),
+  log: z.boolean().optional(),
+  /** The fields before the OPNsense model: destination port, target node, local port. */
+  port: port().optional(),
+  to: z.string().optional(),
+  toPort: port().optional(),
 });
 
 const Server = z.union([
@@ -160,10 +229,21 @@ export const TopologySchema = z.strictObject({
     .prefault({}),
   firewall: z
     .strictObject({
-      /** OPNsense-style rules, evaluated in order; the default policy is always deny. */
+      /** nftables on the firewall node (default), or an OPNsense box driven over its REST API. */
+      kind: z
+        .enum(['nftables', 'opnsense'], {
+          error: (i) => `expected one of nftables|opnsense, got ${show(i.input)}`,
+        })
+        .optional(),
+      /** OPNsense's anti-lockout rule: management ssh to the firewall passes before every rule (default true). */
+      antiLockout: z.boolean().optional(),
+      /** OPNsense interface name → the network it is attached to; default: wan (upstream) + the others by name. */
+      interfaces: z.record(z.string(), networkName()).optional(),
+      aliases: z.array(FirewallAlias).optional(),
+      /** OPNsense filter rules, in order; the default policy is always deny. */
       rules: z.array(FirewallRule).optional(),
-      /** NAT port forwards; default: every HAProxy frontend port to the HAProxy node. */
-      nat: z.array(PortForward).optional(),
+      /** Port forwards (destination NAT); default: every HAProxy frontend port to the HAProxy node. */
+      nat: z.array(NatRule).optional(),
     })
     .prefault({}),
   haproxy: z
@@ -351,6 +431,5 @@ export const TopologySchema = z.strictObject({
 
 export type TopologyInput = z.input<typeof TopologySchema>;
 export type ParsedTopology = z.output<typeof TopologySchema>;
-export type FirewallRule = z.output<typeof FirewallRule>;
 export type PortForwardRule = z.output<typeof PortForward>;
 export type SftpUser = z.output<typeof User>;

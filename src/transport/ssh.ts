@@ -19,6 +19,8 @@ export interface SshOptions {
   /** Directory of the control sockets; keep it short (unix socket paths < 104 bytes). */
   controlDir?: string;
   controlPersist?: string;
+  /** A new connection for every command (no multiplexing): proves the path works now. */
+  fresh?: boolean;
   /** Values that must never be shown (masked in errors). */
   secrets?: string[];
   /** Starts the local `sh -c 'ssh …'` process (zx's spawn option); tests pass a fake one. */
@@ -41,9 +43,13 @@ export function sshArgs(target: SshTargetT, o: SshOptions = {}): string[] {
     ...opt('StrictHostKeyChecking', 'yes'),
     ...(o.knownHosts ? opt('UserKnownHostsFile', expandHome(o.knownHosts)) : []),
     ...opt('ConnectTimeout', o.connectTimeoutS ?? 10),
-    ...opt('ControlMaster', 'auto'),
-    ...opt('ControlPath', controlPath),
-    ...opt('ControlPersist', o.controlPersist ?? '60s'),
+    ...(o.fresh
+      ? [...opt('ControlMaster', 'no'), ...opt('ControlPath', 'none')]
+      : [
+          ...opt('ControlMaster', 'auto'),
+          ...opt('ControlPath', controlPath),
+          ...opt('ControlPersist', o.controlPersist ?? '60s'),
+        ]),
     ...opt('ServerAliveInterval', 15),
     ...(target.identityFile ? ['-i', expandHome(target.identityFile), ...opt('IdentitiesOnly', 'yes')] : []),
     ...(target.proxyJump ? ['-J', target.proxyJump] : []),

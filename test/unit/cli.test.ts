@@ -170,7 +170,7 @@ describe('wharf schema', () => {
 /** The subset of JSON Schema that `wharf schema` uses (ajv is not installed): enough to check it. */
 function validate(schema: Record<string, unknown>, data: unknown, path = ''): string[] {
   const s = schema as {
-    type?: string;
+    type?: string | string[];
     properties?: Record<string, Record<string, unknown>>;
     additionalProperties?: boolean | Record<string, unknown>;
     required?: string[];
@@ -199,7 +199,9 @@ function validate(schema: Record<string, unknown>, data: unknown, path = ''): st
     boolean: (v) => typeof v === 'boolean',
     null: (v) => v === null,
   };
-  if (s.type && !typeOk[s.type]?.(data)) return [`${at}: not ${s.type}`];
+  // JSON Schema's `type` may list several types (zod writes a union of primitives that way)
+  const types = s.type === undefined ? [] : Array.isArray(s.type) ? s.type : [s.type];
+  if (types.length && !types.some((ty) => typeOk[ty]?.(data))) return [`${at}: not ${types.join(',')}`];
   const problems: string[] = [];
   if (typeof data === 'number') {
     if (s.minimum !== undefined && data < s.minimum) problems.push(`${at}: minimum ${s.minimum}`);

@@ -447,10 +447,12 @@ describe('nftables', () => {
     ).toContain('ExecStop=\n');
   });
 
-  it('matches addresses, never interface names (except loopback)', () => {
-    for (const c of [router, fw]) {
-      expect(c.replace('iif "lo"', '')).not.toMatch(/\b(iif|oif|iifname|oifname)\b/);
-    }
+  it('router matches addresses; the firewall names no device (interfaces resolved at load time)', () => {
+    expect(router.replace('iif "lo"', '')).not.toMatch(/\b(iif|oif|iifname|oifname)\b/);
+    const names = [...fw.matchAll(/\b(?:iifname|oifname) (\{[^}]*\}|\S+)/g)].map((m) => m[1]!);
+    expect(names.length).toBeGreaterThan(0);
+    for (const n of names) expect(n).toMatch(/^(\$if_[a-z0-9_]+|\{ \$if_[a-z0-9_]+(, \$if_[a-z0-9_]+)* \})$/);
+    expect(fw).not.toMatch(/\biif\b(?! "lo")/);
   });
 
   it('router: DNAT of every frontend port from its wan address to the firewall, forwards nothing else', () => {
@@ -463,15 +465,16 @@ describe('nftables', () => {
     expect(router).not.toContain('masquerade');
   });
 
-  it('firewall: DNAT to HAProxy dmz, rules in order, default deny, mgmt never forwarded', () => {
-    for (const p of [22, 2222, 2221]) {
-      expect(fw).toMatch(new RegExp(`ip daddr 10\\.88\\.1\\.3 tcp dport ${p} dnat to 10\\.88\\.2\\.4:${p}`));
-      expect(fw).toContain(
-        `ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip daddr 10.88.2.4 tcp dport ${p} accept`,
-      );
-    }
+  it('firewall: port forward from the WAN address to HAProxy, its associated rule, default deny, mgmt never forwarded', () => {
+    expect(fw).toContain(
+      'iifname $if_wan ip daddr 10.88.1.3 tcp dport { 22, 2221-2222 } dnat to 10.88.2.4 comment "SFTP to HAProxy"',
+    );
     const fwd = fw.slice(fw.indexOf('chain forward'));
+    expect(fwd).toContain(
+      'iifname $if_wan ip daddr 10.88.2.4 tcp dport { 22, 2221-2222 } accept comment "10 NAT SFTP to HAProxy"',
+    );
     expect(fwd.indexOf('ip daddr 10.88.9.0/24 drop')).toBeLessThan(fwd.indexOf('ct state established'));
+    expect(fw).toContain('type filter hook forward priority filter; policy drop;');
     expect(fw).toContain('ip saddr 10.88.9.0/24 ip daddr 10.88.9.3 tcp dport 22 accept');
   });
 
@@ -511,14 +514,18 @@ describe('nftables', () => {
     const rules = c
       .split('\n')
       .filter((l) => l.includes('comment') && !l.includes('management ssh') && !l.includes('dnat'));
+    // the old shape (interface: transit = the wan interface) keeps its policy: rules to the box
+    // itself (destination any) land in input as well, routed ones in forward, in order
     expect(rules.map((l) => l.trim())).toEqual([
+      'iifname $if_wan ip saddr 198.51.100.0/24 tcp dport 22 drop comment "10 bad net"',
+      'iifname $if_dmz meta l4proto icmp accept comment "30 ping out"',
       'ip saddr 10.88.9.0/24 drop comment "the management network is never a path"',
       'ip daddr 10.88.9.0/24 drop comment "the management network is never a path"',
-      'ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip saddr 198.51.100.0/24 tcp dport 22 drop comment "bad net"',
-      'ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip daddr 10.88.2.4 meta l4proto tcp reject with tcp reset comment "no reads \'now\'"',
-      'ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip daddr 10.88.2.4 reject with icmpx type admin-prohibited comment "no reads \'now\'"',
-      'ip saddr 10.88.2.0/24 meta l4proto icmp accept comment "ping out"',
-      'ip saddr != { 10.88.2.0/24, 10.88.9.0/24 } ip daddr 10.88.2.4 tcp dport 22 accept comment "sftp"',
+      'iifname $if_wan ip saddr 198.51.100.0/24 tcp dport 22 drop comment "10 bad net"',
+      'iifname $if_wan ip daddr 10.88.2.4 meta l4proto tcp reject with tcp reset comment "20 no reads \'now\'"',
+      'iifname $if_wan ip daddr 10.88.2.4 reject with icmpx type admin-prohibited comment "20 no reads \'now\'"',
+      'iifname $if_dmz meta l4proto icmp accept comment "30 ping out"',
+      'iifname $if_wan ip daddr 10.88.2.4 tcp dport 22 accept comment "40 sftp"',
     ]);
   });
 });

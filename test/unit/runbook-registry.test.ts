@@ -36,7 +36,7 @@ describe('runbook registry and options', () => {
       }),
     ]);
     expect(optionFlags(getRunbook('failback').options).map((f) => f.flag)).toEqual(['--force']);
-    expect(optionFlags(getRunbook('configure').options)).toEqual([]);
+    expect(optionFlags(getRunbook('configure').options).map((f) => f.flag)).toEqual(['--confirm-timeout']);
   });
 
   it('parses options: defaults, durations in ms; unknown or malformed ones named', () => {
