@@ -34,6 +34,8 @@ export const OpnApi = z.strictObject({
   caFile: z.string().min(1).optional(),
   /** Command spelling: camel (every release) or snake (newer releases). */
   commands: z.enum(['camel', 'snake']).default('camel'),
+  /** The box's own savepoint rollback window after apply/{revision} (OPNsense: 60 s). */
+  rollbackSeconds: z.number().int().min(5).max(3600).default(60),
 });
 
 export const InventorySchema = z.strictObject({

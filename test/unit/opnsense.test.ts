@@ -20,7 +20,13 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { resolvedFirewall } from '../../src/render/nftables.ts';
+import { firewallResolveContext } from '../../src/topology/firewall.ts';
+import { labInventory } from '../../src/topology/inventory.ts';
+import { topologyFromObject } from '../../src/topology/load.ts';
+import { opnDesired } from '../../src/opnsense/desired.ts';
 import {
   Emulator,
   writeConfig,
@@ -480,5 +486,94 @@ describe('the emulation’s nftables (pure)', () => {
     );
     expect(t).toContain('iifname "eth0" drop comment "never forwarded"');
     expect(t).not.toContain('"off"');
+  });
+});
+
+describe('the topology’s firewall as OPNsense objects (opnDesired)', () => {
+  const seed = () => {
+    const doc = parse(readFileSync('configs/stack.yaml', 'utf8')) as Record<string, Record<string, unknown>>;
+    doc.firewall = { ...doc.firewall, kind: 'opnsense' };
+    return topologyFromObject(doc, 'seed.yaml');
+  };
+  const desiredOf = (t: ReturnType<typeof seed>) => {
+    const inv = labInventory(t);
+    const ctx = firewallResolveContext(
+      t.firewall,
+      'firewall',
+      (n) => t.nodes[n]?.networks,
+      inv,
+      (n) => t.networks[n].subnet,
+    );
+    return opnDesired(resolvedFirewall(t, inv, 'firewall'), ctx, { apiPort: 443 });
+  };
+
+  it("the seed's port forward: WAN address, the sftp_ports alias, HAProxy's address, its associated rule registered", () => {
+    const d = desiredOf(seed());
+    expect(d.aliases).toEqual([
+      {
+        enabled: '1',
+        name: 'sftp_ports',
+        type: 'port',
+        content: '22\n2221-2222',
+        description: "wharf: HAProxy's SFTP frontends",
+      },
+    ]);
+    expect(d.nat).toEqual([
+      expect.objectContaining({
+        interface: 'wan',
+        protocol: 'tcp',
+        destination: { network: 'wanip', port: 'sftp_ports', not: '0' },
+        target: '10.88.2.4',
+        pass: 'rule',
+        descr: 'wharf: SFTP to HAProxy',
+      }),
+    ]);
+  });
+
+  it('anti-lockout stands in as wharf’s first rules on the mgmt interface; off, they are gone', () => {
+    const on = desiredOf(seed());
+    expect(on.rules.slice(0, 2).map((r) => [r.interface, r.destination_net, r.destination_port])).toEqual([
+      ['mgmt', 'mgmtip', '22'],
+      ['mgmt', 'mgmtip', '443'],
+    ]);
+    const doc = parse(readFileSync('configs/stack.yaml', 'utf8')) as Record<string, Record<string, unknown>>;
+    doc.firewall = { ...doc.firewall, kind: 'opnsense', antiLockout: false };
+    expect(
+      desiredOf(topologyFromObject(doc, 'x.yaml')).rules.filter((r) => /anti-lockout/.test(r.description)),
+    ).toEqual([]);
+  });
+
+  it('node names become addresses; OPNsense keywords stay as they are', () => {
+    const doc = parse(readFileSync('configs/stack.yaml', 'utf8')) as Record<string, Record<string, unknown>>;
+    doc.firewall = {
+      ...doc.firewall,
+      kind: 'opnsense',
+      rules: [
+        {
+          description: 'to haproxy',
+          interface: 'wan',
+          action: 'pass',
+          protocol: 'tcp',
+          destination: 'haproxy',
+          destinationPort: '2221-2222',
+        },
+        {
+          description: 'to self',
+          interface: 'dmz',
+          action: 'block',
+          protocol: 'tcp',
+          destination: '(self)',
+          destinationPort: 'ssh',
+          log: true,
+        },
+      ],
+    };
+    const r = desiredOf(topologyFromObject(doc, 'x.yaml')).rules.filter(
+      (x) => !/anti-lockout/.test(x.description),
+    );
+    expect(r.map((x) => [x.description, x.destination_net, x.destination_port, x.log, x.protocol])).toEqual([
+      ['wharf: to haproxy', '10.88.2.4', '2221-2222', '0', 'TCP'],
+      ['wharf: to self', '(self)', 'ssh', '1', 'TCP'],
+    ]);
   });
 });
