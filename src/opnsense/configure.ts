@@ -16,6 +16,7 @@ import { OpnClient, loadCredentials } from './client.ts';
 import { opnDesired } from './desired.ts';
 import { applyOpnsense, observeOpnsense, type OpnApplyResult } from './driver.ts';
 import { formatOpnPlan, planOpnsense, type OpnPlan } from './plan.ts';
+import type { OpnDesired } from './types.ts';
 
 export interface OpnConfigureOptions {
   topology: Topology;
@@ -29,6 +30,19 @@ export interface OpnConfigureOptions {
   probe?: (host: string) => Promise<PathCheck[]>;
 }
 
+/** The topology's firewall as the objects wharf owns on the box. Pure. */
+export function opnsenseDesired(t: Topology, inv: Inventory, apiPort: number): OpnDesired {
+  const fw = nodeOfKind(t, 'firewall').name;
+  const ctx = firewallResolveContext(
+    t.firewall,
+    fw,
+    (n) => t.nodes[n]?.networks,
+    inv,
+    (n) => t.networks[n].subnet,
+  );
+  return opnDesired(resolvedFirewall(t, inv, fw), ctx, { apiPort });
+}
+
 /** The firewall node's client and desired objects, or a clear error naming the inventory field. */
 export function opnsenseTarget(t: Topology, inv: Inventory) {
   const fw = nodeOfKind(t, 'firewall').name;
@@ -38,16 +52,8 @@ export function opnsenseTarget(t: Topology, inv: Inventory) {
       `hosts.${fw}.api: missing (firewall.kind is opnsense: wharf drives the box over its REST API; give url, keyFile, secretFile, caFile)`,
     );
   const client = new OpnClient(loadCredentials(api, `hosts.${fw}.api`));
-  const resolved = resolvedFirewall(t, inv, fw);
-  const ctx = firewallResolveContext(
-    t.firewall,
-    fw,
-    (n) => t.nodes[n]?.networks,
-    inv,
-    (n) => t.networks[n].subnet,
-  );
   const apiPort = Number(new URL(api.url).port || 443);
-  return { fw, api, client, desired: opnDesired(resolved, ctx, { apiPort }) };
+  return { fw, api, client, desired: opnsenseDesired(t, inv, apiPort) };
 }
 
 /** The plan's calls as runbook steps (ids stable between --check and the run). Pure. */

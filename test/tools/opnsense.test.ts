@@ -290,13 +290,14 @@ describe('OPNsense driver ⇄ emulation (HTTPS, real nft)', () => {
     expect((await apiCheck()).ok).toBe(true);
     expect((await observeOpnsense(c)).rules.map((x) => x.description)).toContain('wharf: the API');
     // the box's own record: armed by apply/{revision}, reverted by its timer after its window
-    const [state, armedAt, timeoutS, doneAt] = (await sh(`cat ${OPN_STATE}/rollback.status`)).stdout
+    const [state, armedAt, timeoutS, doneAt, firedAt] = (await sh(`cat ${OPN_STATE}/rollback.status`)).stdout
       .trim()
       .split(' ');
     expect([state, timeoutS]).toEqual(['reverted', String(ROLLBACK_S)]);
     const took = Number(doneAt) - Number(armedAt);
     expect(took).toBeGreaterThanOrEqual(ROLLBACK_S - 0.5);
     expect(took).toBeLessThan(ROLLBACK_S + 3);
+    expect(Number(firedAt) - Number(armedAt)).toBeGreaterThanOrEqual(ROLLBACK_S - 0.5);
     process.stderr.write(
       `box rollback: seen ${r.revertSeconds?.toFixed(1)} s after the bad change was loaded (box window ${ROLLBACK_S} s)\n`,
     );

@@ -5,8 +5,8 @@
 // exec (the lab's node handle, a test container).
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { Iface } from './config.ts';
-import { configXml, emptyConfig } from './config.ts';
+import type { Iface, Item } from './config.ts';
+import { configXml, emptyConfig, parseConfig } from './config.ts';
 import { sha256 } from './server.ts';
 
 export { Emulator, parseRoute, readConfig, writeConfig } from './server.ts';
@@ -88,8 +88,9 @@ export const newCredentials = (): ApiCredentials => ({
 type Exec = (cmd: string[], input?: string) => Promise<{ code: number; stdout: string; stderr: string }>;
 
 /**
- * Put the emulation on a node: bundle, settings, config.xml with the interfaces (only when the
- * node has none yet: the box's configuration survives a reinstall), a certificate for `names`.
+ * Put the emulation on a node: bundle, settings, config.xml with the interfaces and `firstRules`
+ * (only on a fresh box, one with no rules, aliases or port forwards yet: the box's configuration
+ * survives a reinstall), a certificate for `addresses`.
  * Returns the certificate (the CA the driver trusts: it is self-signed).
  */
 export async function installEmulation(
@@ -98,6 +99,12 @@ export async function installEmulation(
     settings: EmulationSettings;
     credentials: ApiCredentials;
     interfaces: Iface[];
+    /**
+     * Filter rules a fresh box starts with. A fresh OPNsense is reachable through its anti-lockout
+     * rule; the emulation has none of its own (a change could never cut management), so the lab
+     * starts it with wharf's stand-in rules for it, as left by an earlier configure.
+     */
+    firstRules?: Item[];
     /** Addresses the certificate is valid for. */
     addresses: string[];
     /** systemd on the node: enable and (re)start the unit; otherwise the caller starts the program. */
@@ -121,10 +128,13 @@ export async function installEmulation(
     secretSha256: sha256(o.credentials.secret),
   };
   await sh(`umask 077; cat > ${OPN_ETC}/emulation.json`, JSON.stringify(settings, null, 2) + '\n');
-  await sh(
-    `[ -s ${OPN_STATE}/config.xml ] || { umask 077; cat > ${OPN_STATE}/config.xml; }`,
-    configXml({ ...emptyConfig(), interfaces: o.interfaces }),
-  );
+  const current = await sh(`cat ${OPN_STATE}/config.xml 2>/dev/null || true`);
+  const have = current.trim() ? parseConfig(current) : emptyConfig();
+  if (!have.rules.length && !have.aliases.length && !have.nat.length)
+    await sh(
+      `umask 077; cat > ${OPN_STATE}/config.xml`,
+      configXml({ ...emptyConfig(), interfaces: o.interfaces, rules: o.firstRules ?? [] }),
+    );
   const san = o.addresses.map((a) => `IP:${a}`).join(',');
   await sh(
     `cd ${OPN_ETC} && [ -s tls.crt ] || openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN=opnsense-emulation ` +

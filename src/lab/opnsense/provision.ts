@@ -12,6 +12,9 @@ import type { Inventory } from '../../topology/inventory.ts';
 import { nodeOfKind, type Topology } from '../../topology/model.ts';
 import { labNode } from '../node.ts';
 import { stateDir } from '../state.ts';
+import { randomUUID } from 'node:crypto';
+import { opnsenseDesired } from '../../opnsense/configure.ts';
+import { ANTI_LOCKOUT_DESCRIPTION } from '../../opnsense/desired.ts';
 import {
   installEmulation,
   newCredentials,
@@ -82,7 +85,12 @@ export async function provisionOpnsenseLab(
   log(
     `${fw}: OPNsense ${version} API emulation on https://${mgmt}:${OPN_PORT} (rollback window ${LAB_ROLLBACK_S} s)`,
   );
+  // a fresh box's way in: wharf's anti-lockout stand-in rules (see installEmulation)
+  const firstRules = opnsenseDesired(t, inv, OPN_PORT)
+    .rules.filter((r) => r.description.startsWith(ANTI_LOCKOUT_DESCRIPTION))
+    .map((r) => ({ uuid: randomUUID(), f: { ...r } as Record<string, string> }));
   const cert = await installEmulation(exec, {
+    firstRules,
     settings: {
       version,
       port: OPN_PORT,

@@ -66,6 +66,7 @@ export async function rollbackTo(
 ): Promise<string | null> {
   const b = backupPath(dir, revision);
   if (!existsSync(b)) return `unknown (or removed) savepoint ${revision}`;
+  const firedAt = Date.now() / 1000;
   const saved = parseConfig(readFileSync(b, 'utf8'));
   const now = readConfig(dir);
   now.rules = saved.rules;
@@ -73,13 +74,14 @@ export async function rollbackTo(
   const err = await load(now);
   const st = readRollbackStatus(dir);
   if (st && st.revision === revision)
-    writeRollbackStatus(dir, { ...st, state: 'reverted', doneAt: Date.now() / 1000 });
+    writeRollbackStatus(dir, { ...st, state: 'reverted', firedAt, doneAt: Date.now() / 1000 });
   return err;
 }
 
 /**
  * The rollback's state on the box, for the lab's scenarios (read over ssh like the nftables kind's
- * nft-confirm status): `state armedAt timeoutS doneAt revision`, state armed | confirmed | reverted.
+ * nft-confirm status): `state armedAt timeoutS doneAt firedAt revision` (epoch seconds, 0 = not
+ * yet), state armed | confirmed | reverted; firedAt is when the timer started the rollback.
  */
 export const rollbackStatusPath = (dir: string) => join(dir, 'rollback.status');
 
@@ -88,12 +90,16 @@ export interface RollbackStatus {
   armedAt: number;
   timeoutS: number;
   doneAt: number;
+  firedAt: number;
   revision: string;
 }
 
 export function readRollbackStatus(dir: string): RollbackStatus | null {
   try {
-    const [state, armedAt, timeoutS, doneAt, revision] = readFileSync(rollbackStatusPath(dir), 'utf8')
+    const [state, armedAt, timeoutS, doneAt, firedAt, revision] = readFileSync(
+      rollbackStatusPath(dir),
+      'utf8',
+    )
       .trim()
       .split(/\s+/);
     return {
@@ -101,6 +107,7 @@ export function readRollbackStatus(dir: string): RollbackStatus | null {
       armedAt: Number(armedAt),
       timeoutS: Number(timeoutS),
       doneAt: Number(doneAt),
+      firedAt: Number(firedAt),
       revision: revision ?? '',
     };
   } catch {
@@ -112,7 +119,7 @@ export function writeRollbackStatus(dir: string, s: RollbackStatus): void {
   const p = rollbackStatusPath(dir);
   writeFileSync(
     `${p}.tmp`,
-    `${s.state} ${s.armedAt.toFixed(3)} ${s.timeoutS} ${s.doneAt.toFixed(3)} ${s.revision}\n`,
+    `${s.state} ${s.armedAt.toFixed(3)} ${s.timeoutS} ${s.doneAt.toFixed(3)} ${s.firedAt.toFixed(3)} ${s.revision}\n`,
   );
   renameSync(`${p}.tmp`, p);
 }
@@ -323,17 +330,17 @@ export class Emulator {
     if (a === 'apply') {
       if (!post) return [200, { status: 'error' }];
       const revision = r.params[0];
-      if (revision && model === 'filter' && v < 2607)
-        if (revision && model === 'filter' && v < 2607) {
-          await this.o.armRollback(revision, this.o.rollbackSeconds);
-          writeRollbackStatus(this.o.dir, {
-            state: 'armed',
-            armedAt: Date.now() / 1000,
-            timeoutS: this.o.rollbackSeconds,
-            doneAt: 0,
-            revision,
-          });
-        }
+      if (revision && model === 'filter' && v < 2607) {
+        await this.o.armRollback(revision, this.o.rollbackSeconds);
+        writeRollbackStatus(this.o.dir, {
+          state: 'armed',
+          armedAt: Date.now() / 1000,
+          timeoutS: this.o.rollbackSeconds,
+          doneAt: 0,
+          firedAt: 0,
+          revision,
+        });
+      }
       const err = await this.load(c);
       this.log({ event: 'apply', revision: revision ?? null, error: err });
       return [200, { status: err ? `error: ${err}` : 'OK\n\n' }];
