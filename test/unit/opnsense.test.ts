@@ -253,7 +253,7 @@ describe('planOpnsense (pure)', () => {
 describe('the emulation’s contract (in-process)', () => {
   let dir: string;
   let loaded: string[];
-  let armed: [string, number][];
+  let armed: [string, number, string][];
   const emu = (version = '26.1.4') =>
     new Emulator({
       dir,
@@ -263,7 +263,7 @@ describe('the emulation’s contract (in-process)', () => {
       tls: { key: '', cert: '' },
       loadNft: async (t) => (loaded.push(t), null),
       nftOptions: async () => ({ devices: { wan: 'eth1', lan: 'eth2' }, noForward: [], antiLockout: {} }),
-      armRollback: async (r, s) => void armed.push([r, s]),
+      armRollback: async (r, s, script) => void armed.push([r, s, script]),
       cancelRollback: async () => true,
       rollbackSeconds: 60,
     });
@@ -412,7 +412,9 @@ describe('the emulation’s contract (in-process)', () => {
       200,
       { status: 'OK\n\n' },
     ]);
-    expect(armed).toEqual([[sp.revision, 60]]);
+    expect(armed).toEqual([
+      [sp.revision, 60, expect.stringContaining(`rollback/${sp.revision as string}.nft`)],
+    ]);
     expect(
       await e.handle('POST', `/api/firewall/filter/cancel_rollback/${sp.revision as string}`, {}),
     ).toEqual([200, { status: 'OK' }]);

@@ -99,16 +99,15 @@ async function main(argv: string[]): Promise<void> {
     nftOptions: nftOptions(s),
     rollbackSeconds: s.rollbackSeconds,
     log,
-    async armRollback(revision, seconds) {
+    async armRollback(revision, seconds, script) {
       if (systemd()) {
         const r = await run('systemd-run', [
           `--unit=${unitOf(revision)}`,
           `--on-active=${seconds}`,
           '--timer-property=AccuracySec=100ms',
-          process.execPath,
-          process.argv[1]!,
-          'rollback',
-          revision,
+          '/bin/sh',
+          '-c',
+          script,
         ]);
         log({
           event: 'rollback-armed',
@@ -125,7 +124,7 @@ async function main(argv: string[]): Promise<void> {
         revision,
         setTimeout(() => {
           timers.delete(revision);
-          execFile(process.execPath, [process.argv[1]!, 'rollback', revision], (e, out) =>
+          execFile('/bin/sh', ['-c', script], (e, out) =>
             log({ event: 'rollback-ran', revision, error: e?.message ?? null, out }),
           );
         }, seconds * 1000),

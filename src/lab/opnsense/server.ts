@@ -28,7 +28,8 @@ export interface EmulatorOptions {
   /** Interface devices and the emulation's lab settings, read at each apply. */
   nftOptions: (c: OpnConfig) => Promise<NftOptions>;
   /** Arm the box's rollback to `revision` in `seconds` (on the node: a systemd-run timer); cancel it. */
-  armRollback: (revision: string, seconds: number) => Promise<void>;
+  /** `script` is a shell script (rollbackScript): the timer runs it, no Node start in the way. */
+  armRollback: (revision: string, seconds: number, script: string) => Promise<void>;
   cancelRollback: (revision: string) => Promise<boolean>;
   rollbackSeconds: number;
   log?: (event: Record<string, unknown>) => void;
@@ -76,6 +77,24 @@ export async function rollbackTo(
   if (st && st.revision === revision)
     writeRollbackStatus(dir, { ...st, state: 'reverted', firedAt, doneAt: Date.now() / 1000 });
   return err;
+}
+
+/**
+ * What the box's rollback timer runs (sh): the prepared savepoint ruleset loaded, its config.xml put
+ * in place, the status line turned `reverted` (only if this revision is still the armed one).
+ */
+export function rollbackScript(dir: string, revision: string): string {
+  const r = `${dir}/rollback/${revision}`;
+  const st = rollbackStatusPath(dir);
+  return [
+    'fired=$(date +%s.%N)',
+    `nft -f ${r}.nft || exit 1`,
+    `cp ${r}.xml ${dir}/config.xml.tmp && mv ${dir}/config.xml.tmp ${dir}/config.xml`,
+    'done=$(date +%s.%N)',
+    `set -- $(cat ${st})`,
+    `[ "$1" = armed ] && [ "$6" = "${revision}" ] || exit 0`,
+    `printf 'reverted %s %s %.3f %.3f %s\\n' "$2" "$3" "$done" "$fired" "$6" > ${st}.tmp && mv ${st}.tmp ${st}`,
+  ].join('\n');
 }
 
 /**
@@ -331,7 +350,18 @@ export class Emulator {
       if (!post) return [200, { status: 'error' }];
       const revision = r.params[0];
       if (revision && model === 'filter' && v < 2607) {
-        await this.o.armRollback(revision, this.o.rollbackSeconds);
+        // the rollback is prepared now (the savepoint's filter rules over the changed config, as
+        // config.xml and as nftables), so the timer only loads it: fast on a loaded box
+        const b = backupPath(this.o.dir, revision);
+        if (!existsSync(b)) return [200, { status: `error: unknown (or removed) savepoint ${revision}` }];
+        const rolled: OpnConfig = { ...c, rules: parseConfig(readFileSync(b, 'utf8')).rules };
+        mkdirSync(join(this.o.dir, 'rollback'), { recursive: true });
+        writeFileSync(join(this.o.dir, 'rollback', `${revision}.xml`), configXml(rolled));
+        writeFileSync(
+          join(this.o.dir, 'rollback', `${revision}.nft`),
+          renderEmulationNft(rolled, await this.o.nftOptions(rolled)),
+        );
+        await this.o.armRollback(revision, this.o.rollbackSeconds, rollbackScript(this.o.dir, revision));
         writeRollbackStatus(this.o.dir, {
           state: 'armed',
           armedAt: Date.now() / 1000,
