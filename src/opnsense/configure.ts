@@ -93,11 +93,13 @@ export async function configureOpnsense(o: OpnConfigureOptions): Promise<Runbook
       },
     };
   }
+  const probeClient = new OpnClient(client.creds, 4000);
   const apiCheck = async (): Promise<PathCheck> => {
     const name = `management: ${fw}'s API (new connection)`;
     const c0 = Date.now();
     try {
-      await client.call('GET', '/api/core/firmware/status');
+      // its own short deadline: a probe waiting on a cut path must not outlast the window
+      await probeClient.call('GET', '/api/core/firmware/status');
       return { name, ok: true, detail: `answers in ${Date.now() - c0} ms`, required: true };
     } catch (e) {
       return { name, ok: false, detail: (e as Error).message.slice(0, 200), required: true };

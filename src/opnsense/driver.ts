@@ -162,6 +162,16 @@ export async function applyOpnsense(
   for (;;) {
     checks = await cf.probe();
     broken = brokenChecks(checks, baseline);
+    // paths that only worked once the window was over prove nothing: the box may have rolled
+    // back meanwhile (a probe waiting on a cut path answers right after the rollback)
+    if (!broken.length && Date.now() > deadline)
+      broken = [
+        {
+          name: 'confirm window',
+          ok: false,
+          detail: `the paths worked only ${((Date.now() - armedAt) / 1000).toFixed(1)} s after loading, past the ${(window / 1000).toFixed(0)} s window`,
+        },
+      ];
     if (!broken.length || Date.now() >= deadline) break;
     await sleep(500);
   }
