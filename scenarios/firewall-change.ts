@@ -18,6 +18,8 @@ import type { FirewallKind } from '../src/topology/firewall.ts';
 import { topologyFromObject } from '../src/topology/load.ts';
 import { nodeOfKind } from '../src/topology/model.ts';
 import { NFT_CONFIRM } from '../src/render/nftables.ts';
+import { OPN_STATE } from '../src/lab/opnsense/index.ts';
+import { LAB_ROLLBACK_S } from '../src/lab/opnsense/provision.ts';
 import { parseConfirmStatus } from '../src/runbook/apply.ts';
 import { stackConfirmHooks } from '../src/stack/confirm.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
@@ -36,10 +38,38 @@ const REVERT_SLACK_S = 3;
 
 type Doc = Record<string, unknown> & { firewall?: Record<string, unknown> };
 
+/** Where each kind's box keeps what the scenario reads (over ssh, or docker exec while cut off). */
+interface KindView {
+  ruleset: string;
+  logged: RegExp;
+  status: string[];
+  /** The box's revert timeout: the confirm window (nftables), the savepoint's window (opnsense). */
+  timeoutS: number;
+  conf: string;
+}
+
+export function kindView(kind: FirewallKind): KindView {
+  return kind === 'opnsense'
+    ? {
+        ruleset: 'nft list table inet wharf_opn',
+        logged: /tcp dport 2223 log prefix "opn [0-9a-f]+: " drop/,
+        status: ['cat', `${OPN_STATE}/rollback.status`],
+        timeoutS: LAB_ROLLBACK_S,
+        conf: `${OPN_STATE}/config.xml`,
+      }
+    : {
+        ruleset: 'nft list table inet wharf',
+        logged: /tcp dport 2223 log prefix "wharf wan block \d+: " drop/,
+        status: [NFT_CONFIRM, 'status'],
+        timeoutS: SCENARIO_CONFIRM_S,
+        conf: '/etc/nftables.conf',
+      };
+}
+
 export function firewallChangeScenario(o: { kind: FirewallKind; name?: string }): Scenario {
   return {
     name: o.name ?? (o.kind === 'nftables' ? 'firewall-change' : `firewall-change-${o.kind}`),
-    description: `commit-confirmed firewall changes (${o.kind}) under SFTP load: a harmless rule added and removed (confirmed, nothing lost); a change that cuts management reverted by the box itself within ${SCENARIO_CONFIRM_S} s, also with wharf killed after arming`,
+    description: `commit-confirmed firewall changes (${o.kind}) under SFTP load: a harmless rule added and removed (confirmed, nothing lost); a change that cuts management reverted by the box itself within ${kindView(o.kind).timeoutS} s, also with wharf killed after arming`,
     async run(ctx) {
       const lab = await ensureScenarioLab(ctx.log);
       const fw = nodeOfKind(lab.t, 'firewall').name;
@@ -83,7 +113,8 @@ export function firewallChangeScenario(o: { kind: FirewallKind; name?: string })
           options: { confirmTimeout: `${SCENARIO_CONFIRM_S}s` },
           log: () => {},
         });
-      const ruleset = async () => (await lab.sh(fw, 'nft list table inet wharf', 20_000)).stdout;
+      const K = kindView(o.kind);
+      const ruleset = async () => (await lab.sh(fw, K.ruleset, 20_000)).stdout;
       const mgmtOk = async () => {
         const checks = await stackConfirmHooks(lab.t, lab.inventory).probe(fw);
         return checks.find((c) => c.required)!;
@@ -103,7 +134,7 @@ export function firewallChangeScenario(o: { kind: FirewallKind; name?: string })
         const have = await ruleset();
         ctx.check(
           `a logged block rule for unused port ${UNUSED_PORT} is applied and confirmed`,
-          add.ok && /tcp dport 2223 log prefix "wharf wan block \d+: " drop/.test(have),
+          add.ok && K.logged.test(have),
           add.ok ? `${((Date.now() - t1) / 1000).toFixed(1)} s, confirmed` : (add.error ?? 'failed'),
         );
         ctx.event('logged rule added', t1, { until: Date.now() });
@@ -135,17 +166,17 @@ export function firewallChangeScenario(o: { kind: FirewallKind; name?: string })
       // 2. bad change, wharf alive: not confirmed, reverted by the box, configure fails saying so
       const b0 = Date.now();
       const res = await configure(bad, 'bad');
-      const v1 = revertVerdict(parseConfirmStatus(await boxStatus(lab, fw)), SCENARIO_CONFIRM_S);
+      const v1 = revertVerdict(parseConfirmStatus(await boxStatus(lab, fw, K)), K.timeoutS);
       ctx.check(
         'a change that cuts management is not confirmed: configure exits 1 naming the revert',
         !res.ok && res.exitCode === 1 && /reverted it by itself/.test(res.error ?? ''),
         (res.error ?? `ok=${res.ok}`).split('\n').slice(0, 2).join(' | '),
       );
-      ctx.check(`the box reverted it by itself at the ${SCENARIO_CONFIRM_S} s timeout`, v1.ok, v1.detail);
+      ctx.check(`the box reverted it by itself at the ${K.timeoutS} s timeout`, v1.ok, v1.detail);
       if (v1.took !== undefined)
         ctx.metric('bad change → revert (wharf alive)', Number(v1.took.toFixed(2)), 's', {
           op: '<=',
-          value: SCENARIO_CONFIRM_S + REVERT_SLACK_S,
+          value: K.timeoutS + REVERT_SLACK_S,
         });
       const m1 = await mgmtOk();
       ctx.check('management ssh works again after the revert', m1.ok, m1.detail);
@@ -153,7 +184,7 @@ export function firewallChangeScenario(o: { kind: FirewallKind; name?: string })
 
       // 3. bad change, wharf killed after arming: the box alone reverts it
       const b1 = Date.now();
-      const killed = await badChangeKilled(lab, bad, fw, b1);
+      const killed = await badChangeKilled(lab, bad, fw, b1, K);
       ctx.check(
         'wharf killed after arming the revert: the box reverts the bad change by itself',
         killed.ok,
@@ -162,7 +193,7 @@ export function firewallChangeScenario(o: { kind: FirewallKind; name?: string })
       if (killed.took !== undefined)
         ctx.metric('bad change → revert (wharf killed)', Number(killed.took.toFixed(2)), 's', {
           op: '<=',
-          value: SCENARIO_CONFIRM_S + REVERT_SLACK_S,
+          value: K.timeoutS + REVERT_SLACK_S,
         });
       const m2 = await mgmtOk();
       const rs = m2.ok ? await ruleset() : '';
@@ -173,9 +204,9 @@ export function firewallChangeScenario(o: { kind: FirewallKind; name?: string })
       );
       ctx.event('bad change (wharf killed)', b1, { until: Date.now() });
       // the killed run left the bad file on disk until the box's revert put the confirmed one back
-      const conf = (await lab.sh(fw, 'cat /etc/nftables.conf', 20_000)).stdout;
+      const conf = (await lab.sh(fw, `cat ${K.conf}`, 20_000)).stdout;
       ctx.check(
-        "the box's /etc/nftables.conf is the confirmed one again (a reboot loads it)",
+        `the box's ${K.conf} is the confirmed one again (a reboot loads it)`,
         conf.includes('anti-lockout'),
         conf.includes('anti-lockout') ? 'anti-lockout rule present' : 'the bad file is still in place',
       );
@@ -188,9 +219,9 @@ export function firewallChangeScenario(o: { kind: FirewallKind; name?: string })
  * The box's commit-confirmed state line, read from outside the box (docker exec, as the drill's
  * faults act): while management is cut no ssh reaches it. '' when it cannot be read.
  */
-async function boxStatus(lab: ScenarioLab, node: string): Promise<string> {
+async function boxStatus(lab: ScenarioLab, node: string, K: KindView): Promise<string> {
   try {
-    const r = await labNode(lab.t.name, node).exec([NFT_CONFIRM, 'status'], { timeoutMs: 10_000 });
+    const r = await labNode(lab.t.name, node).exec(K.status, { timeoutMs: 10_000 });
     return r.code === 0 ? r.stdout.trim() : '';
   } catch {
     return '';
@@ -223,6 +254,7 @@ async function badChangeKilled(
   bad: Doc,
   fw: string,
   since: number,
+  K: KindView,
 ): Promise<{ ok: boolean; detail: string; took?: number }> {
   const file = join(REPO_ROOT, '.wharf', 'scenarios', `${lab.t.name}-firewall-bad.yaml`);
   writeFileSync(file, stringify(bad));
@@ -250,7 +282,7 @@ async function badChangeKilled(
   const armed = await until(
     90_000,
     async () => {
-      const s = parseConfirmStatus(await boxStatus(lab, fw));
+      const s = parseConfirmStatus(await boxStatus(lab, fw, K));
       if (s && s.state === 'armed' && s.armedAt * 1000 >= since - 1000) armedAt = s.armedAt;
       return armedAt > 0;
     },
@@ -267,22 +299,29 @@ async function badChangeKilled(
     };
   let st: ReturnType<typeof parseConfirmStatus>;
   const seen = await until(
-    (SCENARIO_CONFIRM_S + 30) * 1000,
+    (K.timeoutS + 30) * 1000,
     async () => {
-      st = parseConfirmStatus(await boxStatus(lab, fw));
+      st = parseConfirmStatus(await boxStatus(lab, fw, K));
       return st?.state === 'reverted' && st.armedAt === armedAt;
     },
     250,
   );
   const killed = `wharf SIGKILLed ${(killedAt - armedAt).toFixed(1)} s after arming${code === null ? '' : ` (but it had exited ${code} already)`}`;
   if (!seen) return { ok: false, detail: `${killed}; no revert seen (status ${JSON.stringify(st!)})` };
-  const v = revertVerdict(st!, SCENARIO_CONFIRM_S);
+  const v = revertVerdict(st!, K.timeoutS);
   return {
-    ok: code === null && killedAt - armedAt < SCENARIO_CONFIRM_S && v.ok,
+    ok: code === null && killedAt - armedAt < K.timeoutS && v.ok,
     ...(v.took !== undefined ? { took: v.took } : {}),
     detail: `${killed}, before it could confirm or roll back; ${v.detail}`,
   };
 }
 
-export const firewallChange = firewallChangeScenario({ kind: 'nftables' });
+/**
+ * The scenario for the lab's firewall kind: nftables (CI's shared lab), or with
+ * WHARF_FIREWALL_KIND=opnsense (a scenario lab whose firewall is the OPNsense API emulation)
+ * `firewall-change-opnsense`.
+ */
+export const firewallChange = firewallChangeScenario({
+  kind: process.env.WHARF_FIREWALL_KIND === 'opnsense' ? 'opnsense' : 'nftables',
+});
 export default firewallChange;

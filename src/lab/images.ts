@@ -39,6 +39,9 @@ export const VARIANTS = {
   plain: [] as string[],
   net: ['nftables', 'iputils-ping'],
   sink: ['nodejs'],
+  // the firewall node of a `firewall.kind: opnsense` lab: nftables plus the OPNsense API emulation
+  // (a bundled Node program) and openssl for its self-signed certificate
+  opnsense: ['nftables', 'iputils-ping', 'nodejs', 'openssl'],
 } as const;
 export type Variant = keyof typeof VARIANTS;
 
@@ -247,10 +250,14 @@ export async function buildNodeImage(
   }
 }
 
-/** Make sure every variant image the kinds need exists; returns kind-variant → tag. */
-export async function ensureImages(kinds: LabKind[], log: Log = () => {}): Promise<Record<Variant, string>> {
+/** Make sure every variant image the kinds (and `extra`) need exists; returns variant → tag. */
+export async function ensureImages(
+  kinds: LabKind[],
+  log: Log = () => {},
+  extra: Variant[] = [],
+): Promise<Record<Variant, string>> {
   const base = baseTag();
-  const variants = [...new Set(kinds.map(variantOf))];
+  const variants = [...new Set([...kinds.map(variantOf), ...extra])];
   const tags = Object.fromEntries(
     (Object.keys(VARIANTS) as Variant[]).map((v) => [v, variantTag(v, base)]),
   ) as Record<Variant, string>;

@@ -297,7 +297,8 @@ async function removeContainer(name: string): Promise<void> {
 interface ApplyContext {
   plan: LabPlan;
   ports: LabPorts;
-  tags: Record<Variant, string>;
+  /** Node name → image tag. */
+  images: Map<string, string>;
   files: Map<string, NodeFiles>;
   log: Log;
   created: Created;
@@ -305,9 +306,9 @@ interface ApplyContext {
 
 /** Create a node: container on its first network, the others connected, files in, started. */
 async function createNode(a: Extract<LabAction, { kind: 'create-node' }>, cx: ApplyContext): Promise<void> {
-  const { plan, ports, tags } = cx;
+  const { plan, ports } = cx;
   const n = a.node;
-  const image = tags[variantOf(n.kind)];
+  const image = cx.images.get(n.name)!;
   await dockerCall(`create ${n.container}`, (d, abortSignal) =>
     d.createContainer({ ...containerSpec(n, plan, ports, image, a.spec), abortSignal }),
   );
@@ -411,10 +412,15 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
   const demoName = t.sftp.users[0]?.name ?? 'demo';
   const keysP = ensureKeys(stack, plan.nodes, demoName);
   keysP.catch(() => {});
+  // an OPNsense firewall (firewall.kind: opnsense) is the lab's emulation of its API: its own image
+  const variantFor = (n: LabNode): Variant =>
+    n.kind === 'firewall' && t.firewall.kind === 'opnsense' ? 'opnsense' : variantOf(n.kind);
   const tags = await ensureImages(
     plan.nodes.map((n) => n.kind),
     log,
+    plan.nodes.map(variantFor),
   );
+  const images = new Map(plan.nodes.map((n) => [n.name, tags[variantFor(n)]]));
   const keys = await keysP;
   const names = sshNames(stack);
 
@@ -424,7 +430,7 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
   for (const n of plan.nodes) {
     const nf = await nodeFiles(t, plan, n, keys);
     files.set(n.name, nf);
-    const image = tags[variantOf(n.kind)];
+    const image = images.get(n.name)!;
     const spec = sha(
       JSON.stringify({
         v: LAB_VERSION,
@@ -469,7 +475,7 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
       0o600,
     );
 
-    await applyLab(actions, { plan, ports, tags, files, log, created });
+    await applyLab(actions, { plan, ports, images, files, log, created });
 
     // Ready: sshd answers through the bastion and systemd finished booting (asked over that same
     // ssh: `is-system-running --wait` blocks on the node until boot is over).

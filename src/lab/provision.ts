@@ -11,6 +11,7 @@ import { runRunbookByName } from '../stack/runbooks.ts';
 import { getRunbook, type RunbookResult } from '../runbook/registry.ts';
 import { readState, stateDir } from './state.ts';
 import { ensureStackSecrets, sftpKnownHosts } from '../stack/secrets.ts';
+import { provisionOpnsenseLab } from './opnsense/provision.ts';
 
 export interface ProvisionResult {
   results: RunbookResult[];
@@ -66,8 +67,12 @@ export async function provisionLab(
 ): Promise<ProvisionResult> {
   const t0 = Date.now();
   for (const name of PROVISION_RUNBOOKS) getRunbook(name); // registered? (scripts/index.ts)
-  const inventory = loadInventory(join(stateDir(t.name), 'inventory.yaml'), t);
+  const inventoryFile = join(stateDir(t.name), 'inventory.yaml');
+  let inventory = loadInventory(inventoryFile, t);
   raiseHostSysctls(t, inventory, log);
+  // an OPNsense firewall: the node becomes the emulated box (its API) before configure drives it
+  if (t.firewall.kind === 'opnsense')
+    inventory = await provisionOpnsenseLab(t, inventory, inventoryFile, log);
   const results: RunbookResult[] = [];
   for (const name of PROVISION_RUNBOOKS) {
     log(`provision: ${name}`);

@@ -12,6 +12,9 @@ import { REPO_ROOT } from './state.ts';
 export function seedVariant(name: string, octet: number): Record<string, unknown> {
   const doc = parse(readFileSync(join(REPO_ROOT, 'configs/stack.yaml'), 'utf8')) as Record<string, unknown>;
   doc.name = name;
+  // WHARF_FIREWALL_KIND=opnsense: the same stack with an OPNsense firewall (the lab's API emulation)
+  const kind = process.env.WHARF_FIREWALL_KIND;
+  if (kind) doc.firewall = { ...((doc.firewall as Record<string, unknown> | undefined) ?? {}), kind };
   doc.networks = {
     wan: { subnet: `10.${octet}.0.0/24` },
     transit: { subnet: `10.${octet}.1.0/24` },

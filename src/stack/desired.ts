@@ -12,9 +12,12 @@ import { addressOf, type Inventory } from '../topology/inventory.ts';
 import { sftpNode, type Topology, type TopologyNode } from '../topology/model.ts';
 import { HOST_KEY_TYPES, sftpKnownHosts, type StackSecrets } from './secrets.ts';
 
-/** The nodes wharf manages: every topology node in the inventory that is not lab-only. */
+/** The nodes wharf manages over ssh: every topology node in the inventory that is not lab-only (nor an OPNsense box). */
 export function managedNodes(t: Topology, inv: Inventory, only?: string[]): TopologyNode[] {
-  const nodes = Object.values(t.nodes).filter((n) => !n.labOnly && inv.hosts[n.name]);
+  // an OPNsense firewall is driven over its REST API (src/opnsense), never over ssh
+  const nodes = Object.values(t.nodes).filter(
+    (n) => !n.labOnly && inv.hosts[n.name] && !(n.kind === 'firewall' && t.firewall.kind === 'opnsense'),
+  );
   if (!only) return nodes;
   return nodes.filter((n) => only.includes(n.name));
 }

@@ -23,6 +23,21 @@ export const SshTarget = z.strictObject({
 
 const Addresses = z.partialRecord(z.enum(NETWORKS), ipv4());
 
+/** An OPNsense box's REST API (firewall.kind: opnsense): HTTPS URL, key/secret files, its CA. */
+export const OpnApi = z.strictObject({
+  url: z.string().regex(/^https:\/\/[^\s/:@]+(:\d+)?\/?$/, {
+    error: (i) => `expected https://HOST[:PORT], got ${JSON.stringify(i.input)}`,
+  }),
+  keyFile: z.string().min(1, { error: 'expected the file holding the API key' }),
+  secretFile: z.string().min(1, { error: 'expected the file holding the API secret' }),
+  /** The CA that signed the box's certificate (a self-signed box: its certificate). */
+  caFile: z.string().min(1).optional(),
+  /** Command spelling: camel (every release) or snake (newer releases). */
+  commands: z.enum(['camel', 'snake']).default('camel'),
+  /** The box's own savepoint rollback window after apply/{revision} (OPNsense: 60 s). */
+  rollbackSeconds: z.number().int().min(5).max(3600).default(60),
+});
+
 export const InventorySchema = z.strictObject({
   /** Optional ssh_config (ProxyJump, keys…) used for every host; the lab writes its own. */
   sshConfig: z.string().optional(),
@@ -35,6 +50,8 @@ export const InventorySchema = z.strictObject({
     z.strictObject({
       ssh: SshTarget,
       addresses: Addresses.default({}),
+      /** Only for an OPNsense firewall: how wharf reaches its API. */
+      api: OpnApi.optional(),
     }),
   ),
   /** Where the stack's shared secrets live on the operator's machine (default .wharf/secrets/<stack>). */
