@@ -15,7 +15,7 @@ import { REPO_ROOT, stateDir } from '../src/lab/state.ts';
 import { raiseInotifyInstances } from '../src/lab/lab.ts';
 import { provisionLab } from '../src/lab/provision.ts';
 import { loadInventory, topologyFromObject } from '../src/topology/load.ts';
-import { nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
+import { sftpNode, type Topology } from '../src/topology/model.ts';
 import { labInventory, type Inventory } from '../src/topology/inventory.ts';
 import { renderStack } from '../src/render/index.ts';
 import { sshTransports, shQuote, closeAll } from '../src/transport/index.ts';
@@ -27,6 +27,7 @@ import { NOTIFY_SPOOL } from '../src/render/notify.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import {
+  haproxyGroup,
   readFailoverState,
   readReconcileMark,
   serverStateCommands,
@@ -187,11 +188,12 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   }
   for (const name of started) await waitReady(lab.sshConfig, name, Date.now() + 90_000);
   const main = sftpNode(t, 'main').name;
-  const hap = nodeOfKind(t, 'haproxy').name;
+  // every HAProxy (both of a pair)
+  const hap = haproxyGroup(t, (n) => lab.transports.get(n));
   const quiet = { ...lab, log: () => {} };
   // a failover left behind (a failed scenario): fail back the proper way
-  const fo = await readFailoverState(lab.transports.get(hap)!);
-  const mark = await readReconcileMark(lab.transports.get(hap)!);
+  const fo = await readFailoverState(hap);
+  const mark = await readReconcileMark(hap);
   if (fo || mark) {
     lab.log(
       fo
@@ -225,7 +227,7 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
     await quiet.sh(main, 'systemctl enable --now lsyncd && systemctl restart lsyncd');
   }
   // main in rotation everywhere (maint left by an interrupted scenario)
-  await runtimeApi(lab.transports.get(hap)!, t, [
+  await runtimeApi(hap, t, [
     ...serverStateCommands(t, main, 'ready'),
     ...serverStateCommands(t, t.replication.lsyncd.to, 'ready'),
   ]);

@@ -1,6 +1,6 @@
 // The stack drawn as a graph: internet → router → firewall → HAProxy frontends → backends → SFTP
 // nodes, lsyncd main → sub, backup sub → backup, notices → sink. Pure: Topology → text.
-import type { Topology } from './topology/model.ts';
+import { isPairAddress, vipAddress, type Topology } from './topology/model.ts';
 
 export const GRAPH_FORMATS = ['mermaid', 'dot'] as const;
 export type GraphFormat = (typeof GRAPH_FORMATS)[number];
@@ -105,7 +105,8 @@ export function graphModel(t: Topology): GraphModel {
     topoNode(firewall.name);
     for (const r of t.firewall.nat) {
       const port = r.toPort ?? r.port;
-      const fe = r.to === haproxy?.name ? frontendByPort.get(port) : undefined;
+      const toHaproxy = r.to === haproxy?.name || isPairAddress(t, r.to);
+      const fe = toHaproxy ? frontendByPort.get(port) : undefined;
       edges.push({
         from: nodeId(firewall.name),
         to: fe ? id('fe', fe) : topoNode(r.to),
@@ -116,8 +117,14 @@ export function graphModel(t: Topology): GraphModel {
   }
 
   if (haproxy) {
-    const gid = id('g', haproxy.name);
-    groups.push({ id: gid, label: `${haproxy.name}: HAProxy TCP, maxconn ${t.haproxy.maxconn}` });
+    const pair = t.haproxy.pair;
+    const gid = id('g', pair.enabled ? pair.name : haproxy.name);
+    groups.push({
+      id: gid,
+      label: pair.enabled
+        ? `${pair.nodes.join(' + ')}: HAProxy TCP, maxconn ${t.haproxy.maxconn}, keepalived ${vipAddress(t)}`
+        : `${haproxy.name}: HAProxy TCP, maxconn ${t.haproxy.maxconn}`,
+    });
     for (const [name, f] of Object.entries(t.haproxy.frontends)) {
       addNode({ id: id('fe', name), label: `frontend ${name} :${f.port}`, shape: 'round', group: gid });
       edges.push({ from: id('fe', name), to: id('be', f.backend), style: 'solid' });

@@ -4,8 +4,8 @@ import type { Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { RenderedFile } from './types.ts';
 import { file, header, lines, shq } from './util.ts';
-import { replicaReaders, sftpNode } from '../topology/model.ts';
-import { SERVER_STATE_FILE, agentServerOptions } from './agent.ts';
+import { replicaReaders, sftpNode, vipAddress } from '../topology/model.ts';
+import { RECONCILE_TABLE, SERVER_STATE_FILE, agentServerOptions } from './agent.ts';
 import { LAG_AGENT_PORT, lagAgentServerOptions } from './readpool.ts';
 import type { CheckCommand } from './types.ts';
 
@@ -37,14 +37,21 @@ export const HAPROXY_CHECK: CheckCommand = {
 
 /** The table every frontend tracks sources in, so a client cannot multiply its rate by port. */
 export const RATE_TABLE = 'wharf_src_rate';
+/** The peers section of an HAProxy pair: stick tables are pushed to the other node. */
+export const PEERS_SECTION = 'wharf_pair';
 
 export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): RenderedFile {
   const h = t.haproxy;
   const dmz = addressOf(inv, node, 'dmz');
   const main = sftpNode(t, 'main').name;
+  const pair = t.haproxy.pair.enabled ? t.haproxy.pair : undefined;
+  const vip = pair ? vipAddress(t, inv) : undefined;
+  /** `peers …` on every stick table when paired. */
+  const peers = pair ? ` peers ${PEERS_SECTION}` : '';
   const out: string[] = [
     header(t).trimEnd(),
     'global',
+    ...(pair ? [`    localpeer ${node}`] : []),
     '    log /dev/log local0',
     '    log /dev/log local1 notice',
     '    chroot /var/lib/haproxy',
@@ -81,14 +88,28 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
     `# Per-source connection rate, shared by all frontends: more than ${h.rateLimit.connections} new`,
     `# connections within ${h.rateLimit.period} from one address are refused.`,
     `backend ${RATE_TABLE}`,
-    `    stick-table type ip size 100k expire ${h.rateLimit.period} store conn_rate(${h.rateLimit.period})`,
+    `    stick-table type ip size 100k expire ${h.rateLimit.period} store conn_rate(${h.rateLimit.period})${peers}`,
+    '',
+    `# Non-preemptive failover: key 1, gpt0 = 1 while ${main} must stay out until failback (the wharf`,
+    `# agent writes it with the "needs reconcile" mark${pair ? ' and sets the mark when the peer wrote it' : ''}).`,
+    `backend ${RECONCILE_TABLE}`,
+    `    stick-table type integer size 1 store gpt0${peers}`,
   ];
+  if (pair)
+    out.push(
+      '',
+      `# HAProxy pair: both push their stick tables (rate limits, stick on src, the failover flag) to the`,
+      '# other, so a switch of the floating address keeps them.',
+      `peers ${PEERS_SECTION}`,
+      ...pair.nodes.map((n) => `    peer ${n} ${addressOf(inv, n, 'dmz')}:${pair.peersPort}`),
+    );
   for (const [name, f] of Object.entries(h.frontends)) {
     out.push(
       '',
       `frontend ${name}`,
       ...(f.description ? [`    description ${f.description}`] : []),
       `    bind ${dmz}:${f.port}`,
+      ...(vip ? [`    bind ${vip}:${f.port}`] : []),
       `    maxconn ${f.maxconn ?? h.maxconn}`,
       `    tcp-request connection track-sc0 src table ${RATE_TABLE}`,
       `    tcp-request connection reject if { sc0_conn_rate(${RATE_TABLE}) gt ${h.rateLimit.connections} }`,
@@ -112,7 +133,7 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
         h.check.errorLimit > 0 ? ` observe layer4 error-limit ${h.check.errorLimit} on-error mark-down` : ''
       }`,
     );
-    if (b.stickOnSource) out.push('    stick-table type ip size 100k expire 30m', '    stick on src');
+    if (b.stickOnSource) out.push(`    stick-table type ip size 100k expire 30m${peers}`, '    stick on src');
     const lagged = b.readOnly ? b.servers.filter((s) => replicaReaders(t).includes(s.node)) : [];
     if (b.readOnly)
       out.push(

@@ -1,7 +1,7 @@
 // /etc/nftables.conf for the router and the firewall. Own tables only (never `flush ruleset`:
 // Docker's embedded DNS lives in the container's `table ip nat`), matched by addresses, never by
 // interface names (unstable in containers). Source addresses are preserved end to end: no masquerade.
-import type { Topology } from '../topology/model.ts';
+import { isPairAddress, vipAddress, type Topology } from '../topology/model.ts';
 import { NETWORKS, type FirewallRule, type NetworkName, type PortForwardRule } from '../topology/schema.ts';
 import { addressOf, subnetOf, type Inventory } from '../topology/inventory.ts';
 import { InputError } from '../core/errors.ts';
@@ -136,6 +136,7 @@ function addressMatch(
 ): string[] | null {
   if (value === 'any') return null;
   if ((NETWORKS as readonly string[]).includes(value)) return [subnetOf(t, inv, value as NetworkName)];
+  if (isPairAddress(t, value)) return [vipAddress(t, inv)];
   if (t.nodes[value]) {
     // Prefer the node's addresses on networks this node is attached to (what it can route to).
     const all = dataAddresses(inv, value);
@@ -185,7 +186,11 @@ export function renderFirewallNft(t: Topology, inv: Inventory, node: string): Re
   const transit = addressOf(inv, node, 'transit');
   const text = lines(
     ...preamble(t, `${node} (firewall): NAT to HAProxy, then the rules in order; default deny.`),
-    ...natTable(dnat(t.firewall.nat, transit, (r) => addressOf(inv, r.to, 'dmz'))),
+    ...natTable(
+      dnat(t.firewall.nat, transit, (r) =>
+        isPairAddress(t, r.to) ? vipAddress(t, inv) : addressOf(inv, r.to, 'dmz'),
+      ),
+    ),
     '',
     ...filterTable(
       t,

@@ -1,6 +1,8 @@
 // The resolved topology: what the schema parsed, with the defaults that depend on other fields
 // filled in (nodes, port forwards, firewall rules) and references normalised. Pure.
 import { parseDuration } from '../core/duration.ts';
+import { hostAddress } from './net.ts';
+import type { Inventory } from './inventory.ts';
 import type {
   FirewallRule,
   NetworkName,
@@ -29,13 +31,29 @@ export type Topology = Omit<ParsedTopology, 'nodes' | 'router' | 'firewall' | 'h
   nodes: Record<string, TopologyNode>;
   router: { forwards: PortForwardRule[] };
   firewall: { rules: FirewallRule[]; nat: PortForwardRule[] };
-  haproxy: Omit<ParsedTopology['haproxy'], 'backends'> & {
+  haproxy: Omit<ParsedTopology['haproxy'], 'backends' | 'pair'> & {
+    pair: HaproxyPair;
     backends: Record<
       string,
       { balance: string; stickOnSource: boolean; readOnly: boolean; servers: BackendServer[] }
     >;
   };
 };
+
+/** The HAProxy pair as resolved: its nodes (empty when off) and VRRP settings. */
+export interface HaproxyPair {
+  enabled: boolean;
+  /** Name of the floating address in firewall NAT targets and rules. */
+  name: string;
+  /** The pair's nodes, the preferred master first (empty when the pair is off). */
+  nodes: string[];
+  vip?: string;
+  vipHostId: number;
+  vrid: number;
+  advertInt: number;
+  auth: string;
+  peersPort: number;
+}
 
 export const DEFAULT_NETWORKS: Record<NodeKind, NetworkName[]> = {
   'wan-client': ['wan'],
@@ -60,15 +78,32 @@ export const DEFAULT_NODES: Record<
   'notify-sink': { kind: 'notify-sink', hostId: 20, labOnly: true },
 };
 
+/** The pair's default nodes, in place of the single `haproxy`. */
+export const PAIR_NODES: Record<string, { kind: NodeKind; hostId: number }> = {
+  'haproxy-1': { kind: 'haproxy', hostId: 4 },
+  'haproxy-2': { kind: 'haproxy', hostId: 5 },
+};
+
+/** The default nodes: the single `haproxy` replaced by haproxy-1 and haproxy-2 when the pair is on. */
+export function defaultNodes(pair: boolean): typeof DEFAULT_NODES {
+  if (!pair) return DEFAULT_NODES;
+  const out: typeof DEFAULT_NODES = {};
+  for (const [name, n] of Object.entries(DEFAULT_NODES)) {
+    if (name === 'haproxy') Object.assign(out, PAIR_NODES);
+    else out[name] = n;
+  }
+  return out;
+}
+
 export function resolveTopology(t: ParsedTopology): Topology {
   const rawNodes: Record<
     string,
     { kind: NodeKind; role?: SftpRole; networks?: NetworkName[]; hostId?: number; labOnly?: boolean }
-  > = t.nodes ?? DEFAULT_NODES;
+  > = t.nodes ?? defaultNodes(t.haproxy.pair.enabled);
   const nodes: Record<string, TopologyNode> = {};
   let nextId = 30;
   for (const [name, n] of Object.entries(rawNodes)) {
-    const d = DEFAULT_NODES[name];
+    const d = DEFAULT_NODES[name] ?? PAIR_NODES[name];
     nodes[name] = {
       name,
       kind: n.kind,
@@ -80,7 +115,9 @@ export function resolveTopology(t: ParsedTopology): Topology {
   }
   const kindNode = (kind: NodeKind) => Object.values(nodes).find((n) => n.kind === kind)?.name ?? kind;
   const firewall = kindNode('firewall');
-  const haproxy = kindNode('haproxy');
+  const pairOn = t.haproxy.pair.enabled;
+  // with the pair, the firewall forwards to the floating address, not to one node
+  const haproxy = pairOn ? t.haproxy.pair.name : kindNode('haproxy');
   const frontends = Object.entries(t.haproxy.frontends);
 
   const forwards =
@@ -130,9 +167,37 @@ export function resolveTopology(t: ParsedTopology): Topology {
     nodes,
     router: { forwards },
     firewall: { rules, nat },
-    haproxy: { ...t.haproxy, backends },
+    haproxy: {
+      ...t.haproxy,
+      backends,
+      pair: {
+        ...t.haproxy.pair,
+        nodes: pairOn
+          ? Object.values(nodes)
+              .filter((n) => n.kind === 'haproxy')
+              .map((n) => n.name)
+          : [],
+      },
+    },
   };
 }
+
+/** The floating address of the HAProxy pair (the inventory's dmz subnet wins over the topology's). */
+export function vipAddress(t: Topology, inv?: Inventory): string {
+  const p = t.haproxy.pair;
+  if (p.vip) return p.vip;
+  return hostAddress(inv?.networks?.dmz ?? t.networks.dmz.subnet, p.vipHostId);
+}
+
+/** Where a NAT target or rule destination named `to` is reached: the pair's floating address or a node's. */
+export const isPairAddress = (t: Topology, to: string): boolean =>
+  t.haproxy.pair.enabled && to === t.haproxy.pair.name && !t.nodes[to];
+
+/** Every HAProxy node (both of a pair, or the one). */
+export const haproxyNodes = (t: Topology): string[] =>
+  Object.values(t.nodes)
+    .filter((n) => n.kind === 'haproxy')
+    .map((n) => n.name);
 
 /** Helpers used by renderers, the lab and runbooks. */
 export const nodesOfKind = (t: Topology, kind: NodeKind): TopologyNode[] =>
