@@ -5,6 +5,7 @@ import { registerScenarios, registeredScenarios } from '../src/scenario/registry
 import { backupRestore } from './backup-restore.ts';
 import { drill } from './drill.ts';
 import { failbackNaive } from './failback-naive.ts';
+import { haproxyLoss } from './haproxy-loss.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { manyFiles } from './many-files.ts';
@@ -19,6 +20,7 @@ import { smoke } from './smoke.ts';
 registerScenarios(
   smoke,
   nodeLoss,
+  haproxyLoss,
   hostKeys,
   largeFile,
   failbackNaive,

@@ -27,6 +27,7 @@ import { NOTIFY_SPOOL } from '../src/render/notify.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import {
+  activeHaproxy,
   haproxyGroup,
   readFailoverState,
   readReconcileMark,
@@ -265,6 +266,17 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
     `find ${shQuote(snap)} -mindepth 1 -maxdepth 1 -exec rm -rf {} +; true`,
   );
   lab.log(`reset: known state in ${Date.now() - t0} ms`);
+}
+
+/**
+ * The HAProxy node that serves the traffic now: the holder of the pair's floating address (the one
+ * HAProxy without a pair). Its counters and stick tables are the ones clients touch.
+ */
+export async function activeHaproxyNode(lab: ScenarioLab): Promise<string> {
+  const a = await activeHaproxy(lab.t, lab.inventory, (n) => lab.transports.get(n));
+  if (!a)
+    throw new Error(`no HAProxy node holds the floating address (${lab.t.haproxy.pair.nodes.join(', ')})`);
+  return a.node;
 }
 
 /** Every file under the users' upload folders on a node, as `sha256sum` output (chroot-relative via parseSha256sum(out, `${base}/${user}`)). */

@@ -3,7 +3,7 @@
 //
 // - Both nodes start as BACKUP with `nopreempt`: the first to win keeps the address; a node that
 //   comes back (reboot, restarted HAProxy) stays BACKUP instead of taking the address back.
-// - `vrrp_script` checks HAProxy's systemd main process AND a `show info` over the stats socket
+// - `vrrp_script` checks HAProxy's master process (pid file) AND a `show info` over the stats socket
 //   (a hung HAProxy still has its process): failing twice puts the instance in FAULT, which gives
 //   the address up at once (an advert with priority 0) and the peer takes it.
 // - systemd restarts a crashed HAProxy after 5 s (drop-in), not at once: the peer takes the address
@@ -26,6 +26,8 @@ export const KEEPALIVED_IFACE_SCRIPT = '/usr/local/lib/wharf/keepalived-iface';
 export const KEEPALIVED_IFACE_FILE = '/run/keepalived-wharf/dmz.conf';
 export const KEEPALIVED_DROPIN = '/etc/systemd/system/keepalived.service.d/wharf.conf';
 export const HAPROXY_PAIR_DROPIN = '/etc/systemd/system/haproxy.service.d/wharf-pair.conf';
+/** Debian's haproxy.service starts the master with `-p` this file. */
+export const HAPROXY_PIDFILE = '/run/haproxy.pid';
 export const TEXTFILE_DIR = '/var/lib/prometheus/node-exporter';
 export const KEEPALIVED_PROM = `${TEXTFILE_DIR}/wharf_keepalived.prom`;
 export const KEEPALIVED_METRIC = 'wharf_keepalived_master';
@@ -86,7 +88,7 @@ export function renderKeepalivedConf(t: Topology, inv: Inventory, node: string):
     'vrrp_script chk_haproxy {',
     `    script "${KEEPALIVED_CHECK_SCRIPT}"`,
     '    interval 1',
-    '    timeout 2',
+    '    timeout 3',
     '    fall 2',
     '    rise 2',
     '}',
@@ -122,11 +124,12 @@ export function renderKeepalivedCheckScript(t: Topology): RenderedFile {
   const text = lines(
     '#!/bin/sh',
     header(t).trimEnd(),
-    "# keepalived's vrrp_script: exit 0 while HAProxy's systemd main process runs and HAProxy answers",
-    '# `show info` on its stats socket within 2 s (a hung HAProxy keeps its process: the socket tells).',
+    "# keepalived's vrrp_script: exit 0 while HAProxy's master process (its pid file, as systemd",
+    '# started it) runs and HAProxy answers `show info` on its stats socket within 2 s (a hung HAProxy',
+    '# keeps its process: the socket tells). Cheap on purpose: it runs every second.',
     'set -u',
-    'pid=$(systemctl show -p MainPID --value haproxy 2>/dev/null) || exit 1',
-    '[ -n "$pid" ] && [ "$pid" != 0 ] && kill -0 "$pid" 2>/dev/null || exit 1',
+    `pid=$(cat ${HAPROXY_PIDFILE} 2>/dev/null) || exit 1`,
+    '[ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = haproxy ] || exit 1',
     `out=$(echo "show info" | timeout 2 socat -t 2 stdio UNIX-CONNECT:${shq(t.haproxy.stats.socket)} 2>/dev/null) || exit 1`,
     'case "$out" in *"Pid: "*) exit 0 ;; esac',
     'exit 1',

@@ -555,7 +555,7 @@ describe('HAProxy pair (keepalived, peers)', () => {
     for (const f of ['keepalived-check', 'keepalived-notify', 'keepalived-iface'])
       expect(files.indexOf(`/usr/local/lib/wharf/${f}`)).toBeLessThan(conf);
     const check = fileOf(stack['haproxy-1']!, '/usr/local/lib/wharf/keepalived-check').content;
-    expect(check).toContain('systemctl show -p MainPID --value haproxy');
+    expect(check).toContain('pid=$(cat /run/haproxy.pid 2>/dev/null) || exit 1');
     expect(check).toContain('UNIX-CONNECT:/run/haproxy/admin.sock');
     const notify = fileOf(stack['haproxy-1']!, '/usr/local/lib/wharf/keepalived-notify').content;
     expect(notify).toContain('FILE=/var/lib/prometheus/node-exporter/wharf_keepalived.prom');

@@ -1,0 +1,234 @@
+// haproxy-loss: the HAProxy pair survives the loss of its active node. Known state → clients upload
+// through the entry point (router → firewall → the floating address) → round 1: the container of
+// whichever HAProxy holds the floating address is killed (Engine API, as the drill's faults do),
+// ≥ 3 times: uploads resume (RTO = kill → first upload started after it acknowledged), keepalived
+// moved the address (the other node holds it, the firewall's neighbour entry for it now carries the
+// other node's MAC), the killed node is started again and must come back as BACKUP (its
+// wharf_keepalived_master gauge 0, the holder's 1) with the stick tables its peer pushed to it →
+// round 2: only HAProxy's main process is SIGKILLed on the active node (its container lives on),
+// ≥ 3 times: same checks (keepalived's vrrp_script notices the dead process, systemd restarts
+// HAProxy 5 s later as the backup) → the checker: every acknowledged upload on main and sub.
+// WHARF_HAPROXY_LOSS_KILLS (default 3) kills per round.
+import { labNode } from '../src/lab/node.ts';
+import { waitReady } from '../src/lab/lab.ts';
+import { vipHolder } from '../src/drill/faults.ts';
+import { KEEPALIVED_METRIC, KEEPALIVED_PROM } from '../src/render/keepalived.ts';
+import { RATE_TABLE } from '../src/render/haproxy.ts';
+import { nodeOfKind, vipAddress } from '../src/topology/model.ts';
+import { formatVerdict } from '../src/workload/checker.ts';
+import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
+import { ensureScenarioLab, type ScenarioLab } from './lab.ts';
+import { checkEverywhere, median, startWorkload, until, type RunningWorkload } from './outage.ts';
+
+type Round = 'node kill' | 'process kill';
+
+/** The MAC the firewall's neighbour table has for `addr` (`ip neigh` in its network namespace). */
+async function neighbourMac(lab: ScenarioLab, addr: string): Promise<string | undefined> {
+  const fw = nodeOfKind(lab.t, 'firewall').name;
+  const r = await labNode(lab.t.name, fw).exec(['ip', 'neigh', 'show', addr], { timeoutMs: 10_000 });
+  return /lladdr ([0-9a-f:]{17})/i.exec(r.stdout)?.[1]?.toLowerCase();
+}
+
+/** The keepalived gauge a node's notify script wrote (1 MASTER, 0 otherwise), undefined if none. */
+async function gauge(lab: ScenarioLab, node: string): Promise<number | undefined> {
+  const r = await labNode(lab.t.name, node).exec(['cat', KEEPALIVED_PROM], { timeoutMs: 10_000 });
+  const m = new RegExp(`^${KEEPALIVED_METRIC}\\{vip="([^"]+)"\\} ([01])$`, 'm').exec(r.stdout);
+  return m && m[1] === vipAddress(lab.t) ? Number(m[2]) : undefined;
+}
+
+/** Sources in a node's HAProxy rate table (`show table`): what it holds, learnt or pushed by its peer. */
+async function rateTableEntries(lab: ScenarioLab, node: string): Promise<number> {
+  const r = await labNode(lab.t.name, node).exec(
+    [
+      'sh',
+      '-c',
+      `echo "show table ${RATE_TABLE}" | socat -t 2 stdio UNIX-CONNECT:${lab.t.haproxy.stats.socket}`,
+    ],
+    { timeoutMs: 10_000 },
+  );
+  return r.stdout.split('\n').filter((l) => /^0x[0-9a-f]+: key=/.test(l)).length;
+}
+
+interface KillResult {
+  rtoMs?: number;
+  ok: boolean;
+}
+
+/** One kill of the active HAProxy (its container or its process), its checks, and the way back. */
+async function killActive(
+  lab: ScenarioLab,
+  ctx: ScenarioContext,
+  w: RunningWorkload,
+  round: Round,
+  i: number,
+): Promise<KillResult> {
+  const t = lab.t;
+  const pair = t.haproxy.pair.nodes;
+  const vip = vipAddress(t);
+  const env = { t, status: lab.status, log: ctx.log };
+  const L = `${round} ${i}: `;
+  const holder = await vipHolder(env, pair);
+  if (!ctx.check(`${L}one HAProxy holds ${vip} before the kill`, !!holder, holder ?? 'none'))
+    return { ok: false };
+  const other = pair.find((n) => n !== holder)!;
+  const macs = {
+    [holder!]: (await labNode(t.name, holder!).inspect()).macs.dmz?.toLowerCase(),
+    [other]: (await labNode(t.name, other).inspect()).macs.dmz?.toLowerCase(),
+  };
+  const macBefore = await neighbourMac(lab, vip);
+  const n = labNode(t.name, holder!);
+  const calledAt = Date.now();
+  if (round === 'node kill') await n.kill();
+  else {
+    const r = await n.exec(['systemctl', 'kill', '-s', 'KILL', '--kill-whom=main', 'haproxy'], {
+      timeoutMs: 10_000,
+    });
+    if (!ctx.check(`${L}SIGKILL HAProxy's main process on ${holder}`, r.code === 0, r.stderr.trim()))
+      return { ok: false };
+  }
+  const diedAt = Date.now();
+  ctx.event(`${round} ${holder}`, diedAt);
+  // RTO: the first upload started after the kill and acknowledged
+  let first: number | undefined;
+  await until(30_000, () => {
+    first = w.acks
+      .filter((a) => (a.startedAt ?? 0) >= diedAt)
+      .map((a) => a.ackAt)
+      .sort((a, b) => a - b)[0];
+    return first !== undefined;
+  });
+  const rtoMs = first !== undefined ? first - diedAt : undefined;
+  ctx.check(
+    `${L}uploads succeed again after the ${round} of ${holder}`,
+    rtoMs !== undefined,
+    rtoMs !== undefined
+      ? `RTO ${rtoMs} ms (call took ${diedAt - calledAt} ms)`
+      : 'no upload acknowledged within 30 s',
+  );
+  if (rtoMs !== undefined) ctx.metric(`${L}RTO`, rtoMs, 'ms');
+  // the address moved: the other node holds it, the firewall now reaches it at the other's MAC
+  let now: string | undefined;
+  let mac: string | undefined;
+  await until(
+    15_000,
+    async () => {
+      now = await vipHolder(env, pair);
+      mac = await neighbourMac(lab, vip);
+      return now === other && mac === macs[other];
+    },
+    250,
+  );
+  ctx.check(
+    `${L}${vip} moved from ${holder} to ${other}; the firewall's neighbour entry changed MAC`,
+    now === other && mac === macs[other] && macBefore === macs[holder!],
+    `holder now ${now ?? 'none'}; firewall: ${vip} at ${macBefore ?? '?'} before (${holder} ${macs[holder!]}), ${mac ?? '?'} after (${other} ${macs[other]})`,
+  );
+  // the way back: the killed node returns as BACKUP, the address stays where it is (nopreempt)
+  if (round === 'node kill') {
+    await n.start();
+    await waitReady(lab.sshConfig, holder!, Date.now() + 120_000);
+  }
+  let back = false;
+  let g: [number | undefined, number | undefined] = [undefined, undefined];
+  await until(
+    60_000,
+    async () => {
+      g = [await gauge(lab, holder!), await gauge(lab, other)];
+      const active = (
+        await n.exec(['systemctl', 'is-active', 'haproxy', 'keepalived'], { timeoutMs: 10_000 })
+      ).stdout;
+      back = g[0] === 0 && g[1] === 1 && !/inactive|failed|activating/.test(active);
+      return back && (await vipHolder(env, pair)) === other;
+    },
+    500,
+  );
+  ctx.check(
+    `${L}${holder} back as BACKUP (${KEEPALIVED_METRIC} ${holder} ${g[0] ?? '?'}, ${other} ${g[1] ?? '?'}), ${vip} stays on ${other}`,
+    back,
+    back ? `${((Date.now() - diedAt) / 1000).toFixed(1)} s after the kill` : 'not within 60 s',
+  );
+  if (round === 'node kill') {
+    // its stick tables came back from its peer (it served nothing since it started)
+    let entries = 0;
+    await until(10_000, async () => (entries = await rateTableEntries(lab, holder!)) > 0, 500);
+    ctx.check(
+      `${L}${holder} got the rate-limit table from ${other} through peers`,
+      entries > 0,
+      `${entries} source(s) in ${RATE_TABLE}`,
+    );
+  }
+  return { ok: rtoMs !== undefined && back, ...(rtoMs !== undefined ? { rtoMs } : {}) };
+}
+
+export const haproxyLoss: Scenario = {
+  name: 'haproxy-loss',
+  description:
+    'the active HAProxy of the keepalived pair killed under load (its container ×3, then its process ×3): uploads resume, the floating address moves, nothing acknowledged is lost',
+  async run(ctx) {
+    const lab = await ensureScenarioLab(ctx.log);
+    const t = lab.t;
+    try {
+      if (
+        !ctx.check('the stack has an HAProxy pair', t.haproxy.pair.enabled, t.haproxy.pair.nodes.join(', '))
+      )
+        return;
+      const kills = Math.max(1, Number(process.env.WHARF_HAPROXY_LOSS_KILLS ?? 3));
+      // 2 clients, a short pause between files: steady uploads, few connections against the
+      // per-source rate limit (every lab client shares the wan-client's address)
+      const w = startWorkload(lab, { prefix: `hl-${Date.now().toString(36)}`, clients: 2, pauseMs: 100 });
+      const rtos: Record<Round, number[]> = { 'node kill': [], 'process kill': [] };
+      try {
+        const warm = await until(30_000, () => w.acks.length >= 10);
+        if (
+          !ctx.check('workload running before the first kill', warm, `${w.acks.length} uploads acknowledged`)
+        )
+          return;
+        rounds: for (const round of ['node kill', 'process kill'] as const)
+          for (let i = 1; i <= kills; i++) {
+            const r = await killActive(lab, ctx, w, round, i);
+            if (r.rtoMs !== undefined) rtos[round].push(r.rtoMs);
+            if (!r.ok) break rounds;
+          }
+        for (const round of ['node kill', 'process kill'] as const)
+          if (rtos[round].length) {
+            ctx.metric(`RTO median, HAProxy ${round}`, median(rtos[round]), 'ms', {
+              op: '<=',
+              value: 10_000,
+            });
+            ctx.log(`RTO per ${round}: ${rtos[round].join(', ')} ms`);
+          }
+        const n = w.acks.length;
+        await until(10_000, () => w.acks.length >= n + 5);
+      } finally {
+        const res = await w.stop();
+        ctx.log(
+          `workload: ${res.acks.length} acks, ${res.failures.length} failed attempts, ${res.abandoned.length} abandoned`,
+        );
+      }
+      const c = await checkEverywhere(lab, w.acks, w.prefix, { backup: false });
+      ctx.log(formatVerdict(c.verdict));
+      let lost = 0;
+      for (const nv of c.verdict.nodes) {
+        lost += nv.lost.length + nv.corrupt.length;
+        ctx.check(
+          `every acknowledged upload on ${nv.node} with its sha256`,
+          nv.lost.length === 0 && nv.corrupt.length === 0,
+          `acknowledged ${c.verdict.acknowledged}, ok ${nv.ok}, lost ${nv.lost.length}, corrupt ${nv.corrupt.length}`,
+        );
+      }
+      ctx.metric('lost', lost, 'files', { op: '<=', value: 0 });
+    } finally {
+      // whatever a failed run left: both HAProxy nodes running
+      for (const n of t.haproxy.pair.nodes) {
+        const node = labNode(t.name, n);
+        const i = await node.inspectOrNull();
+        if (i && !i.running) {
+          await node.start();
+          await waitReady(lab.sshConfig, n, Date.now() + 120_000).catch(() => undefined);
+        }
+      }
+      await lab.close();
+    }
+  },
+};
+export default haproxyLoss;
