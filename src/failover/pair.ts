@@ -103,7 +103,7 @@ class Group implements HaproxyGroup {
 
 /** The shell test that exits 0 on the node holding the floating address. */
 export const holdsVipCommand = (vip: string): string =>
-  `ip -o -4 addr show | awk '{ split($4, p, "/"); if (p[1] == ${shQuote(vip)}) f = 1 } END { exit f ? 0 : 1 }'`;
+  `ip -o -4 addr show | awk -v a=${shQuote(vip)} '{ split($4, p, "/"); if (p[1] == a) f = 1 } END { exit f ? 0 : 1 }'`;
 
 /**
  * Which HAProxy node holds the floating address now (the pair's VRRP master); undefined when none
