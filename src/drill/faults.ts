@@ -175,7 +175,7 @@ export async function vipHolder(env: FaultEnv, nodes: string[]): Promise<string 
     const node = labNode(env.t.name, n);
     const i = await node.inspectOrNull();
     if (!i?.running || i.paused) continue;
-    const r = await node.exec(['sh', '-c', holdsVipCommand(vip)], { timeoutMs: 10_000 });
+    const r = await node.exec(['sh', '-c', holdsVipCommand(vip)], { timeoutMs: 30_000 });
     if (r.code === 0) return n;
   }
   return undefined;
