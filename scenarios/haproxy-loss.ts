@@ -144,7 +144,7 @@ async function killActive(
   // the way back: the killed node returns as BACKUP, the address stays where it is (nopreempt)
   if (round === 'node kill') {
     await n.start();
-    await waitReady(lab.sshConfig, holder!, Date.now() + 120_000);
+    await waitReady(lab.sshConfig, holder!, Date.now() + 300_000); // a loaded machine boots slowly
   }
   let back = false;
   let g: [number | undefined, number | undefined] = [undefined, undefined];
