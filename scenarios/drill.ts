@@ -37,7 +37,7 @@ export const drill: Scenario = {
       const durationMs = parseDuration(process.env.WHARF_DRILL_DURATION ?? '45s', 'WHARF_DRILL_DURATION');
       const faults = (process.env.WHARF_DRILL_FAULTS ?? 'kill,partition,loss').split(',') as FaultKind[];
       // CI's drill acts on the nodes that carry the uploads (WHARF_DRILL_TARGETS=all: every stack node)
-      const wanted = process.env.WHARF_DRILL_TARGETS ?? 'sftp-main,sftp-sub,haproxy';
+      const wanted = process.env.WHARF_DRILL_TARGETS ?? 'sftp-main,sftp-sub,haproxy-1';
       const all = defaultTargets(t, lab.status);
       const targets = wanted === 'all' ? all : wanted.split(',').filter((n) => all.includes(n));
       const spec = { seed, durationMs, faults, targets };

@@ -7,6 +7,7 @@ import { backupRestore } from './backup-restore.ts';
 import { drill } from './drill.ts';
 import { failbackNaive } from './failback-naive.ts';
 import { firewallChange } from './firewall-change.ts';
+import { haproxyLoss } from './haproxy-loss.ts';
 import { hostKeys } from './host-keys.ts';
 import { largeFile } from './large-file.ts';
 import { manyClients } from './many-clients.ts';
@@ -22,6 +23,7 @@ import { smoke } from './smoke.ts';
 registerScenarios(
   smoke,
   nodeLoss,
+  haproxyLoss,
   hostKeys,
   largeFile,
   failbackNaive,

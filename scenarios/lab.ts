@@ -15,7 +15,7 @@ import { REPO_ROOT, stateDir } from '../src/lab/state.ts';
 import { raiseInotifyInstances } from '../src/lab/lab.ts';
 import { provisionLab } from '../src/lab/provision.ts';
 import { loadInventory, topologyFromObject } from '../src/topology/load.ts';
-import { nodeOfKind, sftpNode, type Topology } from '../src/topology/model.ts';
+import { sftpNode, type Topology } from '../src/topology/model.ts';
 import { labInventory, type Inventory } from '../src/topology/inventory.ts';
 import { renderStack } from '../src/render/index.ts';
 import { sshTransports, shQuote, closeAll } from '../src/transport/index.ts';
@@ -27,6 +27,8 @@ import { NOTIFY_SPOOL } from '../src/render/notify.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import {
+  activeHaproxy,
+  haproxyGroup,
   readFailoverState,
   readReconcileMark,
   serverStateCommands,
@@ -196,11 +198,12 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   }
   for (const name of started) await waitReady(lab.sshConfig, name, Date.now() + 90_000);
   const main = sftpNode(t, 'main').name;
-  const hap = nodeOfKind(t, 'haproxy').name;
+  // every HAProxy (both of a pair)
+  const hap = haproxyGroup(t, (n) => lab.transports.get(n));
   const quiet = { ...lab, log: () => {} };
   // a failover left behind (a failed scenario): fail back the proper way
-  const fo = await readFailoverState(lab.transports.get(hap)!);
-  const mark = await readReconcileMark(lab.transports.get(hap)!);
+  const fo = await readFailoverState(hap);
+  const mark = await readReconcileMark(hap);
   if (fo || mark) {
     lab.log(
       fo
@@ -234,7 +237,7 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
     await quiet.sh(main, 'systemctl enable --now lsyncd && systemctl restart lsyncd');
   }
   // main in rotation everywhere (maint left by an interrupted scenario)
-  await runtimeApi(lab.transports.get(hap)!, t, [
+  await runtimeApi(hap, t, [
     ...serverStateCommands(t, main, 'ready'),
     ...serverStateCommands(t, t.replication.lsyncd.to, 'ready'),
   ]);
@@ -272,6 +275,17 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
     `find ${shQuote(snap)} -mindepth 1 -maxdepth 1 -exec rm -rf {} +; true`,
   );
   lab.log(`reset: known state in ${Date.now() - t0} ms`);
+}
+
+/**
+ * The HAProxy node that serves the traffic now: the holder of the pair's floating address (the one
+ * HAProxy without a pair). Its counters and stick tables are the ones clients touch.
+ */
+export async function activeHaproxyNode(lab: ScenarioLab): Promise<string> {
+  const a = await activeHaproxy(lab.t, lab.inventory, (n) => lab.transports.get(n));
+  if (!a)
+    throw new Error(`no HAProxy node holds the floating address (${lab.t.haproxy.pair.nodes.join(', ')})`);
+  return a.node;
 }
 
 /** Every file under the users' upload folders on a node, as `sha256sum` output (chroot-relative via parseSha256sum(out, `${base}/${user}`)). */

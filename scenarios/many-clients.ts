@@ -24,11 +24,17 @@ import { REPO_ROOT } from '../src/lab/state.ts';
 import { RATE_TABLE } from '../src/render/haproxy.ts';
 import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
 import { inSubnet, intToIp, parseCidr } from '../src/topology/net.ts';
-import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import { haproxyNodes, sftpNode } from '../src/topology/model.ts';
 import { formatVerdict } from '../src/workload/checker.ts';
 import { runWorkload, type SftpEndpoint, type WorkloadResult } from '../src/workload/generator.ts';
 import type { Ack } from '../src/workload/ledger.ts';
-import { ensureScenarioLab, resetScenarioLab, scenarioTopology, type ScenarioLab } from './lab.ts';
+import {
+  activeHaproxyNode,
+  ensureScenarioLab,
+  resetScenarioLab,
+  scenarioTopology,
+  type ScenarioLab,
+} from './lab.ts';
 import { checkEverywhere, sleep } from './outage.ts';
 import { WAN_CLIENT, onWan } from './wan.ts';
 
@@ -131,10 +137,9 @@ async function teardown(lab: ScenarioLab, addrs: string[]): Promise<void> {
 /** Forget every source in HAProxy's limits table (each case starts from a clean slate). */
 async function clearTable(lab: ScenarioLab): Promise<void> {
   const t = lab.t;
-  await lab.sh(
-    nodeOfKind(t, 'haproxy').name,
-    socatLine(t.haproxy.stats.socket, [`clear table ${RATE_TABLE}`]),
-  );
+  // both of a pair: peers would push a stale entry back from the other node
+  for (const n of haproxyNodes(t))
+    await lab.sh(n, socatLine(t.haproxy.stats.socket, [`clear table ${RATE_TABLE}`]));
 }
 
 /** Wait until every HAProxy server of main is UP (a case on a failed-over stack proves nothing). */
@@ -144,7 +149,7 @@ async function settled(lab: ScenarioLab, timeoutMs = 30_000): Promise<string> {
   const end = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
-    const r = await lab.sh(nodeOfKind(t, 'haproxy').name, socatLine(t.haproxy.stats.socket, ['show stat']));
+    const r = await lab.sh(await activeHaproxyNode(lab), socatLine(t.haproxy.stats.socket, ['show stat']));
     const lines = r.stdout.split('\n');
     const head = lines[0]!.replace(/^# /, '').split(',');
     const st = head.indexOf('status');
@@ -156,10 +161,10 @@ async function settled(lab: ScenarioLab, timeoutMs = 30_000): Promise<string> {
   }
 }
 
-/** HAProxy's denied connections (dcon) summed over the frontends. */
+/** HAProxy's denied connections (dcon) summed over the frontends of the active node (the VIP holder). */
 async function deniedConnections(lab: ScenarioLab): Promise<number> {
   const t = lab.t;
-  const r = await lab.sh(nodeOfKind(t, 'haproxy').name, socatLine(t.haproxy.stats.socket, ['show stat']));
+  const r = await lab.sh(await activeHaproxyNode(lab), socatLine(t.haproxy.stats.socket, ['show stat']));
   const lines = r.stdout.split('\n');
   const head = lines[0]!.replace(/^# /, '').split(',');
   const i = head.indexOf('dcon');

@@ -15,11 +15,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import { durationMs, haproxyNodes, sftpNode } from '../src/topology/model.ts';
 import { socatLine } from '../src/failover/haproxy.ts';
 import { heartbeatStamp } from '../src/render/readpool.ts';
 import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
-import { ensureScenarioLab, type ScenarioLab } from './lab.ts';
+import { activeHaproxyNode, ensureScenarioLab, type ScenarioLab } from './lab.ts';
 import { until } from './outage.ts';
 import { firstLines, listedNames, pinnedKnownHosts, sftpBatch, sha256File, type SftpRun } from './openssh.ts';
 import { entryPorts, remoteSha } from './smoke.ts';
@@ -33,7 +33,7 @@ interface ServerStat {
 
 /** `show stat` of one backend's servers, read by column name (HAProxy's own counters and states). */
 export async function backendStats(lab: ScenarioLab, backend: string): Promise<Map<string, ServerStat>> {
-  const hap = nodeOfKind(lab.t, 'haproxy').name;
+  const hap = await activeHaproxyNode(lab);
   const r = await lab.sh(hap, socatLine(lab.t.haproxy.stats.socket, ['show stat']), 15_000);
   const lines = r.stdout.split('\n');
   const head = (lines[0] ?? '').replace(/^# /, '').split(',');
@@ -68,7 +68,7 @@ async function servedBy<T>(
 
 /** The stick table's entries: source address → server name. */
 async function stickEntries(lab: ScenarioLab, backend: string): Promise<Map<string, string>> {
-  const hap = nodeOfKind(lab.t, 'haproxy').name;
+  const hap = await activeHaproxyNode(lab);
   const r = await lab.sh(hap, socatLine(lab.t.haproxy.stats.socket, [`show table ${backend}`]), 15_000);
   const byId = new Map([...(await backendStats(lab, backend))].map(([n, s]) => [s.sid, n]));
   const out = new Map<string, string>();
@@ -156,8 +156,9 @@ async function splitChecks(lab: ScenarioLab, ctx: ScenarioContext, dir: string):
   );
 
   // 2. stickiness per source, and what each reader lists
-  const hap = nodeOfKind(t, 'haproxy').name;
-  await lab.sh(hap, socatLine(t.haproxy.stats.socket, [`clear table ${backend}`]), 15_000);
+  // on every HAProxy (a pair shares the table through peers)
+  for (const hap of haproxyNodes(t))
+    await lab.sh(hap, socatLine(t.haproxy.stats.socket, [`clear table ${backend}`]), 15_000);
   const readerOf = new Map<string, string>();
   let subListed: string[] | undefined;
   for (const [i, src] of sources.entries()) {

@@ -13,14 +13,14 @@
 //   lock lifts by itself after that time;
 // - HAProxy's per-source connection-rate limit trips on a burst (client count vs HAProxy's own
 //   denied-connection counter).
-import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import { haproxyNodes, nodeOfKind, sftpNode } from '../src/topology/model.ts';
 import { renderFaillockConf } from '../src/render/sshd.ts';
 import { RATE_TABLE } from '../src/render/haproxy.ts';
 import { AGENT_PORT } from '../src/render/agent.ts';
 import { socatLine } from '../src/failover/index.ts';
 import { shQuote } from '../src/transport/index.ts';
 import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
-import { ensureScenarioLab, type ScenarioLab } from './lab.ts';
+import { activeHaproxyNode, ensureScenarioLab, type ScenarioLab } from './lab.ts';
 import { sleep } from './outage.ts';
 import { entryPort, installClientKey, onWan } from './wan.ts';
 
@@ -129,10 +129,9 @@ const wanAddr = (lab: ScenarioLab) => lab.status.nodes['wan-client']!.addresses.
 /** Forget wan-client's connection rate in HAProxy (its table is shared by all frontends). */
 async function clearRate(lab: ScenarioLab): Promise<void> {
   const t = lab.t;
-  await lab.sh(
-    nodeOfKind(t, 'haproxy').name,
-    socatLine(t.haproxy.stats.socket, [`clear table ${RATE_TABLE} key ${wanAddr(lab)}`]),
-  );
+  // on every HAProxy: a pair shares the table through peers
+  for (const hap of haproxyNodes(t))
+    await lab.sh(hap, socatLine(t.haproxy.stats.socket, [`clear table ${RATE_TABLE} key ${wanAddr(lab)}`]));
 }
 
 async function portScan(lab: ScenarioLab, ctx: ScenarioContext): Promise<void> {
@@ -200,9 +199,9 @@ async function unreachable(lab: ScenarioLab, ctx: ScenarioContext): Promise<void
     for (const [net, addr] of Object.entries(n.addresses)) {
       if (!addr || net === 'wan') continue;
       const ports = new Set<number>([22]);
-      if (name === hap && net === 'dmz')
-        for (const f of Object.values(t.haproxy.frontends)) ports.add(f.port);
-      if (name === hap && net === 'mgmt' && t.haproxy.stats.port) ports.add(t.haproxy.stats.port);
+      const isHap = t.nodes[name]?.kind === 'haproxy';
+      if (isHap && net === 'dmz') for (const f of Object.values(t.haproxy.frontends)) ports.add(f.port);
+      if (isHap && net === 'mgmt' && t.haproxy.stats.port) ports.add(t.haproxy.stats.port);
       if (t.nodes[name]?.kind === 'notify-sink' && net === 'lan') {
         ports.add(t.notifications.webhook.port);
         ports.add(t.notifications.smtp.port);
@@ -508,7 +507,7 @@ async function lockout(lab: ScenarioLab, ctx: ScenarioContext): Promise<void> {
 
 async function burst(lab: ScenarioLab, ctx: ScenarioContext): Promise<void> {
   const t = lab.t;
-  const hap = nodeOfKind(t, 'haproxy').name;
+  const hap = await activeHaproxyNode(lab);
   const port = entryPort(lab);
   const fe = Object.entries(t.haproxy.frontends).find(([, f]) => f.port === port)![0];
   const entry = lab.status.direct.host;

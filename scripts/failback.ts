@@ -21,7 +21,8 @@ import { fileStamp } from '../src/runbook/journal.ts';
 import { runStepPlan, type Step, type StepOutcome, type StepPlan } from '../src/runbook/steps.ts';
 import { runAsScript } from '../src/cli/standalone.ts';
 import { addressOf } from '../src/topology/inventory.ts';
-import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import { durationMs, sftpNode } from '../src/topology/model.ts';
+import { haproxyGroup } from '../src/failover/pair.ts';
 import {
   CONFLICTS_DIR,
   FAILOVER_STATE,
@@ -83,7 +84,9 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
   const { topology: t, inventory: inv } = ctx;
   const main = sftpNode(t, 'main').name;
   const sub = t.replication.lsyncd.to;
-  const hapName = nodeOfKind(t, 'haproxy').name;
+  // every HAProxy (both of a pair): admin states, the record and the mark go to each
+  const hap = haproxyGroup(t, (n) => ctx.transports.get(n));
+  const hapName = hap.host;
   const base = t.sftp.chrootBase;
   const tr = (n: string) => {
     const x = ctx.transports.get(n);
@@ -92,10 +95,10 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
   };
   const details: Record<string, unknown> = { main, sub };
   // observe: every host answers, the failover record, both trees
-  for (const n of [hapName, sub, main])
+  if (!(await reachable(hap))) throw new Error(`${hapName} is unreachable`);
+  for (const n of [sub, main])
     if (!(await reachable(ctx.transports.get(n))))
       throw new Error(`${n} is unreachable${n === main ? ' (still down? start it first)' : ''}`);
-  const hap = tr(hapName);
   const m = tr(main);
   const s = tr(sub);
   const state = await readFailoverState(hap);
@@ -358,7 +361,7 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
             const st = statusOf(await showStat(hap, t), t, main);
             if (backendsOf(t, main).every((b) => st[b]?.startsWith('UP'))) {
               await runtimeApi(hap, t, subReady);
-              await clearReconcileMark(hap, true);
+              await clearReconcileMark(hap, true, t.haproxy.stats.socket);
               await saveServerState(hap, t);
               return JSON.stringify(st);
             }

@@ -17,7 +17,8 @@ import { booleanOption, durationOption } from '../src/runbook/options.ts';
 import { runStepPlan, type Step, type StepPlan } from '../src/runbook/steps.ts';
 import { runAsScript } from '../src/cli/standalone.ts';
 import { addressOf } from '../src/topology/inventory.ts';
-import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import { sftpNode } from '../src/topology/model.ts';
+import { haproxyGroup } from '../src/failover/pair.ts';
 import {
   FAILOVER_STATE,
   backendsOf,
@@ -60,13 +61,14 @@ export async function planFailover(ctx: RunbookContext<Options>): Promise<StepPl
   const { topology: t, inventory: inv } = ctx;
   const main = sftpNode(t, 'main').name;
   const sub = t.replication.lsyncd.to;
-  const hapName = nodeOfKind(t, 'haproxy').name;
+  // every HAProxy (both of a pair): admin states, the record and the mark go to each
   const tr = (n: string) => {
     const x = ctx.transports.get(n);
     if (!x) throw new Error(`${n}: not in the inventory`);
     return x;
   };
-  const hap = tr(hapName);
+  const hap = haproxyGroup(t, (n) => ctx.transports.get(n));
+  const hapName = hap.host;
   const unplanned = ctx.options.unplanned;
   const drainMs = ctx.options.drainTimeout;
   const mainAddr = addressOf(inv, main, 'lan');
@@ -106,8 +108,8 @@ export async function planFailover(ctx: RunbookContext<Options>): Promise<StepPl
       why: 'nothing changes unless the hosts the failover needs answer over SSH',
       readOnly: true,
       run: async () => {
-        for (const n of [hapName, sub])
-          if (!(await reachable(ctx.transports.get(n)))) throw new Error(`${n} is unreachable`);
+        if (!(await reachable(hap))) throw new Error(`${hapName} is unreachable`);
+        if (!(await reachable(ctx.transports.get(sub)))) throw new Error(`${sub} is unreachable`);
         const up = await reachable(ctx.transports.get(main), unplanned ? 3000 : 8000);
         if (!up && !unplanned)
           throw new Error(`${main} is unreachable: use --unplanned to fail over without it`);
@@ -191,7 +193,7 @@ export async function planFailover(ctx: RunbookContext<Options>): Promise<StepPl
       action: 'remove the mark this run set',
       commands: [`rm -f ${RECONCILE_MARK}`],
       run: async () => {
-        if (marked) await clearReconcileMark(hap);
+        if (marked) await clearReconcileMark(hap, false, t.haproxy.stats.socket);
       },
     },
     run: async () => {

@@ -23,7 +23,8 @@ import { runAsScript } from '../src/cli/standalone.ts';
 import { InputError } from '../src/core/errors.ts';
 import { shQuote } from '../src/exec/index.ts';
 import { addressOf } from '../src/topology/inventory.ts';
-import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import { sftpNode } from '../src/topology/model.ts';
+import { haproxyGroup } from '../src/failover/pair.ts';
 import { BACKUP_KEY, BACKUP_KNOWN_HOSTS } from '../src/render/backup.ts';
 import {
   must,
@@ -64,15 +65,16 @@ export async function planRestoreRun(ctx: RunbookContext<Options>): Promise<Step
   const main = sftpNode(t, 'main').name;
   const sub = t.replication.lsyncd.to;
   const backup = t.replication.backup.to;
-  const hapName = nodeOfKind(t, 'haproxy').name;
+  const hap = haproxyGroup(t, (n) => ctx.transports.get(n));
   const tr = (n: string) => {
     const x = ctx.transports.get(n);
     if (!x) throw new Error(`${n}: not in the inventory`);
     return x;
   };
-  for (const n of [backup, main, sub, hapName])
+  for (const n of [backup, main, sub])
     if (!(await reachable(ctx.transports.get(n)))) throw new Error(`${n} is unreachable`);
-  const [b, m, s, hap] = [tr(backup), tr(main), tr(sub), tr(hapName)];
+  if (!(await reachable(hap))) throw new Error(`${hap.host} is unreachable`);
+  const [b, m, s] = [tr(backup), tr(main), tr(sub)];
   const fo = await readFailoverState(hap);
   const mark = await readReconcileMark(hap);
   if (fo || mark)

@@ -14,6 +14,7 @@ die() {
 # package → a file or command it provides (present = installed)
 declare -A PROVIDES=(
   [haproxy]=haproxy
+  [keepalived]=keepalived # keepalived --config-test on the HAProxy pair's keepalived.conf
   [openssh-server]=/usr/sbin/sshd
   [openssh-client]=ssh
   [nftables]=nft

@@ -16,7 +16,9 @@ import { probeUser, putProbe, type Probe } from '../src/failover/probe.ts';
 import { parseStat, socatLine, type StatRow } from '../src/failover/haproxy.ts';
 import { ensureStackSecrets } from '../src/stack/secrets.ts';
 import { managedNodes } from '../src/stack/desired.ts';
-import { durationMs, nodeOfKind, sftpNode } from '../src/topology/model.ts';
+import { durationMs, haproxyNodes, sftpNode, vipAddress } from '../src/topology/model.ts';
+import { holdsVipCommand } from '../src/failover/pair.ts';
+import { KEEPALIVED_METRIC, KEEPALIVED_PROM } from '../src/render/keepalived.ts';
 
 export interface VerifyCheck {
   node: string;
@@ -57,8 +59,8 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
   const check = (s: Omit<Step, 'readOnly'> & { expect: string }) => steps.push({ ...s, readOnly: true });
 
   // HAProxy: every server of every backend UP, through the runtime API
-  const hap = nodeOfKind(t, 'haproxy').name;
-  if (managed.has(hap)) {
+  for (const hap of haproxyNodes(t)) {
+    if (!managed.has(hap)) continue;
     // right after a reload the checks are still settling (rise/fall): wait until every server is UP
     const settle =
       (t.haproxy.check.rise + t.haproxy.check.fall + 2) * durationMs(t.haproxy.check.inter) + 5000;
@@ -100,6 +102,51 @@ export function planVerify(ctx: RunbookContext<unknown>): StepPlan {
             return row!.status;
           },
         });
+  }
+
+  // HAProxy pair: keepalived runs on both, exactly one holds the floating address, and it is the
+  // one whose metric says MASTER
+  const pair = t.haproxy.pair;
+  if (pair.enabled && pair.nodes.every((n) => managed.has(n))) {
+    const vip = vipAddress(t, inv);
+    for (const n of pair.nodes)
+      check({
+        id: `${n}:keepalived`,
+        host: n,
+        action: 'keepalived active',
+        why: 'VRRP moves the floating address to this node when the other HAProxy fails',
+        expect: 'systemctl is-active keepalived: active',
+        run: async () => {
+          const r = await on(tr(n))`systemctl is-active keepalived`;
+          if (r.stdout.trim() !== 'active') fail(r.stdout.trim() || r.stderr.trim());
+          return 'active';
+        },
+      });
+    check({
+      id: `${pair.nodes.join('+')}:vip`,
+      host: pair.nodes[0]!,
+      action: `exactly one HAProxy holds ${vip}`,
+      why: 'the firewall forwards to the floating address: nobody holding it is an outage, two a split brain',
+      expect: `one holder, ${KEEPALIVED_METRIC} 1 there`,
+      run: async () => {
+        // VRRP settles within a few adverts after keepalived (re)starts
+        const end = Date.now() + (4 * pair.advertInt + 10) * 1000;
+        let holders: string[] = [];
+        for (;;) {
+          holders = [];
+          for (const n of pair.nodes)
+            if ((await tr(n).exec(holdsVipCommand(vip), { timeoutMs: 10_000 })).code === 0) holders.push(n);
+          if (holders.length === 1 || Date.now() > end) break;
+          await sleep(500);
+        }
+        if (holders.length !== 1)
+          fail(holders.length ? `held by ${holders.join(' and ')}` : 'held by no node');
+        const prom = (await tr(holders[0]!).readFile(KEEPALIVED_PROM))?.toString('utf8') ?? '';
+        if (!new RegExp(`^${KEEPALIVED_METRIC}\\{vip="${vip.replace(/\./g, '\\.')}"\\} 1$`, 'm').test(prom))
+          fail(`${holders[0]} holds it but ${KEEPALIVED_PROM} says: ${prom.trim() || 'nothing'}`);
+        return `held by ${holders[0]}`;
+      },
+    });
   }
 
   // SFTP nodes: sshd config valid, chroot ownership, host keys shared

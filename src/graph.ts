@@ -1,7 +1,7 @@
 // The stack drawn as a graph: internet → router → firewall → HAProxy frontends → backends → SFTP
 // nodes, lsyncd main → sub, backup sub → backup, notices → sink. Pure: Topology → text.
 import { specPorts } from './topology/firewall.ts';
-import type { Topology } from './topology/model.ts';
+import { isPairAddress, vipAddress, type Topology } from './topology/model.ts';
 
 export const GRAPH_FORMATS = ['mermaid', 'dot'] as const;
 export type GraphFormat = (typeof GRAPH_FORMATS)[number];
@@ -114,7 +114,8 @@ export function graphModel(t: Topology): GraphModel {
       const local = r['local-port'] ? Number(r['local-port']) : undefined;
       for (const p of ports) {
         const port = local ?? p;
-        const fe = r.target === haproxy?.name ? frontendByPort.get(port) : undefined;
+        const fe =
+          r.target === haproxy?.name || isPairAddress(t, r.target) ? frontendByPort.get(port) : undefined;
         edges.push({
           from: nodeId(firewall.name),
           to: fe ? id('fe', fe) : topoNode(r.target),
@@ -126,8 +127,14 @@ export function graphModel(t: Topology): GraphModel {
   }
 
   if (haproxy) {
-    const gid = id('g', haproxy.name);
-    groups.push({ id: gid, label: `${haproxy.name}: HAProxy TCP, maxconn ${t.haproxy.maxconn}` });
+    const pair = t.haproxy.pair;
+    const gid = id('g', pair.enabled ? pair.name : haproxy.name);
+    groups.push({
+      id: gid,
+      label: pair.enabled
+        ? `${pair.nodes.join(' + ')}: HAProxy TCP, maxconn ${t.haproxy.maxconn}, keepalived ${vipAddress(t)}`
+        : `${haproxy.name}: HAProxy TCP, maxconn ${t.haproxy.maxconn}`,
+    });
     for (const [name, f] of Object.entries(t.haproxy.frontends)) {
       addNode({ id: id('fe', name), label: `frontend ${name} :${f.port}`, shape: 'round', group: gid });
       edges.push({ from: id('fe', name), to: id('be', f.backend), style: 'solid' });

@@ -7,7 +7,8 @@
 import { $, shQuote } from '../exec/index.ts';
 import { waitReady, type LabStatus } from '../lab/lab.ts';
 import { labNode, type NodeInspect } from '../lab/node.ts';
-import type { Topology } from '../topology/model.ts';
+import { vipAddress, type Topology } from '../topology/model.ts';
+import { holdsVipCommand } from '../failover/pair.ts';
 import type { ScheduledFault } from './schedule.ts';
 
 export interface FaultEnv {
@@ -167,6 +168,19 @@ async function ready(env: FaultEnv, node: string) {
   await waitReady(env.status.sshConfig, node, Date.now() + 120_000);
 }
 
+/** Which of the nodes holds the HAProxy pair's floating address now (read inside each container). */
+export async function vipHolder(env: FaultEnv, nodes: string[]): Promise<string | undefined> {
+  const vip = vipAddress(env.t);
+  for (const n of nodes) {
+    const node = labNode(env.t.name, n);
+    const i = await node.inspectOrNull();
+    if (!i?.running || i.paused) continue;
+    const r = await node.exec(['sh', '-c', holdsVipCommand(vip)], { timeoutMs: 30_000 });
+    if (r.code === 0) return n;
+  }
+  return undefined;
+}
+
 /** Apply a fault; returns what was done (for the history). Throws when it could not be applied. */
 export async function injectFault(env: FaultEnv, f: ScheduledFault): Promise<string> {
   const [a, b] = f.targets as [string, string | undefined];
@@ -178,6 +192,12 @@ export async function injectFault(env: FaultEnv, f: ScheduledFault): Promise<str
     case 'pause':
       await labNode(env.t.name, a).pause();
       return `docker pause ${a}`;
+    case 'haproxy-active': {
+      const holder = await vipHolder(env, f.targets);
+      if (!holder) throw new Error(`no node of ${f.targets.join(', ')} holds ${vipAddress(env.t)}`);
+      await labNode(env.t.name, holder).kill();
+      return `docker kill ${holder} (it held ${vipAddress(env.t)})`;
+    }
     case 'restart':
       await labNode(env.t.name, a).restart(2);
       return `docker restart ${a}`;
@@ -263,6 +283,22 @@ export async function healFault(env: FaultEnv, f: ScheduledFault): Promise<strin
     case 'pause': {
       if ((await n.inspect()).paused) await n.unpause();
       return `${a} unpaused`;
+    }
+    case 'haproxy-active': {
+      const started: string[] = [];
+      for (const x of f.targets) {
+        const node = labNode(env.t.name, x);
+        const i = await node.inspect();
+        if (i.paused) await node.unpause();
+        if (!i.running) {
+          await node.start();
+          started.push(x);
+        }
+        await ready(env, x);
+      }
+      return started.length
+        ? `${started.join(', ')} running, sshd answers`
+        : `${f.targets.join(', ')} running`;
     }
     case 'partition':
     case 'loss':

@@ -25,6 +25,7 @@ export function drillShape(t: Topology, s: LabStatus, sizedUploads: string[] = [
     sub: t.replication.lsyncd.to,
     backup: t.replication.backup.to,
     haproxy: nodeOfKind(t, 'haproxy').name,
+    haproxies: t.haproxy.pair.nodes,
     notifier: t.notifications.on === 'main' ? main : t.replication.backup.to,
     networks,
     sizedUploads,

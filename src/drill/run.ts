@@ -11,7 +11,8 @@ import { LSYNCD_CONF } from '../render/lsyncd.ts';
 import { NOTIFY_SPOOL } from '../render/notify.ts';
 import { runRunbookByName } from '../stack/runbooks.ts';
 import type { Inventory } from '../topology/inventory.ts';
-import { nodeOfKind, sftpNode, type Topology } from '../topology/model.ts';
+import { sftpNode, type Topology } from '../topology/model.ts';
+import { haproxyGroup } from '../failover/pair.ts';
 import type { Transport } from '../transport/types.ts';
 import {
   readFailoverState,
@@ -105,10 +106,11 @@ export async function steadyState(o: {
   transports: Map<string, Transport>;
 }): Promise<SteadyState> {
   const t = o.topology;
-  const hap = nodeOfKind(t, 'haproxy').name;
+  const group = haproxyGroup(t, (n) => o.transports.get(n));
+  const hap = group.host;
   let pending: string | null;
   try {
-    pending = await pendingFailback(o.transports.get(hap)!);
+    pending = await pendingFailback(group);
   } catch (e) {
     return { ok: false, detail: `${hap}: cannot read the failover state: ${(e as Error).message}` };
   }
@@ -129,7 +131,8 @@ export async function runDrill(o: DrillOptions): Promise<DrillResult> {
   const main = sftpNode(t, 'main').name;
   const sub = t.replication.lsyncd.to;
   const backup = t.replication.backup.to;
-  const hapName = nodeOfKind(t, 'haproxy').name;
+  const hapGroup = haproxyGroup(t, (n) => o.transports.get(n));
+  const hapName = hapGroup.host;
   const user = o.status.demoUser.name;
   const dir = t.sftp.uploadDir;
   const root = userRoot(t, user, 'sftp');
@@ -335,7 +338,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillResult> {
     sabotaged: false,
   };
   try {
-    pending = await pendingFailback(o.transports.get(hapName)!);
+    pending = await pendingFailback(hapGroup);
   } catch (e) {
     // not knowing is not "not needed": the failback check fails, the steady state after says why
     failback.ok = false;
@@ -478,7 +481,7 @@ const NOTICE_DRAIN_MS = 240_000;
 async function naiveFailback(o: DrillOptions, main: string): Promise<void> {
   const t = o.topology;
   const tm = o.transports.get(main)!;
-  const hap = o.transports.get(nodeOfKind(t, 'haproxy').name)!;
+  const hap = haproxyGroup(t, (n) => o.transports.get(n));
   const conf = (await tm.readFile(LSYNCD_CONF))?.toString('utf8') ?? '';
   await tm.writeFileAtomic(LSYNCD_CONF, conf.replace(/delete\s*=\s*[^,\n]+,/, 'delete = true,'), {
     mode: 0o644,
@@ -486,7 +489,7 @@ async function naiveFailback(o: DrillOptions, main: string): Promise<void> {
     group: 'root',
   });
   await tm.exec('systemctl restart lsyncd', { timeoutMs: 30_000 });
-  await clearReconcileMark(hap, true);
+  await clearReconcileMark(hap, true, t.haproxy.stats.socket);
   await runtimeApi(hap, t, serverStateCommands(t, main, 'ready'));
   // the startup sync (rsync --delete main → sub) runs now
   await sleep((t.replication.lsyncd.delay + 10) * 1000);

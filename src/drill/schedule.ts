@@ -13,6 +13,7 @@ export const FAULT_KINDS = [
   'delay',
   'disk-full',
   'process',
+  'haproxy-active',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -28,6 +29,8 @@ export const FAULT_HELP: Record<FaultKind, string> = {
     'delay every new connection from HAProxy to an SFTP node (a delaying TCP proxy on the HAProxy node, nftables DNAT)',
   'disk-full': "fill an SFTP node's upload filesystem (a ballast file on its size-limited mount)",
   process: 'SIGKILL one daemon on a node (lsyncd, sshd, the notifier); heal: start its unit',
+  'haproxy-active':
+    'SIGKILL the container of whichever HAProxy of the pair holds the floating address (keepalived moves it to the other); heal: start it, wait for sshd',
 };
 
 /** The lab's shape the generator needs: node names by role, and which networks each node is on. */
@@ -36,6 +39,8 @@ export interface DrillLabShape {
   sub: string;
   backup: string;
   haproxy: string;
+  /** The HAProxy pair's nodes (haproxy.pair on), empty or absent without a pair. */
+  haproxies?: string[];
   /** The node running the upload notifier (main or backup). */
   notifier: string;
   /** Data networks (not mgmt) of every node. */
@@ -131,6 +136,11 @@ export function candidates(
       return [s.main, s.sub]
         .filter((n) => ok(s.haproxy, n))
         .map((n) => ({ targets: [s.haproxy, n], params: {} }));
+    case 'haproxy-active': {
+      const pair = s.haproxies ?? [];
+      // which of the two holds the address is read when the fault is injected
+      return pair.length === 2 && ok(...pair) ? [{ targets: [...pair], params: {} }] : [];
+    }
     case 'disk-full':
       return s.sizedUploads.filter((n) => ok(n)).map((n) => ({ targets: [n], params: {} }));
     case 'process': {
@@ -175,7 +185,10 @@ export function generateSchedule(
     if (candidates(k, s, spec.targets).length === 0)
       throw new Error(
         `--faults ${k}: nothing to act on among the targets (${spec.targets.join(', ')})` +
-          (k === 'disk-full' ? ': no SFTP node has a size-limited upload filesystem' : ''),
+          (k === 'disk-full' ? ': no SFTP node has a size-limited upload filesystem' : '') +
+          (k === 'haproxy-active'
+            ? ': it needs both nodes of the HAProxy pair (haproxy.pair) among them'
+            : ''),
       );
   const long = spec.durationMs >= 300_000;
   const short = spec.durationMs < 120_000;

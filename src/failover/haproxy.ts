@@ -69,8 +69,13 @@ export function lostAt(rows: StatRow[], t: Topology, node: string, now: number):
 /** Status of node in every backend containing it ({backend: status}). */
 export function statusOf(rows: StatRow[], t: Topology, node: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const b of backendsOf(t, node))
-    out[b] = rows.find((r) => r.proxy === b && r.server === node)?.status ?? 'absent';
+  for (const b of backendsOf(t, node)) {
+    // an HAProxy pair lists each server once per node: one status when they agree, else every
+    // distinct one, the not-UP first (`MAINT/UP`: not in rotation everywhere, not yet maint everywhere)
+    const st = [...new Set(rows.filter((r) => r.proxy === b && r.server === node).map((r) => r.status))];
+    st.sort((x, y) => Number(x.startsWith('UP')) - Number(y.startsWith('UP')));
+    out[b] = st.length ? st.join('/') : 'absent';
+  }
   return out;
 }
 

@@ -4,3 +4,4 @@ export * from './fence.ts';
 export * from './plan.ts';
 export * from './remote.ts';
 export * from './probe.ts';
+export * from './pair.ts';

@@ -7,7 +7,7 @@ import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { Topology } from '../topology/model.ts';
 import { LSYNCD_KEY, LSYNCD_KNOWN_HOSTS } from '../render/lsyncd.ts';
 import { CHROOT_LOG_DIR } from '../render/sshd.ts';
-import { AGENT_BASELINE, RECONCILE_MARK, SERVER_STATE_FILE } from '../render/agent.ts';
+import { AGENT_BASELINE, RECONCILE_MARK, RECONCILE_TABLE, SERVER_STATE_FILE } from '../render/agent.ts';
 import { HEARTBEAT_DIR } from '../render/readpool.ts';
 import { SYNC_HOME } from '../stack/desired.ts';
 import { parseStat, socatLine, type StatRow } from './haproxy.ts';
@@ -204,7 +204,20 @@ export async function setReconcileMark(hap: Transport, by: string, why: string):
  * Remove the mark. `withBaseline` (failback, main UP again): also the agent's count of sub's
  * sessions, so the sessions sub took while failed over are not counted as a new outage.
  */
-export async function clearReconcileMark(hap: Transport, withBaseline = false): Promise<void> {
+export async function clearReconcileMark(
+  hap: Transport,
+  withBaseline = false,
+  socket?: string,
+): Promise<void> {
+  // the flag a pair's agents share through peers goes to 0 first, or an agent would set the mark
+  // again from it (best effort: a stopped HAProxy has no table, and loads none at start)
+  if (socket)
+    await hap.exec(
+      `${socatLine(socket, [`set table ${RECONCILE_TABLE} key 1 data.gpt0 0`])} >/dev/null 2>&1; true`,
+      {
+        timeoutMs: 15_000,
+      },
+    );
   await shell(hap)`rm -f ${RECONCILE_MARK} ${withBaseline ? AGENT_BASELINE : RECONCILE_MARK}`;
 }
 

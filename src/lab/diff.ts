@@ -20,6 +20,8 @@ export interface ObservedNetwork {
   lab: string | null;
   /** com.docker.network.bridge.enable_ip_masquerade (Docker's default: true). */
   masquerade: boolean;
+  /** IPAM aux-addresses (name → address); absent when not observed. */
+  reserved?: Record<string, string>;
 }
 
 export interface ObservedLab {
@@ -82,7 +84,9 @@ export function diffLab(existing: ObservedLab, desired: DesiredLab): LabDiff {
       ? `subnet ${cur.subnets.join(', ') || 'none'} → ${net.subnet}`
       : cur.masquerade !== net.masquerade
         ? `masquerade ${cur.masquerade} → ${net.masquerade}`
-        : null;
+        : cur.reserved && !sameRecord(cur.reserved, net.reserved)
+          ? `reserved addresses ${fmt(cur.reserved)} → ${fmt(net.reserved)}`
+          : null;
     if (!why) continue;
     // Every container of this lab is attached to some network being replaced, or could be: the
     // old engine (CLI) recreated them all, and so does this one (a node keeps one address set).
@@ -112,6 +116,12 @@ export function diffLab(existing: ObservedLab, desired: DesiredLab): LabDiff {
   }
   return { actions, kept };
 }
+
+const fmt = (r: Record<string, string>): string =>
+  Object.entries(r)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',') || 'none';
+const sameRecord = (a: Record<string, string>, b: Record<string, string>): boolean => fmt(a) === fmt(b);
 
 /** One line per action, for logs and `lab up --check`-style output. */
 export function describeAction(a: LabAction): string {

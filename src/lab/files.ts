@@ -75,8 +75,13 @@ export const LAB_CONTAINER_SETTINGS: readonly { what: string; nodes: string; why
   },
   {
     what: 'capability NET_ADMIN',
-    nodes: 'router, firewall, haproxy, wan-client',
-    why: 'nftables and routes',
+    nodes: 'router, firewall, haproxy (both of a pair), wan-client',
+    why: 'nftables and routes; keepalived adds the floating address',
+  },
+  {
+    what: 'capability NET_RAW, sysctl net.ipv4.ip_nonlocal_bind=1, the floating address reserved on the dmz (IPAM aux-address)',
+    nodes: 'haproxy-1, haproxy-2 (haproxy.pair on)',
+    why: "keepalived's VRRP raw socket; HAProxy binds the floating address before it holds it; Docker never hands the address to a container",
   },
   {
     what: 'capability SYS_ADMIN, tmpfs /run and /run/lock, /sys/fs/cgroup read-only',

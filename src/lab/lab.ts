@@ -104,6 +104,12 @@ export async function observeLab(stack: string): Promise<ObservedLab> {
       subnets: (n.IPAM?.Config ?? []).map((c) => c.Subnet ?? '').filter(Boolean),
       lab: n.Labels?.[LABEL] ?? null,
       masquerade: n.Options?.['com.docker.network.bridge.enable_ip_masquerade'] !== 'false',
+      reserved: Object.assign(
+        {},
+        ...(n.IPAM?.Config ?? []).map(
+          (c) => (c as { AuxiliaryAddresses?: Record<string, string> }).AuxiliaryAddresses ?? {},
+        ),
+      ) as Record<string, string>,
     })),
     volumes: (vols.Volumes ?? []).map((v) => v.Name),
   };
@@ -346,7 +352,16 @@ async function applyLab(actions: LabAction[], cx: ApplyContext): Promise<void> {
           Name: net.docker,
           Driver: 'bridge',
           CheckDuplicate: true,
-          IPAM: { Driver: 'default', Config: [{ Subnet: net.subnet, Gateway: net.gateway }] },
+          IPAM: {
+            Driver: 'default',
+            Config: [
+              {
+                Subnet: net.subnet,
+                Gateway: net.gateway,
+                ...(Object.keys(net.reserved).length ? { AuxiliaryAddresses: net.reserved } : {}),
+              },
+            ],
+          },
           Labels: { [LABEL]: plan.stack },
           Options: { 'com.docker.network.bridge.enable_ip_masquerade': String(net.masquerade) },
           abortSignal,

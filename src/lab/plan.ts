@@ -4,7 +4,7 @@
 import { stringify } from 'yaml';
 import type { NetworkName } from '../topology/schema.ts';
 import { NETWORKS } from '../topology/schema.ts';
-import type { Topology } from '../topology/model.ts';
+import { vipAddress, type Topology } from '../topology/model.ts';
 import { labAddresses, type Inventory } from '../topology/inventory.ts';
 import { gatewayOf, hostAddress, parseCidr } from '../topology/net.ts';
 import type { LabKind } from './images.ts';
@@ -24,6 +24,8 @@ export interface LabNetwork {
   gateway: string;
   /** mgmt masquerades (apt access, management path); chain networks must not (source addresses). */
   masquerade: boolean;
+  /** Addresses Docker's IPAM must never hand out (aux-address), e.g. the HAProxy pair's floating one. */
+  reserved: Record<string, string>;
 }
 
 export interface LabNode {
@@ -69,11 +71,17 @@ export function labPlan(t: Topology, uploadDisk?: number): LabPlan {
     subnet: t.networks[n].subnet,
     gateway: gatewayOf(t.networks[n].subnet),
     masquerade: n === 'mgmt',
+    reserved: (n === 'dmz' && t.haproxy.pair.enabled ? { 'wharf-vip': vipAddress(t) } : {}) as Record<
+      string,
+      string
+    >,
   }));
   const nodes: LabNode[] = [];
   for (const n of Object.values(t.nodes)) {
     const nets = [...n.networks].sort((a, b) => (a === 'mgmt' ? -1 : b === 'mgmt' ? 1 : 0));
     const netAdmin = ['router', 'firewall', 'haproxy', 'wan-client'].includes(n.kind);
+    // keepalived: raw sockets for VRRP, the floating address bound by HAProxy before it holds it
+    const vrrp = n.kind === 'haproxy' && t.haproxy.pair.enabled;
     const forwards = ['router', 'firewall', 'wan-client'].includes(n.kind);
     nodes.push({
       name: n.name,
@@ -82,8 +90,11 @@ export function labPlan(t: Topology, uploadDisk?: number): LabPlan {
       container: `${prefix(stack)}-${n.name}`,
       networks: nets,
       addresses: addrs[n.name] ?? {},
-      capAdd: ['SYS_ADMIN', ...(netAdmin ? ['NET_ADMIN'] : [])],
-      sysctls: forwards ? { 'net.ipv4.ip_forward': '1' } : {},
+      capAdd: ['SYS_ADMIN', ...(netAdmin ? ['NET_ADMIN'] : []), ...(vrrp ? ['NET_RAW'] : [])],
+      sysctls: {
+        ...(forwards ? { 'net.ipv4.ip_forward': '1' } : {}),
+        ...(vrrp ? { 'net.ipv4.ip_nonlocal_bind': '1' } : {}),
+      },
       ...(uploadDisk && n.kind === 'sftp'
         ? { uploadDisk: { bytes: uploadDisk, at: t.sftp.chrootBase } }
         : {}),

@@ -25,9 +25,14 @@ export function seedVariant(name: string, octet: number): Record<string, unknown
   return doc;
 }
 
-/** The variant written to a temporary topology file (for `-c FILE`) and loaded. */
-export function variantTopology(name: string, octet: number): { file: string; t: Topology } {
+/** The variant written to a temporary topology file (for `-c FILE`) and loaded; `edit` changes it first. */
+export function variantTopology(
+  name: string,
+  octet: number,
+  edit?: (doc: Record<string, unknown>) => void,
+): { file: string; t: Topology } {
   const doc = seedVariant(name, octet);
+  edit?.(doc);
   const file = join(mkdtempSync(join(tmpdir(), 'wharf-variant-')), `${name}.yaml`);
   writeFileSync(file, stringify(doc));
   return { file, t: topologyFromObject(doc, file) };

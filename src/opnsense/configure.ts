@@ -11,7 +11,7 @@ import type { StepSummary } from '../runbook/steps.ts';
 import { resolvedFirewall } from '../render/nftables.ts';
 import { firewallResolveContext } from '../topology/firewall.ts';
 import type { Inventory } from '../topology/inventory.ts';
-import { nodeOfKind, type Topology } from '../topology/model.ts';
+import { floatingAddresses, nodeOfKind, type Topology } from '../topology/model.ts';
 import { OpnClient, loadCredentials } from './client.ts';
 import { opnDesired } from './desired.ts';
 import { applyOpnsense, observeOpnsense, type OpnApplyResult } from './driver.ts';
@@ -39,6 +39,7 @@ export function opnsenseDesired(t: Topology, inv: Inventory, apiPort: number): O
     (n) => t.nodes[n]?.networks,
     inv,
     (n) => t.networks[n].subnet,
+    floatingAddresses(t, inv),
   );
   return opnDesired(resolvedFirewall(t, inv, fw), ctx, { apiPort });
 }

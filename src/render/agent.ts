@@ -35,6 +35,13 @@ export const AGENT_BASELINE = '/var/lib/wharf/haproxy-agent.sub-sessions';
 export const AGENT_SCRIPT = '/usr/local/lib/wharf/haproxy-agent';
 export const AGENT_SOCKET_UNIT = 'wharf-haproxy-agent.socket';
 export const AGENT_SERVICE_UNIT = 'wharf-haproxy-agent@.service';
+/**
+ * HAProxy stick table (key 1, gpt0) that carries an outage the agent noticed to the other HAProxy
+ * of a pair (peers): its agent sets its own mark from it, so main stays out whichever node holds
+ * the floating address. Failback sets it back to 0 on every HAProxy before removing the marks.
+ */
+export const RECONCILE_TABLE = 'wharf_reconcile';
+
 /** Loopback port HAProxy's agent-check connects to. */
 export const AGENT_PORT = 9707;
 /** How often HAProxy asks the agent (also bounds how stale the server-state file can be). */
@@ -80,6 +87,16 @@ export function renderAgentScript(t: Topology): RenderedFile {
     '[ -d "$dir" ] || mkdir -p "$dir"',
     '# UNIX-CONNECT: a bare path would make socat create a plain file when the socket is missing',
     'api() { echo "$1" | socat -t 2 stdio "UNIX-CONNECT:$SOCK" 2>/dev/null; }',
+    `TABLE=${shq(RECONCILE_TABLE)}`,
+    'mark() {',
+    '  printf \'{"at":"%s","by":"haproxy-agent","why":"%s"}\\n\' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" > "$MARK.tmp.$$" &&',
+    '    mv -f "$MARK.tmp.$$" "$MARK"',
+    '  logger -t wharf-haproxy-agent "$1: $MARK set, $MAIN held in maint until failback" 2>/dev/null',
+    '}',
+    '# the other HAProxy of a pair noticed the outage (its flag reached this table through peers)',
+    'if [ ! -e "$MARK" ] && api "show table $TABLE key 1" | grep -q "gpt0=1"; then',
+    '  mark "the peer HAProxy noticed $SUB served writes while $MAIN was out ($TABLE)"',
+    'fi',
     'if [ ! -e "$MARK" ] && out=$(api "show info; show stat") && [ -n "$out" ]; then',
     '  base=$(cat "$BASE" 2>/dev/null || true)',
     '  res=$(printf "%s\\n" "$out" | awk -F, -v m="$MAIN" -v s="$SUB" -v bs="$BACKENDS" -v base="$base" \'',
@@ -97,9 +114,8 @@ export function renderAgentScript(t: Topology): RenderedFile {
     '  set -- $res',
     '  if [ "${3:-0}" != 0 ]; then',
     '    case "$3" in 1) why="$MAIN DOWN while $SUB served writes" ;; *) why="$SUB served writes as backup since the last check" ;; esac',
-    '    printf \'{"at":"%s","by":"haproxy-agent","why":"%s"}\\n\' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$why" > "$MARK.tmp.$$" &&',
-    '      mv -f "$MARK.tmp.$$" "$MARK"',
-    '    logger -t wharf-haproxy-agent "$why: $MARK set, $MAIN held in maint until failback" 2>/dev/null',
+    '    mark "$why"',
+    '    api "set table $TABLE key 1 data.gpt0 1" > /dev/null',
     '  fi',
     "  # baseline: HAProxy worker pid and sub's sessions as backup (a reload starts counting at 0)",
     '  if [ "${1:-0}" != 0 ]; then echo "$1 $2" > "$BASE.tmp.$$" && mv -f "$BASE.tmp.$$" "$BASE"; fi',

@@ -5,8 +5,8 @@ import type { Topology } from '../topology/model.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
 import type { RenderedFile } from './types.ts';
 import { file, header, lines } from './util.ts';
-import { replicaReaders, sftpNode } from '../topology/model.ts';
-import { SERVER_STATE_FILE, agentServerOptions } from './agent.ts';
+import { replicaReaders, sftpNode, vipAddress } from '../topology/model.ts';
+import { RECONCILE_TABLE, SERVER_STATE_FILE, agentServerOptions } from './agent.ts';
 import { LAG_AGENT_PORT, lagAgentServerOptions } from './readpool.ts';
 import { haproxyMetricsSection, monitoringOn } from './monitoring.ts';
 import type { CheckCommand } from './types.ts';
@@ -39,6 +39,8 @@ export const HAPROXY_CHECK: CheckCommand = {
 
 /** The table every frontend tracks sources in, so a client cannot multiply its rate by port. */
 export const RATE_TABLE = 'wharf_src_rate';
+/** The peers section of an HAProxy pair: stick tables are pushed to the other node. */
+export const PEERS_SECTION = 'wharf_pair';
 
 /** The ACL of the trusted source ranges (`haproxy.limits.trusted`) in every frontend. */
 export const TRUSTED_ACL = 'wharf_trusted';
@@ -55,7 +57,7 @@ export const TRUSTED_ACL = 'wharf_trusted';
  * - conn_cur counts the tracked connections open now (incremented when tracking begins, decremented
  *   when the connection leaves; a rejected one leaves at once).
  */
-export function limitsTable(t: Topology): string[] {
+export function limitsTable(t: Topology, peers = ''): string[] {
   const { rateLimit: r, limits: l } = t.haproxy;
   return [
     `# Per-source limits, shared by all frontends: at most ${l.concurrent} connections open at once, and at`,
@@ -67,7 +69,7 @@ export function limitsTable(t: Topology): string[] {
         ]
       : []),
     `backend ${RATE_TABLE}`,
-    `    stick-table type ip size 100k expire ${r.period} store conn_cur,sess_rate(${r.period})`,
+    `    stick-table type ip size 100k expire ${r.period} store conn_cur,sess_rate(${r.period})${peers}`,
   ];
 }
 
@@ -98,9 +100,14 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
   const h = t.haproxy;
   const dmz = addressOf(inv, node, 'dmz');
   const main = sftpNode(t, 'main').name;
+  const pair = t.haproxy.pair.enabled ? t.haproxy.pair : undefined;
+  const vip = pair ? vipAddress(t, inv) : undefined;
+  /** `peers …` on every stick table when paired. */
+  const peers = pair ? ` peers ${PEERS_SECTION}` : '';
   const out: string[] = [
     header(t).trimEnd(),
     'global',
+    ...(pair ? [`    localpeer ${node}`] : []),
     '    log /dev/log local0',
     '    log /dev/log local1 notice',
     '    chroot /var/lib/haproxy',
@@ -134,14 +141,28 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
     `    timeout server ${h.timeouts.server}`,
     `    timeout check ${h.timeouts.check}`,
     '',
-    ...limitsTable(t),
+    ...limitsTable(t, peers),
+    '',
+    `# Non-preemptive failover: key 1, gpt0 = 1 while ${main} must stay out until failback (the wharf`,
+    `# agent writes it with the "needs reconcile" mark${pair ? ' and sets the mark when the peer wrote it' : ''}).`,
+    `backend ${RECONCILE_TABLE}`,
+    `    stick-table type integer size 1 store gpt0${peers}`,
   ];
+  if (pair)
+    out.push(
+      '',
+      `# HAProxy pair: both push their stick tables (rate limits, stick on src, the failover flag) to the`,
+      '# other, so a switch of the floating address keeps them.',
+      `peers ${PEERS_SECTION}`,
+      ...pair.nodes.map((n) => `    peer ${n} ${addressOf(inv, n, 'dmz')}:${pair.peersPort}`),
+    );
   for (const [name, f] of Object.entries(h.frontends)) {
     out.push(
       '',
       `frontend ${name}`,
       ...(f.description ? [`    description ${f.description}`] : []),
       `    bind ${dmz}:${f.port}`,
+      ...(vip ? [`    bind ${vip}:${f.port}`] : []),
       `    maxconn ${f.maxconn ?? h.maxconn}`,
       ...limitRules(t),
       `    default_backend ${f.backend}`,
@@ -164,7 +185,7 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
         h.check.errorLimit > 0 ? ` observe layer4 error-limit ${h.check.errorLimit} on-error mark-down` : ''
       }`,
     );
-    if (b.stickOnSource) out.push('    stick-table type ip size 100k expire 30m', '    stick on src');
+    if (b.stickOnSource) out.push(`    stick-table type ip size 100k expire 30m${peers}`, '    stick on src');
     const lagged = b.readOnly ? b.servers.filter((s) => replicaReaders(t).includes(s.node)) : [];
     if (b.readOnly)
       out.push(

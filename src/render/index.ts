@@ -4,6 +4,14 @@ import type { Inventory } from '../topology/inventory.ts';
 import { InputError } from '../core/errors.ts';
 import type { NodeRender, RenderedFile, UnitState } from './types.ts';
 import { renderHaproxyCfg } from './haproxy.ts';
+import {
+  renderHaproxyPairDropin,
+  renderKeepalivedCheckScript,
+  renderKeepalivedConf,
+  renderKeepalivedDropin,
+  renderKeepalivedIfaceScript,
+  renderKeepalivedNotifyScript,
+} from './keepalived.ts';
 import { AGENT_SOCKET_UNIT, renderAgentScript, renderAgentService, renderAgentSocket } from './agent.ts';
 import {
   INOTIFY_SYSCTLS,
@@ -107,9 +115,24 @@ export function renderNode(t: Topology, inv: Inventory, node: string): NodeRende
       b.add(renderAgentScript(t), renderAgentService(t), renderAgentSocket(t))
         .unit(AGENT_SOCKET_UNIT, 'restart')
         .pkg('socat');
+      if (t.haproxy.pair.enabled) b.add(renderHaproxyPairDropin(t));
       b.add(renderHaproxyCfg(t, inv, node))
         .unit('haproxy', 'reload')
         .pkg('haproxy');
+      if (t.haproxy.pair.enabled) {
+        // the scripts and the drop-in first: keepalived --config-test checks the scripts it names
+        b.add(
+          renderKeepalivedCheckScript(t),
+          renderKeepalivedNotifyScript(t, inv),
+          renderKeepalivedIfaceScript(t, inv, node),
+          renderKeepalivedDropin(t),
+          renderKeepalivedConf(t, inv, node),
+        )
+          .unit('keepalived', 'reload')
+          .pkg('keepalived', 'socat');
+        // HAProxy binds the floating address on the node that does not hold it (yet)
+        b.sysctls = { 'net.ipv4.ip_nonlocal_bind': '1' };
+      }
       break;
     case 'sftp': {
       // faillock.conf before the PAM file that reads it

@@ -1,11 +1,10 @@
 // /etc/nftables.conf for the router and the firewall. Own tables only (never `flush ruleset`:
 // Docker's embedded DNS lives in the container's `table ip nat`), matched by addresses, never by
 // interface names (unstable in containers). Source addresses are preserved end to end: no masquerade.
-import type { Topology } from '../topology/model.ts';
+import { topologyFirewall, type Topology } from '../topology/model.ts';
 import { type PortForwardRule } from '../topology/schema.ts';
 import { addressOf, subnetOf, type Inventory } from '../topology/inventory.ts';
 import {
-  resolveTopologyFirewall,
   type FilterProtocol,
   type FilterRule,
   type PortRange,
@@ -258,7 +257,7 @@ export function dnatNft(n: ResolvedDNatRule): string[] {
 
 /** The firewall's resolved model from the topology and the inventory (see firewall.ts). */
 export function resolvedFirewall(t: Topology, inv: Inventory, node: string): ResolvedFirewall {
-  return resolveTopologyFirewall(t, inv, node);
+  return topologyFirewall(t, inv, node);
 }
 
 export function renderFirewallNft(t: Topology, inv: Inventory, node: string): RenderedFile {

@@ -23,10 +23,11 @@ export function managedNodes(t: Topology, inv: Inventory, only?: string[]): Topo
 }
 
 /** Extra packages the runbooks themselves use on a node (beyond what its config files need). */
-export function runbookPackages(n: TopologyNode): string[] {
+export function runbookPackages(n: TopologyNode, pair = false): string[] {
   switch (n.kind) {
     case 'haproxy':
-      return ['haproxy', 'socat']; // socat: HAProxy's runtime API (stats socket) for verify/failover
+      // socat: HAProxy's runtime API (stats socket) for verify/failover; keepalived: the pair
+      return ['haproxy', 'socat', ...(pair ? ['keepalived'] : [])];
     case 'sftp':
       return ['openssh-server', 'rsync', 'lsyncd', 'inotify-tools', 'curl', 'coreutils'];
     case 'router':
@@ -40,7 +41,10 @@ export function runbookPackages(n: TopologyNode): string[] {
 export function installDesired(t: Topology, inv: Inventory, only?: string[]): DesiredState {
   const out: DesiredState = {};
   for (const n of managedNodes(t, inv, only)) {
-    const pkgs = new Set([...(renderNode(t, inv, n.name).packages ?? []), ...runbookPackages(n)]);
+    const pkgs = new Set([
+      ...(renderNode(t, inv, n.name).packages ?? []),
+      ...runbookPackages(n, t.haproxy.pair.enabled),
+    ]);
     out[n.name] = [...pkgs].sort().map((name): Resource => ({ kind: 'package', name }));
   }
   return out;

@@ -769,6 +769,7 @@ export function firewallResolveContext(
   nodeNetworks: (n: string) => NetworkName[] | undefined,
   inv: Inventory,
   topologySubnet: (net: NetworkName) => string,
+  floating: Record<string, string> = {},
 ): ResolveContext {
   const fwNets = nodeNetworks(node) ?? [];
   return {
@@ -777,6 +778,7 @@ export function firewallResolveContext(
     subnet: (n) => inv.networks?.[n] ?? topologySubnet(n),
     addresses: inv.hosts[node]?.addresses ?? {},
     nodeAddress: (n) => {
+      if (floating[n] && !nodeNetworks(n)) return floating[n];
       const nets = nodeNetworks(n);
       if (!nets) return undefined;
       const a = inv.hosts[n]?.addresses ?? {};
@@ -828,6 +830,8 @@ export function resolveTopologyFirewall(
   t: FirewallTopology,
   inv: Inventory,
   node?: string,
+  /** Names that stand for an address no node holds alone (an HAProxy pair's floating address). */
+  floating: Record<string, string> = {},
 ): ResolvedFirewall {
   const fw = node ?? Object.entries(t.nodes).find(([, n]) => n.kind === 'firewall')?.[0];
   if (!fw) throw new InputError('nodes: the topology has no firewall node');
@@ -838,6 +842,7 @@ export function resolveTopologyFirewall(
       (n) => t.nodes[n]?.networks,
       inv,
       (n) => t.networks[n].subnet,
+      floating,
     ),
   );
 }

@@ -6,11 +6,17 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../core/errors.ts';
 import { TopologySchema, type ParsedTopology } from './schema.ts';
-import { resolveTopology, durationMs, firewallContext, type Topology } from './model.ts';
+import {
+  resolveTopology,
+  durationMs,
+  firewallContext,
+  vipAddress,
+  type Topology,
+} from './model.ts';
 import { firewallProblems } from './firewall.ts';
 import { InventorySchema, checkInventory, type Inventory } from './inventory.ts';
 import { cronToOnCalendar } from './cron.ts';
-import { isNetworkAddress, subnetsOverlap } from './net.ts';
+import { hostAddress, inSubnet, isNetworkAddress, subnetsOverlap } from './net.ts';
 
 export const DEFAULT_TOPOLOGY = 'configs/stack.yaml';
 
@@ -146,9 +152,67 @@ export function crossCheck(p: ParsedTopology, t: Topology): string[] {
       `nodes: expected exactly one sftp node with role main, got ${mains.length}${mains.length ? ` (${mains.map((n) => n.name).join(', ')})` : ''}`,
     );
   }
-  for (const kind of ['router', 'firewall', 'haproxy'] as const) {
+  for (const kind of ['router', 'firewall'] as const) {
     const count = Object.values(nodes).filter((n) => n.kind === kind).length;
     if (count !== 1) problems.push(`nodes: expected exactly one ${kind} node, got ${count}`);
+  }
+  const haps = Object.values(nodes).filter((n) => n.kind === 'haproxy');
+  const pair = t.haproxy.pair;
+  const hapList = haps.length ? ` (${haps.map((n) => n.name).join(', ')})` : '';
+  if (pair.enabled && haps.length !== 2)
+    problems.push(
+      `haproxy.pair.enabled: the pair needs exactly two haproxy nodes, got ${haps.length}${hapList}; list two (e.g. haproxy-1, haproxy-2) or set haproxy.pair.enabled: false`,
+    );
+  if (!pair.enabled && haps.length !== 1)
+    problems.push(
+      `nodes: expected exactly one haproxy node (haproxy.pair.enabled is false), got ${haps.length}${hapList}`,
+    );
+  if (pair.enabled) {
+    if (nodes[pair.name])
+      problems.push(
+        `haproxy.pair.name: "${pair.name}" is also the name of a node; the floating address needs a name of its own`,
+      );
+    for (const n of haps)
+      if (!n.networks.includes('dmz'))
+        problems.push(
+          `nodes.${n.name}.networks: expected dmz among the networks (the floating address lives there)`,
+        );
+    const dmz = t.networks.dmz.subnet;
+    let vip: string | undefined;
+    try {
+      vip = vipAddress(t);
+    } catch {
+      problems.push(
+        `haproxy.pair.vipHostId: ${pair.vipHostId} does not fit in the dmz subnet ${dmz}; set haproxy.pair.vip or a smaller vipHostId`,
+      );
+    }
+    if (vip && !inSubnet(vip, dmz)) problems.push(`haproxy.pair.vip: ${vip} is not in the dmz subnet ${dmz}`);
+    if (vip && pair.vip === undefined) {
+      const owner = Object.values(nodes).find(
+        (n) => n.networks.includes('dmz') && n.hostId === pair.vipHostId,
+      );
+      if (owner)
+        problems.push(
+          `haproxy.pair.vipHostId: ${pair.vipHostId} is already node ${owner.name}'s host id on the dmz`,
+        );
+    }
+    if (vip && pair.vip !== undefined) {
+      const owner = Object.values(nodes).find(
+        (n) =>
+          n.networks.includes('dmz') &&
+          (() => {
+            try {
+              return hostAddress(dmz, n.hostId) === vip;
+            } catch {
+              return false;
+            }
+          })(),
+      );
+      if (owner) problems.push(`haproxy.pair.vip: ${vip} is already node ${owner.name}'s address on the dmz`);
+      if (vip === hostAddress(dmz, 1)) problems.push(`haproxy.pair.vip: ${vip} is the dmz gateway address`);
+    }
+    if (Object.values(t.haproxy.frontends).some((f) => f.port === pair.peersPort))
+      problems.push(`haproxy.pair.peersPort: port ${pair.peersPort} is already a frontend's port`);
   }
   const byId = new Map<number, string>();
   for (const n of Object.values(nodes)) {

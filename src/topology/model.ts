@@ -1,7 +1,15 @@
 // The resolved topology: what the schema parsed, with the defaults that depend on other fields
 // filled in (nodes, port forwards, firewall rules) and references normalised. Pure.
 import { parseDuration } from '../core/duration.ts';
-import { normalizeFirewall, type FirewallContext, type FirewallSpec } from './firewall.ts';
+import {
+  normalizeFirewall,
+  resolveTopologyFirewall,
+  type FirewallContext,
+  type FirewallSpec,
+  type ResolvedFirewall,
+} from './firewall.ts';
+import { hostAddress } from './net.ts';
+import type { Inventory } from './inventory.ts';
 import type { NetworkName, NodeKind, ParsedTopology, PortForwardRule, SftpRole } from './schema.ts';
 
 export interface TopologyNode {
@@ -24,13 +32,29 @@ export type Topology = Omit<ParsedTopology, 'nodes' | 'router' | 'firewall' | 'h
   router: { forwards: PortForwardRule[] };
   /** The firewall's rules, aliases and port forwards in OPNsense's terms (firewall.ts). */
   firewall: FirewallSpec;
-  haproxy: Omit<ParsedTopology['haproxy'], 'backends'> & {
+  haproxy: Omit<ParsedTopology['haproxy'], 'backends' | 'pair'> & {
+    pair: HaproxyPair;
     backends: Record<
       string,
       { balance: string; stickOnSource: boolean; readOnly: boolean; servers: BackendServer[] }
     >;
   };
 };
+
+/** The HAProxy pair as resolved: its nodes (empty when off) and VRRP settings. */
+export interface HaproxyPair {
+  enabled: boolean;
+  /** Name of the floating address in firewall NAT targets and rules. */
+  name: string;
+  /** The pair's nodes, the preferred master first (empty when the pair is off). */
+  nodes: string[];
+  vip?: string;
+  vipHostId: number;
+  vrid: number;
+  advertInt: number;
+  auth: string;
+  peersPort: number;
+}
 
 export const DEFAULT_NETWORKS: Record<NodeKind, NetworkName[]> = {
   'wan-client': ['wan'],
@@ -57,15 +81,32 @@ export const DEFAULT_NODES: Record<
   monitor: { kind: 'monitor', hostId: 21 },
 };
 
+/** The pair's default nodes, in place of the single `haproxy`. */
+export const PAIR_NODES: Record<string, { kind: NodeKind; hostId: number }> = {
+  'haproxy-1': { kind: 'haproxy', hostId: 4 },
+  'haproxy-2': { kind: 'haproxy', hostId: 5 },
+};
+
+/** The default nodes: the single `haproxy` replaced by haproxy-1 and haproxy-2 when the pair is on. */
+export function defaultNodes(pair: boolean): typeof DEFAULT_NODES {
+  if (!pair) return DEFAULT_NODES;
+  const out: typeof DEFAULT_NODES = {};
+  for (const [name, n] of Object.entries(DEFAULT_NODES)) {
+    if (name === 'haproxy') Object.assign(out, PAIR_NODES);
+    else out[name] = n;
+  }
+  return out;
+}
+
 export function resolveTopology(t: ParsedTopology): Topology {
   const rawNodes: Record<
     string,
     { kind: NodeKind; role?: SftpRole; networks?: NetworkName[]; hostId?: number; labOnly?: boolean }
-  > = t.nodes ?? DEFAULT_NODES;
+  > = t.nodes ?? defaultNodes(t.haproxy.pair.enabled);
   const nodes: Record<string, TopologyNode> = {};
   let nextId = 30;
   for (const [name, n] of Object.entries(rawNodes)) {
-    const d = DEFAULT_NODES[name];
+    const d = DEFAULT_NODES[name] ?? PAIR_NODES[name];
     nodes[name] = {
       name,
       kind: n.kind,
@@ -77,6 +118,7 @@ export function resolveTopology(t: ParsedTopology): Topology {
   }
   const kindNode = (kind: NodeKind) => Object.values(nodes).find((n) => n.kind === kind)?.name ?? kind;
   const firewall = kindNode('firewall');
+  const pairOn = t.haproxy.pair.enabled;
   const frontends = Object.entries(t.haproxy.frontends);
 
   const forwards =
@@ -87,7 +129,11 @@ export function resolveTopology(t: ParsedTopology): Topology {
       to: firewall,
       description: `SFTP ${name} to the firewall`,
     }));
-  const fw = normalizeFirewall(t.firewall, firewallContextOf(nodes, t.haproxy.frontends));
+  // with the pair, the firewall forwards to the floating address (the pair's name), not to one node
+  const fw = normalizeFirewall(
+    t.firewall,
+    firewallContextOf(nodes, t.haproxy.frontends, pairOn ? t.haproxy.pair.name : undefined),
+  );
 
   const backends: Topology['haproxy']['backends'] = {};
   for (const [name, b] of Object.entries(t.haproxy.backends)) {
@@ -108,9 +154,37 @@ export function resolveTopology(t: ParsedTopology): Topology {
     nodes,
     router: { forwards },
     firewall: fw,
-    haproxy: { ...t.haproxy, backends },
+    haproxy: {
+      ...t.haproxy,
+      backends,
+      pair: {
+        ...t.haproxy.pair,
+        nodes: pairOn
+          ? Object.values(nodes)
+              .filter((n) => n.kind === 'haproxy')
+              .map((n) => n.name)
+          : [],
+      },
+    },
   };
 }
+
+/** The floating address of the HAProxy pair (the inventory's dmz subnet wins over the topology's). */
+export function vipAddress(t: Topology, inv?: Inventory): string {
+  const p = t.haproxy.pair;
+  if (p.vip) return p.vip;
+  return hostAddress(inv?.networks?.dmz ?? t.networks.dmz.subnet, p.vipHostId);
+}
+
+/** Where a NAT target or rule destination named `to` is reached: the pair's floating address or a node's. */
+export const isPairAddress = (t: Topology, to: string): boolean =>
+  t.haproxy.pair.enabled && to === t.haproxy.pair.name && !t.nodes[to];
+
+/** Every HAProxy node (both of a pair, or the one). */
+export const haproxyNodes = (t: Topology): string[] =>
+  Object.values(t.nodes)
+    .filter((n) => n.kind === 'haproxy')
+    .map((n) => n.name);
 
 /** Helpers used by renderers, the lab and runbooks. */
 export const nodesOfKind = (t: Topology, kind: NodeKind): TopologyNode[] =>
@@ -148,11 +222,24 @@ export function durationMs(d: string): number {
 
 /** What the firewall model needs from the topology (firewall.ts stays free of the Topology type). */
 export const firewallContext = (t: Topology): FirewallContext =>
-  firewallContextOf(t.nodes, t.haproxy.frontends);
+  firewallContextOf(t.nodes, t.haproxy.frontends, t.haproxy.pair.enabled ? t.haproxy.pair.name : undefined);
+
+/**
+ * The topology's firewall resolved against an inventory, the pair's name standing for its floating
+ * address (the NAT target and any rule naming it). The one entry point for renderers and drivers.
+ */
+export function topologyFirewall(t: Topology, inv: Inventory, node?: string): ResolvedFirewall {
+  return resolveTopologyFirewall(t, inv, node, floatingAddresses(t, inv));
+}
+
+/** Names that stand for an address no single node holds: the HAProxy pair's name → its floating address. */
+export const floatingAddresses = (t: Topology, inv: Inventory): Record<string, string> =>
+  t.haproxy.pair.enabled ? { [t.haproxy.pair.name]: vipAddress(t, inv) } : {};
 
 function firewallContextOf(
   nodes: Record<string, TopologyNode>,
   frontends: Record<string, { port: number }>,
+  pairName?: string,
 ): FirewallContext {
   const all = Object.values(nodes);
   const fw = all.find((n) => n.kind === 'firewall');
@@ -160,8 +247,8 @@ function firewallContextOf(
   return {
     networks: fw?.networks ?? [],
     upstream: (fw?.networks ?? []).filter((n) => n !== 'mgmt' && router?.networks.includes(n)),
-    haproxy: all.find((n) => n.kind === 'haproxy')?.name ?? 'haproxy',
+    haproxy: pairName ?? all.find((n) => n.kind === 'haproxy')?.name ?? 'haproxy',
     frontends: Object.entries(frontends).map(([name, f]) => [name, f.port]),
-    nodes: Object.keys(nodes),
+    nodes: [...Object.keys(nodes), ...(pairName && !nodes[pairName] ? [pairName] : [])],
   };
 }

@@ -47,6 +47,13 @@ export const sourceRange = () =>
       error: (i) => `expected an IPv4 address or CIDR like 203.0.113.0/24, got ${show(i.input)}`,
     });
 
+const ipv4 = () =>
+  z
+    .string({ error: (i) => `expected an IPv4 address, got ${show(i.input)}` })
+    .regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, {
+      error: (i) => `expected an IPv4 address, got ${show(i.input)}`,
+    });
+
 const absPath = () =>
   z
     .string()
@@ -311,6 +318,38 @@ export const TopologySchema = z.strictObject({
            */
           trusted: z.array(sourceRange()).default([]),
           trustedConcurrent: intIn(1, 1_000_000).default(500),
+        })
+        .prefault({}),
+      /**
+       * Two HAProxy nodes (haproxy-1, haproxy-2 by default) with keepalived: VRRP with unicast
+       * peers moves a floating address on the dmz to the node whose HAProxy answers (process and
+       * stats socket); the firewall's NAT points at that address; both share their stick tables
+       * (peers). Off: one node, `haproxy`.
+       */
+      pair: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          /**
+           * The name the floating address goes by in `firewall.nat[].to` and firewall rules (the
+           * default NAT and rules use it); it must not be a node's name.
+           */
+          name: name('address').default('haproxy'),
+          /** The floating address; default: host `vipHostId` of the dmz subnet. */
+          vip: ipv4().optional(),
+          vipHostId: intIn(2, 254).default(254),
+          /** VRRP virtual router id (unique on the dmz segment). */
+          vrid: intIn(1, 255).default(51),
+          /** Seconds between VRRP adverts; a dead master is noticed after ~3 adverts. */
+          advertInt: intIn(1, 255).default(1),
+          /** VRRP PASS authentication (sent in clear by VRRPv2: a guard against mistakes, not attackers). */
+          auth: z
+            .string()
+            .regex(/^[A-Za-z0-9._-]{1,8}$/, {
+              error: (i) => `expected 1..8 letters, digits, . _ -, got ${show(i.input)}`,
+            })
+            .default('wharfvip'),
+          /** TCP port of HAProxy's peers protocol (stick tables), on the dmz addresses. */
+          peersPort: port().default(10000),
         })
         .prefault({}),
       stats: z

@@ -12,7 +12,7 @@ import { runRunbookByName } from '../stack/runbooks.ts';
 import { sshTransports, closeAll } from '../transport/index.ts';
 import type { Transport } from '../transport/types.ts';
 import { addressOf, type Inventory } from '../topology/inventory.ts';
-import { nodeOfKind, sftpNode, type Topology } from '../topology/model.ts';
+import { haproxyNodes, sftpNode, type Topology } from '../topology/model.ts';
 import { alertChannels, sendAlert, type AlertChannels, type ChannelResult } from './alert.ts';
 import {
   initialWatchState,
@@ -133,7 +133,7 @@ export async function runWatch(o: WatchOptions): Promise<WatchSummary> {
   const t = o.topology;
   const main = sftpNode(t, 'main').name;
   const sub = t.replication.lsyncd.to;
-  const hapName = nodeOfKind(t, 'haproxy').name;
+  const hapName = haproxyNodes(t).join('+');
   const mainAddr = addressOf(o.inventory, main, 'lan');
   const channels: AlertChannels = alertChannels(t, o.inventory);
   const config: WatchConfig = {
@@ -148,8 +148,13 @@ export async function runWatch(o: WatchOptions): Promise<WatchSummary> {
   const journal = new Journal(runsDir, t.name, 'watch', secrets);
   const own = !o.transports;
   const transports = o.transports ?? (sshTransports(o.inventory, undefined) as Map<string, Transport>);
-  const hap = transports.get(hapName);
-  if (!hap) throw new Error(`${hapName}: not in the inventory`);
+  // every HAProxy (both of a pair): the first that answers is observed (both check main themselves;
+  // the runbooks watch starts act on both)
+  const haps = haproxyNodes(t).map((n) => {
+    const x = transports.get(n);
+    if (!x) throw new Error(`${n}: not in the inventory`);
+    return x;
+  });
   const now = () => new Date().toISOString();
   const emit = (e: WatchEvent) => o.emit?.(e);
   const summary: WatchSummary = {
@@ -342,7 +347,10 @@ export async function runWatch(o: WatchOptions): Promise<WatchSummary> {
         break;
       }
       const tick = Date.now();
-      const obs = await observe(hap, t, main, mainAddr, sub, Math.max(5000, o.intervalMs * 5));
+      const polled = await Promise.all(
+        haps.map((h) => observe(h, t, main, mainAddr, sub, Math.max(5000, o.intervalMs * 5))),
+      );
+      const obs = polled.find((x) => x.haproxy) ?? polled[0]!;
       summary.polls++;
       // journal what changed (not the growing outage age)
       const seen = JSON.stringify({

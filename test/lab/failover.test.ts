@@ -19,7 +19,7 @@ import { failureLines } from '../../src/cli/commands/run.ts';
 import type { JournalEntry } from '../../src/runbook/journal.ts';
 import type { Reporter } from '../../src/runbook/progress.ts';
 import type { StepSummary } from '../../src/runbook/steps.ts';
-import type { Topology } from '../../src/topology/model.ts';
+import { haproxyNodes, type Topology } from '../../src/topology/model.ts';
 import {
   FAILOVER_STATE,
   fenced,
@@ -46,7 +46,7 @@ import {
 } from '../../scenarios/outage.ts';
 import { labNode } from '../../src/lab/node.ts';
 import { observeUploads, userRoot } from '../../src/workload/remote.ts';
-import { RECONCILE_MARK, readReconcileMark } from '../../src/failover/index.ts';
+import { RECONCILE_MARK, haproxyGroup, readReconcileMark } from '../../src/failover/index.ts';
 import { REPO } from './helpers.ts';
 
 let t: Topology;
@@ -63,7 +63,13 @@ const rb = (name: string, options: Record<string, unknown> = {}, reporter?: Repo
     ...(reporter ? { reporter } : {}),
   });
 
-const hap = () => lab.transports.get('haproxy')!;
+// every HAProxy (both of a pair): what the runbooks act on, read as one (src/failover/pair.ts)
+const hap = () => haproxyGroup(t, (n) => lab.transports.get(n));
+const HAPS = () => haproxyNodes(t);
+/** A command on every HAProxy node; their outputs, in node order. */
+const onHaps = async (cmd: string) => Promise.all(HAPS().map((n) => lab.sh(n, cmd)));
+const absentEverywhere = async (path: string) =>
+  (await onHaps(`test -e ${path}; echo $?`)).map((r) => r.stdout.trim());
 const mainStatus = async () => statusOf(await showStat(hap(), t), t, 'sftp-main');
 const mainAddr = () => addressOf(lab.inventory, 'sftp-main', 'lan');
 
@@ -157,7 +163,7 @@ describe('failover and failback on the lab', () => {
       expect(Object.values(await mainStatus()).every((s) => s.startsWith('UP'))).toBe(true);
       expect(await fenced(lab.transports.get('sftp-sub')!, mainAddr())).toBe(false);
       expect((await lab.sh('sftp-main', 'systemctl is-active lsyncd')).stdout.trim()).toBe('active');
-      expect((await lab.sh('haproxy', `test -e ${FAILOVER_STATE}; echo $?`)).stdout.trim()).toBe('1');
+      expect(await absentEverywhere(FAILOVER_STATE)).toEqual(HAPS().map(() => '1'));
       // not failed over any more: failback has nothing to do
       const again = await rb('failback');
       expect(again.ok).toBe(true);
@@ -272,7 +278,7 @@ describe('failover and failback on the lab', () => {
     const reporter: Reporter = {
       step: (host, text) => {
         if (host === 'sftp-main' && text.startsWith('final sync'))
-          moved = lab.sh('haproxy', `mv ${sock} ${sock}.away`);
+          moved = lab.sh(HAPS()[0]!, `mv ${sock} ${sock}.away`);
       },
       done: () => {},
       line: (l) => void lines.push(l),
@@ -291,7 +297,7 @@ describe('failover and failback on the lab', () => {
       expect(by['final-sync']!.result).toBe('failed');
       expect(by['fence']!.result).toBe('not-run');
       const undo = by['undo:main-maint']!;
-      expect(undo).toMatchObject({ host: 'haproxy', result: 'failed', undoes: 'main-maint' });
+      expect(undo).toMatchObject({ host: hap().host, result: 'failed', undoes: 'main-maint' });
       expect(undo.undo!.commands).toEqual(expect.arrayContaining(['set server write/sftp-main state ready']));
       expect(undo.error).toMatch(/No such file|socat|exit/i);
       expect(by['main-maint']!.result).toBe('ok'); // not claimed undone
@@ -299,10 +305,10 @@ describe('failover and failback on the lab', () => {
       expect(by['undo:record-state']!.result).toBe('ok');
       const plain = failureLines(fo).join('\n');
       expect(plain).toMatch(/failed step final-sync on sftp-main: /);
-      expect(plain).toMatch(/failed undo undo:main-maint on haproxy: ran set server .*state ready.*: /);
-      expect(lines.join('\n')).toMatch(/FAIL haproxy: undo: sftp-main and sftp-sub → ready/);
+      expect(plain).toContain(`failed undo undo:main-maint on ${hap().host}: ran set server `);
+      expect(lines.join('\n')).toContain(`FAIL ${hap().host}: undo: sftp-main and sftp-sub → ready`);
       // nothing claims main is back in rotation
-      expect(lines.join('\n')).not.toMatch(/undo haproxy: sftp-main and sftp-sub → ready/);
+      expect(lines.join('\n')).not.toContain(`undo ${hap().host}: sftp-main and sftp-sub → ready`);
       expect(lines.join('\n')).toMatch(/undo sftp-main: enable and start lsyncd again/);
       // the journal says the same (host, commands, error)
       const journal = readFileSync(fo.journal!, 'utf8')
@@ -310,20 +316,20 @@ describe('failover and failback on the lab', () => {
         .split('\n')
         .map((l) => JSON.parse(l) as JournalEntry);
       const j = journal.find((e) => e.id === 'undo:main-maint')!;
-      expect(j).toMatchObject({ host: 'haproxy', step: 'undo', result: 'failed' });
+      expect(j).toMatchObject({ host: hap().host, step: 'undo', result: 'failed' });
       expect(j.error).toBe(undo.error);
       expect((j.detail as { commands: string[] }).commands).toEqual(undo.undo!.commands);
       expect(journal.at(-1)).toMatchObject({ step: 'summary', result: 'failed' });
       // and the stack is where the result says: main still in maint (the undo did not happen)
-      await lab.sh('haproxy', `mv ${sock}.away ${sock}`);
+      await lab.sh(HAPS()[0]!, `mv ${sock}.away ${sock}`);
       moved = undefined;
       expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT', read: 'MAINT' });
       expect((await lab.sh('sftp-main', 'systemctl is-active lsyncd')).stdout.trim()).toBe('active');
-      expect((await lab.sh('haproxy', `test -e ${FAILOVER_STATE}; echo $?`)).stdout.trim()).toBe('1');
+      expect(await absentEverywhere(FAILOVER_STATE)).toEqual(HAPS().map(() => '1'));
     } finally {
       // repair for the rest of the file: socket back, rsync back, main and sub ready, lsyncd on
       await moved?.catch(() => undefined);
-      await lab.sh('haproxy', `if [ -e ${sock}.away ]; then mv ${sock}.away ${sock}; fi`);
+      await lab.sh(HAPS()[0]!, `if [ -e ${sock}.away ]; then mv ${sock}.away ${sock}; fi`);
       await lab.sh('sftp-main', `rm -f ${wrapper}; systemctl enable --now lsyncd`);
       await runtimeApi(hap(), t, [
         ...serverStateCommands(t, 'sftp-main', 'ready'),
@@ -379,7 +385,7 @@ describe('failover and failback on the lab', () => {
     ]);
     for (const x of p1.steps)
       expect(Object.keys(x)).toEqual(expect.arrayContaining(['id', 'host', 'action', 'why']));
-    expect(p1.steps.find((x) => x.id === 'main-maint')!.undo!.host).toBe('haproxy');
+    expect(p1.steps.find((x) => x.id === 'main-maint')!.undo!.host).toBe(hap().host);
     expect(c1.stderr).toContain(' 1. preflight [*]');
     expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true); // --check changed nothing
     const a1 = cli('failover', '--json');
@@ -468,9 +474,9 @@ describe('failover and failback on the lab', () => {
       expect(steady.seen, 'main left MAINT while unreconciled').toEqual([]);
       expect(await readFailoverState(hap())).toBe(null); // nobody failed over
       // an HAProxy reload, then a restart: the new process starts with main in MAINT (server-state file)
-      await lab.sh('haproxy', 'systemctl reload haproxy');
+      await onHaps('systemctl reload haproxy');
       const reload = await watchMaint(4000);
-      await lab.sh('haproxy', 'systemctl restart haproxy');
+      await onHaps('systemctl restart haproxy');
       const restart = await watchMaint(4000);
       process.stderr.write(
         `[measure] unattended outage: mark set ${markedMs} ms after the kill; main back and held in MAINT: ${steady.n} samples; ` +
@@ -500,7 +506,7 @@ describe('failover and failback on the lab', () => {
       expect(d.reasons.join('; ')).toMatch(/needs reconcile/);
       expect(d.plan.toMain).toBeGreaterThanOrEqual(outageAcks);
       expect(Object.values(await mainStatus()).every((x) => x.startsWith('UP'))).toBe(true);
-      expect((await lab.sh('haproxy', `test -e ${RECONCILE_MARK}; echo $?`)).stdout.trim()).toBe('1');
+      expect(await absentEverywhere(RECONCILE_MARK)).toEqual(HAPS().map(() => '1'));
       const k2 = w.acks.length;
       await until(30_000, () => w.acks.length >= k2 + 5);
     } finally {
@@ -520,11 +526,11 @@ describe('failover and failback on the lab', () => {
 
   it('a reboot (docker stop, start) and a network cut of main under load: each leaves main out of rotation until failback; no acknowledged upload lost', async () => {
     const w = startWorkload(lab, { prefix: `rc-${Date.now().toString(36)}`, clients: 2, retryDelayMs: 500 });
-    // the cut is made on the HAProxy node (the SFTP nodes have no CAP_NET_ADMIN): main's lan
+    // the cut is made on the HAProxy nodes (the SFTP nodes have no CAP_NET_ADMIN): main's lan
     // address unroutable from there, so checks and sessions to main time out; mgmt ssh is untouched
     const cut = async (on: boolean) => {
-      const r = await lab.sh('haproxy', `ip route ${on ? 'add' : 'del'} blackhole ${mainAddr()}/32`);
-      expect(r.code, r.stderr).toBe(0);
+      for (const r of await onHaps(`ip route ${on ? 'add' : 'del'} blackhole ${mainAddr()}/32`))
+        expect(r.code, r.stderr).toBe(0);
     };
     const faults: Array<[string, () => Promise<unknown>, () => Promise<unknown>]> = [
       // a reboot as a power cycle: down until sub has served writes, then up (a `docker restart`
@@ -552,7 +558,7 @@ describe('failover and failback on the lab', () => {
             async () =>
               (
                 await lab.sh(
-                  'haproxy',
+                  HAPS()[0]!,
                   `timeout 2 bash -c 'exec 3<>/dev/tcp/${mainAddr()}/${t.sftp.port}' 2>/dev/null; echo $?`,
                 )
               ).stdout.trim() === '0',
@@ -581,9 +587,7 @@ describe('failover and failback on the lab', () => {
       const k = w.acks.length;
       await until(30_000, () => w.acks.length >= k + 5);
     } finally {
-      await lab
-        .sh('haproxy', `ip route del blackhole ${mainAddr()}/32 2>/dev/null; true`)
-        .catch(() => undefined);
+      await onHaps(`ip route del blackhole ${mainAddr()}/32 2>/dev/null; true`).catch(() => undefined);
       await w.stop();
     }
     const c = await checkEverywhere(lab, w.acks, w.prefix);

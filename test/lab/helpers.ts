@@ -9,6 +9,16 @@ export const REPO = new URL('../../', import.meta.url).pathname;
 /** Write configs/stack.yaml with another name and a second octet for every subnet. */
 export const testTopology = variantTopology;
 
+/**
+ * The same with one HAProxy node (`haproxy.pair.enabled: false`): the lab files that probe the
+ * single `haproxy` node keep covering that shape; the pair is covered on the scenario lab (verify's
+ * floating-address check, the haproxy-loss scenario).
+ */
+export const singleHaproxyTopology = (name: string, octet: number) =>
+  variantTopology(name, octet, (d) => {
+    d.haproxy = { ...(d.haproxy as Record<string, unknown>), pair: { enabled: false } };
+  });
+
 /** Run a command on a lab node through the generated ssh_config (strict host key checking). */
 export async function onNode(
   sshConfig: string,

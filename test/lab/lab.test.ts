@@ -17,7 +17,7 @@ import { provisionLab } from '../../src/lab/provision.ts';
 import { loadInventory } from '../../src/topology/load.ts';
 import type { Topology } from '../../src/topology/model.ts';
 import { runCli } from '../../src/cli/program.ts';
-import { labelled, onNode, tcpProbe, testTopology } from './helpers.ts';
+import { labelled, onNode, singleHaproxyTopology, tcpProbe } from './helpers.ts';
 
 const STACK = 'labtest';
 const OCTET = 89;
@@ -53,7 +53,7 @@ function bannerFrom(host: string, port: number, ms = 4000): Promise<string> {
 
 beforeAll(async () => {
   await ensureEngine();
-  ({ file, t } = testTopology(STACK, OCTET));
+  ({ file, t } = singleHaproxyTopology(STACK, OCTET));
   await labUp(t, { topologyFile: file, log: (l) => process.stderr.write(`[lab up] ${l}\n`) });
   s = await labStatus(t);
   cfg = s.sshConfig;

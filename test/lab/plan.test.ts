@@ -46,6 +46,15 @@ describe('lab plan', () => {
       sysctls: { 'net.ipv4.ip_forward': '1' },
     });
     expect(node('sftp-main')).toMatchObject({ capAdd: ['SYS_ADMIN'], sysctls: {}, role: 'main' });
+    // keepalived in a container: VRRP's raw socket, HAProxy binding the floating address it may
+    // not hold yet; never --privileged
+    for (const n of ['haproxy-1', 'haproxy-2'])
+      expect(node(n)).toMatchObject({
+        capAdd: ['SYS_ADMIN', 'NET_ADMIN', 'NET_RAW'],
+        sysctls: { 'net.ipv4.ip_nonlocal_bind': '1' },
+      });
+    expect(plan.networks.find((n) => n.name === 'dmz')!.reserved).toEqual({ 'wharf-vip': '10.88.2.254' });
+    expect(plan.networks.find((n) => n.name === 'lan')!.reserved).toEqual({});
     expect(node('wan-client').networks).toEqual(['wan']);
     expect(node('bastion')).toMatchObject({ networks: ['mgmt'], addresses: { mgmt: '10.88.9.254' } });
     expect(plan.routerWan).toBe('10.88.0.2');
@@ -55,11 +64,13 @@ describe('lab plan', () => {
   it('follows changed subnets', () => {
     const { t } = testTopology('moved', 77);
     const plan = labPlan(t);
-    expect(plan.nodes.find((n) => n.name === 'haproxy')!.addresses).toEqual({
-      mgmt: '10.77.9.4',
-      dmz: '10.77.2.4',
-      lan: '10.77.3.4',
+    expect(plan.nodes.find((n) => n.name === 'haproxy-2')!.addresses).toEqual({
+      mgmt: '10.77.9.5',
+      dmz: '10.77.2.5',
+      lan: '10.77.3.5',
     });
+    // the pair's floating address moves with the dmz subnet, reserved from Docker's IPAM there
+    expect(plan.networks.find((n) => n.name === 'dmz')!.reserved).toEqual({ 'wharf-vip': '10.77.2.254' });
     expect(plan.networks.find((n) => n.name === 'lan')).toMatchObject({
       subnet: '10.77.3.0/24',
       gateway: '10.77.3.1',
@@ -74,7 +85,8 @@ describe('lab plan', () => {
       [
         'bastion',
         'firewall',
-        'haproxy',
+        'haproxy-1',
+        'haproxy-2',
         'notify-sink',
         'router',
         'sftp-backup',
@@ -89,7 +101,7 @@ describe('lab plan', () => {
     expect(block('bastion')).toContain('HostName 127.0.0.1\n  Port 40100');
     expect(block('bastion')).not.toContain('ProxyJump');
     expect(block('wan-client')).toContain('Port 40101');
-    expect(text.match(/StrictHostKeyChecking yes/g)!.length).toBe(9);
+    expect(text.match(/StrictHostKeyChecking yes/g)!.length).toBe(10);
     expect(text).toContain('ControlPath /tmp/wharf-%C');
     const keys = Object.fromEntries(plan.nodes.map((n) => [n.name, `ssh-ed25519 AAAA${n.name} c`]));
     const kh = knownHostsText(plan, ports, keys);

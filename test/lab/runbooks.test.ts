@@ -20,7 +20,7 @@ import { configureDesired } from '../../src/stack/desired.ts';
 import { ensureStackSecrets } from '../../src/stack/secrets.ts';
 import { sshTransports, closeAll } from '../../src/transport/index.ts';
 import type { Transport } from '../../src/transport/types.ts';
-import { onNode, testTopology, REPO } from './helpers.ts';
+import { onNode, singleHaproxyTopology, REPO } from './helpers.ts';
 import { freePort } from '../../src/core/net.ts';
 
 const STACK = 'rbtest';
@@ -82,7 +82,7 @@ function opensshSftp(batch: string, port: number) {
 
 beforeAll(async () => {
   await ensureEngine();
-  ({ file, t } = testTopology(STACK, 90));
+  ({ file, t } = singleHaproxyTopology(STACK, 90));
   await labUp(t, {
     topologyFile: file,
     log: (l) => process.stderr.write(`[lab up] ${l}\n`),

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureEngine } from '../../src/lab/engine.ts';
 import { readNotices, SINK_MESSAGES_PATH, type Notice } from '../../src/lab/sink/index.ts';
 import type { JournalEntry } from '../../src/runbook/journal.ts';
-import type { Topology } from '../../src/topology/model.ts';
+import { haproxyNodes, type Topology } from '../../src/topology/model.ts';
 import { readFailoverState, showStat, statusOf } from '../../src/failover/index.ts';
 import type { WatchEvent } from '../../src/watch/run.ts';
 import { ensureScenarioLab, scenarioTopology, startNode, type ScenarioLab } from '../../scenarios/lab.ts';
@@ -30,7 +30,8 @@ let file: string;
 let lab: ScenarioLab;
 let child: ChildProcess | undefined;
 
-const hap = () => lab.transports.get('haproxy')!;
+// watch acts on both HAProxies of a pair: the first one's runtime state stands for both
+const hap = () => lab.transports.get(haproxyNodes(t)[0]!)!;
 const mainStatus = async () => statusOf(await showStat(hap(), t), t, 'sftp-main');
 
 /** `wharf watch --json` as a child process (the real CLI), its events parsed as they come. */

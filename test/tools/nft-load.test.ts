@@ -97,15 +97,15 @@ describe('routes unit command', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wharf-routes-'));
     try {
       const routesFile = join(dir, 'routes');
-      writeFileSync(routesFile, content('haproxy', '/etc/wharf/routes'));
-      const unit = content('haproxy', '/etc/systemd/system/wharf-routes.service');
+      writeFileSync(routesFile, content('haproxy-1', '/etc/wharf/routes'));
+      const unit = content('haproxy-1', '/etc/systemd/system/wharf-routes.service');
       // systemd's ExecStart: one single-quoted argument to sh -c, with $$ meaning $.
       const cmd = /^ExecStart=\/bin\/sh -c '(.*)'$/m
         .exec(unit)![1]!
         .replace(/\$\$/g, '$')
         .replace('/etc/wharf/routes', routesFile);
       writeFileSync(join(dir, 'cmd.sh'), cmd);
-      const dmz = inv.hosts['haproxy']!.addresses.dmz!;
+      const dmz = inv.hosts['haproxy-1']!.addresses.dmz!;
       const out = inNetns(`
         ip link set lo up
         ip link add d0 type veth peer name d1
@@ -116,7 +116,7 @@ describe('routes unit command', () => {
         sh ${dir}/cmd.sh
         ip -4 route show
       `);
-      expect(out).toContain(`${t.networks.wan.subnet} via ${stack['haproxy']!.routes[0]!.via} dev d0`);
+      expect(out).toContain(`${t.networks.wan.subnet} via ${stack['haproxy-1']!.routes[0]!.via} dev d0`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -19,6 +19,7 @@ import { checkFile, type CheckResult } from '../../src/render/check.ts';
 /** Tool → Debian package, for the failure message. */
 const TOOLS: Record<string, string> = {
   haproxy: 'haproxy',
+  keepalived: 'keepalived',
   sshd: 'openssh-server',
   'ssh-keygen': 'openssh-client',
   nft: 'nftables',
@@ -122,6 +123,15 @@ const CASES: Array<[string, () => { t: Topology; inv: Inventory }]> = [
     'default',
     () => {
       const t = stackWith();
+      return { t, inv: labInventory(t) };
+    },
+  ],
+  [
+    'single HAProxy (haproxy.pair off)',
+    () => {
+      const t = stackWith((d) => {
+        d.haproxy.pair = { enabled: false };
+      });
       return { t, inv: labInventory(t) };
     },
   ],
@@ -231,21 +241,21 @@ describe('the checkers bite: a broken file is refused', () => {
   const cases: Array<[string, string, string, (s: string) => string, RegExp]> = [
     [
       'haproxy: unknown keyword',
-      'haproxy',
+      'haproxy-1',
       '/etc/haproxy/haproxy.cfg',
       (s) => s.replace('    balance first', '    balance firstest'),
       /balance|firstest/i,
     ],
     [
       'haproxy: bad timeout',
-      'haproxy',
+      'haproxy-1',
       '/etc/haproxy/haproxy.cfg',
       (s) => s.replace('timeout check 1s', 'timeout check soon'),
       /timeout|soon/i,
     ],
     [
       'haproxy: a warning fails too (zero-warning mode)',
-      'haproxy',
+      'haproxy-2',
       '/etc/haproxy/haproxy.cfg',
       (s) => s.replace('    timeout client 1h\n', ''),
       /timeout|warning/i,
@@ -384,8 +394,22 @@ describe('the checkers bite: a broken file is refused', () => {
       /calendar/i,
     ],
     [
+      'keepalived: unknown authentication type',
+      'haproxy-1',
+      '/etc/keepalived/keepalived.conf',
+      (s) => s.replace('auth_type PASS', 'auth_type PASSWORD'),
+      /unknown authentication type/,
+    ],
+    [
+      'keepalived: virtual router id out of range',
+      'haproxy-2',
+      '/etc/keepalived/keepalived.conf',
+      (s) => s.replace(/virtual_router_id \d+/, 'virtual_router_id 300'),
+      /virtual_router_id|VRID/i,
+    ],
+    [
       'systemd: relative ExecStart',
-      'haproxy',
+      'haproxy-1',
       '/etc/systemd/system/wharf-routes.service',
       (s) => s.replace('ExecStart=/bin/sh', 'ExecStart=bin/sh'),
       /executable|absolute/i,

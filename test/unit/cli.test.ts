@@ -94,7 +94,7 @@ describe('wharf validate', () => {
     });
     expect(lab.frontends.write).toMatchObject({ port: 2222, backend: 'write' });
     const prod = await wharf('validate', '--json', '-i', 'configs/production.example.inventory.yaml');
-    expect(JSON.parse(prod.stdout).nodes.haproxy.addresses.dmz).toBe('192.168.102.4');
+    expect(JSON.parse(prod.stdout).nodes['haproxy-2'].addresses.dmz).toBe('192.168.102.5');
   });
 
   it('bad topology → every problem on stderr, exit 2, and with --json a JSON verdict on stdout', async () => {
@@ -252,20 +252,20 @@ describe('wharf render --out', () => {
       );
     }
     expect(files).toBeGreaterThan(10);
-    expect(existsSync(join(out, 'haproxy/etc/haproxy/haproxy.cfg'))).toBe(true);
+    expect(existsSync(join(out, 'haproxy-1/etc/haproxy/haproxy.cfg'))).toBe(true);
     expect(existsSync(join(out, 'sftp-main/etc/ssh/sshd_config'))).toBe(true);
     expect(JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'))).toEqual(manifest);
   });
 
   it('a second render replaces a node folder (no stale files) and leaves other content of DIR alone', async () => {
     const out = tmp('rerender');
-    mkdirSync(join(out, 'haproxy/etc'), { recursive: true });
-    writeFileSync(join(out, 'haproxy/etc/stale.cfg'), 'old');
+    mkdirSync(join(out, 'haproxy-1/etc'), { recursive: true });
+    writeFileSync(join(out, 'haproxy-1/etc/stale.cfg'), 'old');
     writeFileSync(join(out, 'NOTES.txt'), 'mine');
     const r = await wharf('render', '-o', out);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^haproxy \(\d+ files?\) → /m);
-    expect(existsSync(join(out, 'haproxy/etc/stale.cfg'))).toBe(false);
+    expect(r.stdout).toMatch(/^haproxy-1 \(\d+ files?\) → /m);
+    expect(existsSync(join(out, 'haproxy-1/etc/stale.cfg'))).toBe(false);
     expect(readFileSync(join(out, 'NOTES.txt'), 'utf8')).toBe('mine');
   });
 });
@@ -278,7 +278,7 @@ describe('wharf demo', () => {
     expect(r.stdout).toContain('configs/stack.yaml: ok (stack "seed")');
     expect(r.stdout).toContain(`── render → ${out}/`);
     expect(r.stdout).toMatch(/\nflowchart LR\n/);
-    expect(existsSync(join(out, 'haproxy/etc/haproxy/haproxy.cfg'))).toBe(true);
+    expect(existsSync(join(out, 'haproxy-1/etc/haproxy/haproxy.cfg'))).toBe(true);
   });
 });
 

@@ -56,7 +56,10 @@ describe('drill schedule (pure, seeded)', () => {
   it('faults never overlap, fit in the duration, and each kind appears in every round', () => {
     const s = generateSchedule(
       's',
-      spec({ durationMs: 600_000, faults: [...FAULT_KINDS].filter((k) => k !== 'disk-full') }),
+      spec({
+        durationMs: 600_000,
+        faults: [...FAULT_KINDS].filter((k) => k !== 'disk-full' && k !== 'haproxy-active'),
+      }),
       shape,
     );
     for (let i = 1; i < s.faults.length; i++) {
@@ -82,6 +85,29 @@ describe('drill schedule (pure, seeded)', () => {
       ['haproxy', 'sftp-sub'],
     ]);
     expect(candidates('kill', shape, ['sftp-main']).map((c) => c.targets)).toEqual([['sftp-main']]);
+  });
+
+  it('haproxy-active: both nodes of the pair as targets (the holder is read at injection), none without a pair', () => {
+    const pair: DrillLabShape = {
+      ...shape,
+      haproxy: 'haproxy-1',
+      haproxies: ['haproxy-1', 'haproxy-2'],
+      networks: { ...shape.networks, 'haproxy-1': ['dmz', 'lan'], 'haproxy-2': ['dmz', 'lan'] },
+    };
+    expect(candidates('haproxy-active', pair, Object.keys(pair.networks))).toEqual([
+      { targets: ['haproxy-1', 'haproxy-2'], params: {} },
+    ]);
+    expect(candidates('haproxy-active', pair, ['haproxy-1'])).toEqual([]);
+    expect(candidates('haproxy-active', shape, targets)).toEqual([]);
+    const s = generateSchedule(
+      's',
+      spec({ faults: ['haproxy-active'], targets: Object.keys(pair.networks) }),
+      pair,
+    );
+    expect(s.faults.every((f) => f.kind === 'haproxy-active')).toBe(true);
+    expect(() => generateSchedule('s', spec({ faults: ['haproxy-active'] }), shape)).toThrow(
+      /--faults haproxy-active: nothing to act on.*HAProxy pair/,
+    );
   });
 
   it('refuses a kind with nothing to act on, naming it; and a duration too short for one fault', () => {

@@ -123,9 +123,9 @@ describe('aliases', () => {
     expect(fw.aliases.find((a) => a.name === 'admins')!.addresses).toEqual([
       '192.0.2.0/24',
       '198.51.100.7',
-      '10.88.2.4',
+      '10.88.2.254',
     ]);
-    expect(fw.rules[0]!.resolved.source.addresses).toEqual(['192.0.2.0/24', '198.51.100.7', '10.88.2.4']);
+    expect(fw.rules[0]!.resolved.source.addresses).toEqual(['192.0.2.0/24', '198.51.100.7', '10.88.2.254']);
   });
   it('refuses a port alias where an address goes, and names clashing with nodes/keywords', () => {
     expect(
@@ -214,7 +214,7 @@ describe('rules and port forwards', () => {
       { from: 22, to: 22 },
       { from: 2221, to: 2222 },
     ]);
-    expect(n.resolved.target).toBe('10.88.2.4');
+    expect(n.resolved.target).toBe('10.88.2.254');
     expect(n.rule?.destination_net).toBe('haproxy');
     expect(n.rule?.destination_port).toBe('sftp_ports');
     expect(fw.filter.map((r) => r.description)).toEqual(['NAT SFTP to HAProxy']);

@@ -54,7 +54,9 @@ describe('wharf graph --format mermaid', () => {
     ]) {
       expect(text).toContain(line);
     }
-    expect(text).toMatch(/subgraph g_haproxy\["haproxy: HAProxy TCP, maxconn 2000"\]/);
+    expect(text).toContain(
+      'subgraph g_haproxy["haproxy-1 + haproxy-2: HAProxy TCP, maxconn 2000, keepalived 10.88.2.254"]',
+    );
   });
 
   it('follows the topology: other ports, an extra frontend, notices on backup, external webhook', async () => {

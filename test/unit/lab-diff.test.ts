@@ -54,6 +54,23 @@ describe('diffLab', () => {
     expect(describeAction(d.actions[0]!)).toBe('create network wharf-seed-net-wan (10.88.0.0/24): missing');
   });
 
+  it('GIVEN a dmz network without the reserved floating address WHEN diffed THEN it is replaced, its containers with it', () => {
+    const seen = upToDate();
+    const dmz = plan.networks.find((n) => n.name === 'dmz')!;
+    seen.networks = seen.networks.map((n) => (n.name === dmz.docker ? { ...n, reserved: {} } : n));
+    const d = diffLab(seen, desired);
+    expect(d.actions.find((a) => a.kind === 'remove-network')).toMatchObject({
+      network: dmz.docker,
+      reason: `reserved addresses none → wharf-vip=${dmz.reserved['wharf-vip']}`,
+    });
+    // observed with it: nothing to do
+    const ok = upToDate();
+    ok.networks = ok.networks.map((n) =>
+      n.name === dmz.docker ? { ...n, reserved: { ...dmz.reserved } } : n,
+    );
+    expect(diffLab(ok, desired).actions).toEqual([]);
+  });
+
   it('GIVEN the lab as desired WHEN diffed THEN nothing to do and every container kept', () => {
     const d = diffLab(upToDate(), desired);
     expect(d.actions).toEqual([]);

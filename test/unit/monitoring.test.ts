@@ -3,7 +3,8 @@
 // sample answers. The daemons' checkers run in test/tools/validate.test.ts.
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadTopology } from '../../src/topology/load.ts';
+import { readFileSync } from 'node:fs';
+import { loadTopology, topologyFromObject } from '../../src/topology/load.ts';
 import { labInventory, type Inventory } from '../../src/topology/inventory.ts';
 import type { Topology } from '../../src/topology/model.ts';
 import { renderNode } from '../../src/render/index.ts';
@@ -16,19 +17,16 @@ import {
 import { buildStatus, formatStatus, parseAlerts, parseQuery } from '../../src/status/model.ts';
 import type { StatRow } from '../../src/failover/haproxy.ts';
 
-const t = loadTopology('configs/stack.yaml');
+// the seed has the HAProxy pair (haproxy-1, haproxy-2); `t` is the same stack with one HAProxy
+const pairT = loadTopology('configs/stack.yaml');
+const seedDoc = parse(readFileSync('configs/stack.yaml', 'utf8')) as { haproxy: Record<string, unknown> };
+seedDoc.haproxy.pair = { enabled: false };
+const t = topologyFromObject(seedDoc, 'single-haproxy.yaml');
 const inv = labInventory(t);
 
-/** The stack with a second HAProxy node (as the hapair branch adds it), by kind, not by name. */
+/** The seed: its HAProxy pair, by kind, not by name. */
 function withPair(): { t: Topology; inv: Inventory } {
-  const t2 = structuredClone(t);
-  t2.nodes['haproxy-2'] = { ...t2.nodes['haproxy']!, name: 'haproxy-2', hostId: 5 };
-  const inv2 = structuredClone(inv);
-  inv2.hosts['haproxy-2'] = {
-    ssh: { host: 'haproxy-2', port: 22, user: 'root', sudo: false },
-    addresses: { dmz: '10.88.2.5', lan: '10.88.3.5', mgmt: '10.88.9.5' },
-  };
-  return { t: t2, inv: inv2 };
+  return { t: pairT, inv: labInventory(pairT) };
 }
 
 describe('Prometheus scrape configs', () => {
@@ -43,11 +41,11 @@ describe('Prometheus scrape configs', () => {
     };
     const job = (n: string) => doc.scrape_configs.find((j) => j.job_name === n)!.static_configs;
     expect(job('node').map((c) => c.labels!.node)).toEqual([
-      'haproxy',
+      'haproxy-1',
+      'haproxy-2',
       'sftp-main',
       'sftp-sub',
       'sftp-backup',
-      'haproxy-2',
     ]);
     expect(job('haproxy').flatMap((c) => c.targets)).toEqual(['10.88.9.4:8405', '10.88.9.5:8405']);
     expect(doc.global).toMatchObject({ scrape_interval: '2s', evaluation_interval: '2s' });

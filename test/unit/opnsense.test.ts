@@ -24,6 +24,7 @@ import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolvedFirewall } from '../../src/render/nftables.ts';
 import { firewallResolveContext } from '../../src/topology/firewall.ts';
+import { floatingAddresses } from '../../src/topology/model.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import { topologyFromObject } from '../../src/topology/load.ts';
 import { opnDesired } from '../../src/opnsense/desired.ts';
@@ -505,6 +506,7 @@ describe('the topology’s firewall as OPNsense objects (opnDesired)', () => {
       (n) => t.nodes[n]?.networks,
       inv,
       (n) => t.networks[n].subnet,
+      floatingAddresses(t, inv),
     );
     return opnDesired(resolvedFirewall(t, inv, 'firewall'), ctx, { apiPort: 443 });
   };
@@ -525,7 +527,7 @@ describe('the topology’s firewall as OPNsense objects (opnDesired)', () => {
         interface: 'wan',
         protocol: 'tcp',
         destination: { network: 'wanip', port: 'sftp_ports', not: '0' },
-        target: '10.88.2.4',
+        target: '10.88.2.254',
         pass: 'rule',
         descr: 'wharf: SFTP to HAProxy',
       }),
@@ -574,7 +576,7 @@ describe('the topology’s firewall as OPNsense objects (opnDesired)', () => {
       (x) => !/anti-lockout/.test(x.description),
     );
     expect(r.map((x) => [x.description, x.destination_net, x.destination_port, x.log, x.protocol])).toEqual([
-      ['wharf: to haproxy', '10.88.2.4', '2221-2222', '0', 'TCP'],
+      ['wharf: to haproxy', '10.88.2.254', '2221-2222', '0', 'TCP'],
       ['wharf: to self', '(self)', 'ssh', '1', 'TCP'],
     ]);
   });

@@ -89,16 +89,16 @@ describe('golden files (configs/stack.yaml + lab inventory)', () => {
 });
 
 describe('haproxy.cfg', () => {
-  const cfg = fileOf(stack['haproxy']!, '/etc/haproxy/haproxy.cfg').content;
+  const cfg = fileOf(stack['haproxy-1']!, '/etc/haproxy/haproxy.cfg').content;
 
   it('binds every frontend on the dmz address only (never on mgmt where sshd listens)', () => {
     for (const [name, f] of Object.entries(t.haproxy.frontends)) {
       expect(section(cfg, `frontend ${name}`)).toContain(
-        `bind ${inv.hosts['haproxy']!.addresses.dmz}:${f.port}`,
+        `bind ${inv.hosts['haproxy-1']!.addresses.dmz}:${f.port}`,
       );
     }
     // on mgmt only HAProxy's Prometheus exporter (monitoring)
-    const mgmt = inv.hosts['haproxy']!.addresses.mgmt!;
+    const mgmt = inv.hosts['haproxy-1']!.addresses.mgmt!;
     expect(cfg.split('\n').filter((l) => l.includes(mgmt))).toEqual([`    bind ${mgmt}:8405`]);
     expect(section(cfg, 'frontend prometheus')).toContain(
       'http-request use-service prometheus-exporter if { path /metrics }',
@@ -118,7 +118,7 @@ describe('haproxy.cfg', () => {
     expect(read).toEqual(
       expect.arrayContaining([
         'balance roundrobin',
-        'stick-table type ip size 100k expire 30m',
+        'stick-table type ip size 100k expire 30m peers wharf_pair',
         'stick on src',
         // sshd's read-only listener; main keeps the non-preemptive agent, sub asks its lag agent
         'server sftp-main 10.88.3.11:2221 check agent-check agent-addr 127.0.0.1 agent-port 9707 agent-inter 1s',
@@ -134,7 +134,7 @@ describe('haproxy.cfg', () => {
     // main's lines ask the wharf agent (sftp, write, read); sub asks its read-lag agent in read only
     expect(cfg.match(/agent-check agent-addr 127\.0\.0\.1 agent-port 9707/g)).toHaveLength(3);
     expect(cfg.match(/agent-check/g)).toHaveLength(4);
-    const files = stack['haproxy']!.files.map((f) => f.path);
+    const files = stack['haproxy-1']!.files.map((f) => f.path);
     expect(files).toEqual(
       expect.arrayContaining([
         '/usr/local/lib/wharf/haproxy-agent',
@@ -146,13 +146,13 @@ describe('haproxy.cfg', () => {
     expect(files.indexOf('/etc/systemd/system/wharf-haproxy-agent@.service')).toBeLessThan(
       files.indexOf('/etc/systemd/system/wharf-haproxy-agent.socket'),
     );
-    const sock = fileOf(stack['haproxy']!, '/etc/systemd/system/wharf-haproxy-agent.socket').content;
+    const sock = fileOf(stack['haproxy-1']!, '/etc/systemd/system/wharf-haproxy-agent.socket').content;
     expect(sock).toMatch(/^ListenStream=127\.0\.0\.1:9707$/m);
     expect(sock).toMatch(/^Accept=yes$/m);
-    const agent = fileOf(stack['haproxy']!, '/usr/local/lib/wharf/haproxy-agent').content;
+    const agent = fileOf(stack['haproxy-1']!, '/usr/local/lib/wharf/haproxy-agent').content;
     expect(agent).toContain('UNIX-CONNECT:$SOCK');
     expect(agent).toContain("BACKENDS=' sftp write '");
-    expect(stack['haproxy']!.units).toEqual(
+    expect(stack['haproxy-1']!.units).toEqual(
       expect.arrayContaining([{ name: 'wharf-haproxy-agent.socket', enable: true, apply: 'restart' }]),
     );
   });
@@ -181,7 +181,7 @@ describe('haproxy.cfg', () => {
 
   it('passive health (observe layer4) follows check.errorLimit; 0 turns it off', () => {
     const cfgOf = (t2: Topology) =>
-      fileOf(renderNode(t2, labInventory(t2), 'haproxy'), '/etc/haproxy/haproxy.cfg').content;
+      fileOf(renderNode(t2, labInventory(t2), 'haproxy-1'), '/etc/haproxy/haproxy.cfg').content;
     const five = cfgOf(variant((d) => (d.haproxy.check.errorLimit = 5)));
     expect(section(five, 'backend write')).toContain(
       'default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions observe layer4 error-limit 5 on-error mark-down',
@@ -196,7 +196,7 @@ describe('haproxy.cfg', () => {
   it('limits each source: connections open at once, and accepted connections per period', () => {
     // sess_rate counts accepted connections only (conn_rate would count the rejected retries too)
     expect(section(cfg, 'backend wharf_src_rate')).toEqual([
-      'stick-table type ip size 100k expire 10s store conn_cur,sess_rate(10s)',
+      'stick-table type ip size 100k expire 10s store conn_cur,sess_rate(10s) peers wharf_pair',
     ]);
     for (const name of Object.keys(t.haproxy.frontends)) {
       const rules = section(cfg, `frontend ${name}`).filter((l) => l.startsWith('tcp-request'));
@@ -218,7 +218,7 @@ describe('haproxy.cfg', () => {
           trustedConcurrent: 300,
         }),
     );
-    const cfg2 = fileOf(renderNode(t2, labInventory(t2), 'haproxy'), '/etc/haproxy/haproxy.cfg').content;
+    const cfg2 = fileOf(renderNode(t2, labInventory(t2), 'haproxy-1'), '/etc/haproxy/haproxy.cfg').content;
     for (const name of Object.keys(t2.haproxy.frontends)) {
       const rules = section(cfg2, `frontend ${name}`).filter((l) => /^(acl|tcp-request)/.test(l));
       expect(rules).toEqual([
@@ -247,7 +247,7 @@ describe('haproxy.cfg', () => {
   it('adds a stats listener on mgmt only when a port is set', () => {
     expect(cfg).not.toContain('listen stats');
     const t2 = variant((d) => (d.haproxy.stats = { port: 8404 }));
-    const cfg2 = fileOf(renderNode(t2, labInventory(t2), 'haproxy'), '/etc/haproxy/haproxy.cfg').content;
+    const cfg2 = fileOf(renderNode(t2, labInventory(t2), 'haproxy-1'), '/etc/haproxy/haproxy.cfg').content;
     expect(section(cfg2, 'listen stats')).toContain('bind 10.88.9.4:8404');
   });
 
@@ -259,7 +259,8 @@ describe('haproxy.cfg', () => {
       for (const f of r.files)
         if (f.content !== fileOf(stack[node]!, f.path).content) changed.push(`${node}:${f.path}`);
     expect(changed.sort()).toEqual([
-      'haproxy:/etc/haproxy/haproxy.cfg',
+      'haproxy-1:/etc/haproxy/haproxy.cfg',
+      'haproxy-2:/etc/haproxy/haproxy.cfg',
       'sftp-main:/etc/ssh/sshd_config',
       'sftp-sub:/etc/ssh/sshd_config',
     ]);
@@ -383,7 +384,7 @@ describe('sshd_config', () => {
     expect(fileOf(r3, '/etc/pam.d/sshd').content).not.toContain('pam_faillock');
     expect(r3.files.some((f) => f.path === '/etc/security/faillock.conf')).toBe(false);
     // only the sftp nodes get it
-    expect(stack['haproxy']!.files.some((f) => f.path === '/etc/pam.d/sshd')).toBe(false);
+    expect(stack['haproxy-1']!.files.some((f) => f.path === '/etc/pam.d/sshd')).toBe(false);
   });
 
   it("internal-sftp's log socket in every chroot: a bind-mount unit on every sftp node, never replicated", () => {
@@ -547,13 +548,13 @@ describe('nftables', () => {
     expect(router).not.toContain('masquerade');
   });
 
-  it('firewall: port forward from the WAN address to HAProxy, its associated rule, default deny, mgmt never forwarded', () => {
+  it('firewall: port forward from the WAN address to the HAProxy pair floating address, its associated rule, default deny, mgmt never forwarded', () => {
     expect(fw).toContain(
-      'iifname $if_wan ip daddr 10.88.1.3 tcp dport { 22, 2221-2222 } dnat to 10.88.2.4 comment "SFTP to HAProxy"',
+      'iifname $if_wan ip daddr 10.88.1.3 tcp dport { 22, 2221-2222 } dnat to 10.88.2.254 comment "SFTP to HAProxy"',
     );
     const fwd = fw.slice(fw.indexOf('chain forward'));
     expect(fwd).toContain(
-      'iifname $if_wan ip daddr 10.88.2.4 tcp dport { 22, 2221-2222 } accept comment "10 NAT SFTP to HAProxy"',
+      'iifname $if_wan ip daddr 10.88.2.254 tcp dport { 22, 2221-2222 } accept comment "10 NAT SFTP to HAProxy"',
     );
     expect(fwd.indexOf('ip daddr 10.88.9.0/24 drop')).toBeLessThan(fwd.indexOf('ct state established'));
     expect(fw).toContain('type filter hook forward priority filter; policy drop;');
@@ -604,20 +605,102 @@ describe('nftables', () => {
       'ip saddr 10.88.9.0/24 drop comment "the management network is never a path"',
       'ip daddr 10.88.9.0/24 drop comment "the management network is never a path"',
       'iifname $if_wan ip saddr 198.51.100.0/24 tcp dport 22 drop comment "10 bad net"',
-      'iifname $if_wan ip daddr 10.88.2.4 meta l4proto tcp reject with tcp reset comment "20 no reads \'now\'"',
-      'iifname $if_wan ip daddr 10.88.2.4 reject with icmpx type admin-prohibited comment "20 no reads \'now\'"',
+      'iifname $if_wan ip daddr 10.88.2.254 meta l4proto tcp reject with tcp reset comment "20 no reads \'now\'"',
+      'iifname $if_wan ip daddr 10.88.2.254 reject with icmpx type admin-prohibited comment "20 no reads \'now\'"',
       'iifname $if_dmz meta l4proto icmp accept comment "30 ping out"',
-      'iifname $if_wan ip daddr 10.88.2.4 tcp dport 22 accept comment "40 sftp"',
+      'iifname $if_wan ip daddr 10.88.2.254 tcp dport 22 accept comment "40 sftp"',
     ]);
+  });
+});
+
+describe('HAProxy pair (keepalived, peers)', () => {
+  const ka = (n: string) => fileOf(stack[n]!, '/etc/keepalived/keepalived.conf').content;
+  it('VRRP with unicast peers: each node sends from its own dmz address to the other one', () => {
+    expect(ka('haproxy-1')).toContain(
+      'unicast_src_ip 10.88.2.4\n    unicast_peer {\n        10.88.2.5\n    }',
+    );
+    expect(ka('haproxy-2')).toContain(
+      'unicast_src_ip 10.88.2.5\n    unicast_peer {\n        10.88.2.4\n    }',
+    );
+    for (const n of ['haproxy-1', 'haproxy-2']) {
+      expect(ka(n)).toContain('virtual_router_id 51');
+      expect(ka(n)).toContain('auth_type PASS\n        auth_pass wharfvip');
+      expect(ka(n)).toContain('10.88.2.254/24 dev $WHARF_DMZ_IF');
+      expect(ka(n)).toMatch(/state BACKUP\n {4}nopreempt/);
+      expect(ka(n)).toContain('track_script {\n        chk_haproxy\n    }');
+      expect(ka(n)).toContain('notify "/usr/local/lib/wharf/keepalived-notify"');
+      expect(stack[n]!.sysctls).toEqual({ 'net.ipv4.ip_nonlocal_bind': '1' });
+      expect(stack[n]!.units).toEqual(
+        expect.arrayContaining([{ name: 'keepalived', enable: true, apply: 'reload' }]),
+      );
+    }
+    expect(ka('haproxy-1')).toContain('priority 150');
+    expect(ka('haproxy-2')).toContain('priority 100');
+  });
+  it('the scripts come before keepalived.conf (its --config-test checks them)', () => {
+    const files = stack['haproxy-1']!.files.map((f) => f.path);
+    const conf = files.indexOf('/etc/keepalived/keepalived.conf');
+    for (const f of ['keepalived-check', 'keepalived-notify', 'keepalived-iface'])
+      expect(files.indexOf(`/usr/local/lib/wharf/${f}`)).toBeLessThan(conf);
+    const check = fileOf(stack['haproxy-1']!, '/usr/local/lib/wharf/keepalived-check').content;
+    expect(check).toContain('pid=$(cat /run/haproxy.pid 2>/dev/null) || exit 1');
+    expect(check).toContain('UNIX-CONNECT:/run/haproxy/admin.sock');
+    const notify = fileOf(stack['haproxy-1']!, '/usr/local/lib/wharf/keepalived-notify').content;
+    expect(notify).toContain('FILE=/var/lib/prometheus/node-exporter/wharf_keepalived.prom');
+    expect(notify).toContain('wharf_keepalived_master{vip=\\"$VIP\\"} $v');
+    expect(notify).toContain('[ -d "$DIR" ] || mkdir -p "$DIR"');
+  });
+  it('haproxy.cfg: the floating address bound next to the own one, every stick table shared with the peer', () => {
+    const cfg = fileOf(stack['haproxy-2']!, '/etc/haproxy/haproxy.cfg').content;
+    expect(section(cfg, 'global')).toContain('localpeer haproxy-2');
+    expect(section(cfg, 'peers wharf_pair')).toEqual([
+      'peer haproxy-1 10.88.2.4:10000',
+      'peer haproxy-2 10.88.2.5:10000',
+    ]);
+    expect(section(cfg, 'frontend write')).toEqual(
+      expect.arrayContaining(['bind 10.88.2.5:2222', 'bind 10.88.2.254:2222']),
+    );
+    const tables = cfg.split('\n').filter((l) => l.includes('stick-table'));
+    expect(tables).toHaveLength(3); // rate limit, the failover flag, stick on src (read)
+    for (const l of tables) expect(l).toMatch(/ peers wharf_pair$/);
+    expect(section(cfg, 'backend wharf_reconcile')).toEqual([
+      'stick-table type integer size 1 store gpt0 peers wharf_pair',
+    ]);
+    const agent = fileOf(stack['haproxy-2']!, '/usr/local/lib/wharf/haproxy-agent').content;
+    expect(agent).toContain('api "set table $TABLE key 1 data.gpt0 1"');
+    expect(agent).toContain('api "show table $TABLE key 1" | grep -q "gpt0=1"');
+  });
+  it('pair off: one haproxy node, no keepalived, NAT to its own address', () => {
+    const t1 = variant((d) => (d.haproxy.pair = { enabled: false }));
+    expect(Object.keys(t1.nodes)).toContain('haproxy');
+    expect(Object.keys(t1.nodes)).not.toContain('haproxy-1');
+    const s1 = renderStack(t1, labInventory(t1));
+    expect(s1['haproxy']!.files.some((f) => f.path.includes('keepalived'))).toBe(false);
+    expect(s1['haproxy']!.packages).not.toContain('keepalived');
+    const cfg = fileOf(s1['haproxy']!, '/etc/haproxy/haproxy.cfg').content;
+    expect(cfg).not.toContain('peers');
+    expect(cfg).not.toContain('10.88.2.254');
+    expect(fileOf(s1['firewall']!, '/etc/nftables.conf').content).toContain('dnat to 10.88.2.4 ');
+  });
+  it('an explicit floating address is used as given', () => {
+    const t2 = variant((d) => (d.haproxy.pair = { vip: '10.88.2.99', vrid: 7 }));
+    const s2 = renderStack(t2, labInventory(t2));
+    expect(fileOf(s2['haproxy-1']!, '/etc/keepalived/keepalived.conf').content).toContain(
+      '10.88.2.99/24 dev',
+    );
+    expect(fileOf(s2['haproxy-1']!, '/etc/keepalived/keepalived.conf').content).toContain(
+      'virtual_router_id 7',
+    );
+    expect(fileOf(s2['firewall']!, '/etc/nftables.conf').content).toContain('dnat to 10.88.2.99 ');
   });
 });
 
 describe('routes, sysctls, units', () => {
   it('replies to the WAN go back through firewall and router', () => {
-    expect(stack['haproxy']!.routes).toEqual([{ to: '10.88.0.0/24', via: '10.88.2.3' }]);
+    expect(stack['haproxy-1']!.routes).toEqual([{ to: '10.88.0.0/24', via: '10.88.2.3' }]);
     expect(stack['firewall']!.routes).toEqual([{ to: '10.88.0.0/24', via: '10.88.1.2' }]);
     expect(stack['router']!.routes).toEqual([]);
-    expect(fileOf(stack['haproxy']!, '/etc/wharf/routes').content).toMatch(
+    expect(fileOf(stack['haproxy-1']!, '/etc/wharf/routes').content).toMatch(
       /^10\.88\.0\.0\/24 10\.88\.2\.3$/m,
     );
   });
@@ -650,17 +733,20 @@ describe('inventories', () => {
     // operator (scrape targets, rules) and no runbook manages it
     expect(Object.keys(s).sort()).toEqual([
       'firewall',
-      'haproxy',
+      'haproxy-1',
+      'haproxy-2',
       'monitor',
       'router',
       'sftp-backup',
       'sftp-main',
       'sftp-sub',
     ]);
-    const cfg = fileOf(s['haproxy']!, '/etc/haproxy/haproxy.cfg').content;
+    const cfg = fileOf(s['haproxy-1']!, '/etc/haproxy/haproxy.cfg').content;
     expect(cfg).toContain('bind 192.168.102.4:22');
+    // the floating address follows the inventory's dmz subnet
+    expect(cfg).toContain('bind 192.168.102.254:22');
     expect(cfg).toContain('server sftp-main 192.168.103.11:22 check');
-    expect(s['haproxy']!.routes).toEqual([{ to: '203.0.113.0/24', via: '192.168.102.3' }]);
+    expect(s['haproxy-1']!.routes).toEqual([{ to: '203.0.113.0/24', via: '192.168.102.3' }]);
   });
   it('an unknown node is an input error naming the nodes', () => {
     expect(() => renderNode(t, inv, 'nope')).toThrow(InputError);

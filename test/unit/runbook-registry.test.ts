@@ -113,7 +113,8 @@ describe('failover --check: the plan as data', () => {
       action: 'enable and start lsyncd again',
       commands: ['systemctl enable --now lsyncd'],
     });
-    expect(by['main-maint']!.undo!.host).toBe('haproxy');
+    // both HAProxies of the pair: their runtime state goes together
+    expect(by['main-maint']!.undo!.host).toBe('haproxy-1+haproxy-2');
     expect(by['main-maint']!.undo!.commands).toEqual(
       expect.arrayContaining([
         'set server write/sftp-main state ready',
@@ -124,7 +125,7 @@ describe('failover --check: the plan as data', () => {
     expect(by['record-state']!.undo!.commands[0]).toMatch(/mv -f \/var\/lib\/wharf\/failover.json/);
     expect(by['sub-serves']!.commits).toMatch(/split the data/);
     expect(by['mark']).toMatchObject({
-      host: 'haproxy',
+      host: 'haproxy-1+haproxy-2',
       undo: { commands: ['rm -f /var/lib/wharf/needs-reconcile'] },
     });
     expect(r.steps.every((s) => s.result === undefined)).toBe(true);

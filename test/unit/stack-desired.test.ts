@@ -20,19 +20,21 @@ describe('desired state', () => {
     expect(managedNodes(t, inv).map((n) => n.name)).toEqual([
       'router',
       'firewall',
-      'haproxy',
+      'haproxy-1',
+      'haproxy-2',
       'sftp-main',
       'sftp-sub',
       'sftp-backup',
       'monitor',
     ]);
-    expect(Object.keys(installDesired(t, inv, ['haproxy']))).toEqual(['haproxy']);
+    expect(Object.keys(installDesired(t, inv, ['haproxy-2']))).toEqual(['haproxy-2']);
   });
 
   it('installs the packages of each role', () => {
     const d = installDesired(t, inv);
     const names = (n: string) => d[n]!.map((r) => (r.kind === 'package' ? r.name : ''));
-    expect(names('haproxy')).toEqual(expect.arrayContaining(['haproxy', 'socat']));
+    for (const n of ['haproxy-1', 'haproxy-2'])
+      expect(names(n)).toEqual(expect.arrayContaining(['haproxy', 'socat', 'keepalived']));
     expect(names('sftp-main')).toEqual(
       expect.arrayContaining(['lsyncd', 'rsync', 'inotify-tools', 'openssh-server']),
     );

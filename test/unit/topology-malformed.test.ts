@@ -34,7 +34,8 @@ function nodesYaml(over: Record<string, string | null> = {}): string {
     'wan-client': '{ kind: wan-client }',
     router: '{ kind: router }',
     firewall: '{ kind: firewall }',
-    haproxy: '{ kind: haproxy }',
+    'haproxy-1': '{ kind: haproxy }',
+    'haproxy-2': '{ kind: haproxy }',
     'sftp-main': '{ kind: sftp, role: main }',
     'sftp-sub': '{ kind: sftp, role: sub }',
     'sftp-backup': '{ kind: sftp, role: backup }',
@@ -115,6 +116,59 @@ const cases: [string, string, string[]][] = [
     [`${FILE}: name: expected a stack name (lowercase letters, digits, - and _, max 31), got "Seed Stack"`],
   ],
   [
+    'pair on with one haproxy node',
+    nodesYaml({ 'haproxy-2': null }),
+    [
+      `${FILE}: haproxy.pair.enabled: the pair needs exactly two haproxy nodes, got 1 (haproxy-1); list two (e.g. haproxy-1, haproxy-2) or set haproxy.pair.enabled: false`,
+    ],
+  ],
+  [
+    'pair off with two haproxy nodes',
+    'haproxy: { pair: { enabled: false } }\n' + nodesYaml(),
+    [
+      `${FILE}: nodes: expected exactly one haproxy node (haproxy.pair.enabled is false), got 2 (haproxy-1, haproxy-2)`,
+    ],
+  ],
+  [
+    'floating address outside the dmz',
+    'haproxy: { pair: { vip: 10.88.3.200 } }',
+    [`${FILE}: haproxy.pair.vip: 10.88.3.200 is not in the dmz subnet 10.88.2.0/24`],
+  ],
+  [
+    "floating address on a node's address",
+    'haproxy: { pair: { vip: 10.88.2.5 } }',
+    [`${FILE}: haproxy.pair.vip: 10.88.2.5 is already node haproxy-2's address on the dmz`],
+  ],
+  [
+    'floating address host id of a node',
+    'haproxy: { pair: { vipHostId: 3 } }',
+    [`${FILE}: haproxy.pair.vipHostId: 3 is already node firewall's host id on the dmz`],
+  ],
+  [
+    'floating address does not fit the dmz subnet',
+    'networks: { dmz: { subnet: 10.88.2.0/26 } }',
+    [
+      `${FILE}: haproxy.pair.vipHostId: 254 does not fit in the dmz subnet 10.88.2.0/26; set haproxy.pair.vip or a smaller vipHostId`,
+    ],
+  ],
+  [
+    'floating address named like a node',
+    'haproxy: { pair: { name: router } }',
+    [
+      `${FILE}: haproxy.pair.name: "router" is also the name of a node; the floating address needs a name of its own`,
+    ],
+  ],
+  [
+    'vrid out of range',
+    'haproxy: { pair: { vrid: 256 } }',
+    [`${FILE}: haproxy.pair.vrid: expected an integer 1..255, got 256`],
+  ],
+  [
+    'VRRP password too long',
+    'haproxy: { pair: { auth: averylongsecret } }',
+    [`${FILE}: haproxy.pair.auth: expected 1..8 letters, digits, . _ -, got "averylongsecret"`],
+  ],
+  [
     'duplicate node hostId',
     nodesYaml({ firewall: '{ kind: firewall, hostId: 2 }' }),
     [`${FILE}: nodes.firewall.hostId: 2 is already used by node router`],
@@ -143,7 +197,7 @@ const cases: [string, string, string[]][] = [
     'server referencing a missing node',
     'haproxy: { backends: { sftp: { servers: [sftp-main] }, write: { servers: [sftp-main] }, read: { servers: [sftp-nope] } } }',
     [
-      `${FILE}: haproxy.backends.read.servers.0: node "sftp-nope" does not exist (nodes: wan-client, router, firewall, haproxy, sftp-main, sftp-sub, sftp-backup, notify-sink, monitor)`,
+      `${FILE}: haproxy.backends.read.servers.0: node "sftp-nope" does not exist (nodes: wan-client, router, firewall, haproxy-1, haproxy-2, sftp-main, sftp-sub, sftp-backup, notify-sink, monitor)`,
     ],
   ],
   [
@@ -178,7 +232,10 @@ const cases: [string, string, string[]][] = [
   [
     'overlapping subnets',
     'networks: { dmz: { subnet: 10.88.3.0/25 } }',
-    [`${FILE}: networks.lan.subnet: 10.88.3.0/24 overlaps networks.dmz.subnet 10.88.3.0/25`],
+    [
+      `${FILE}: networks.lan.subnet: 10.88.3.0/24 overlaps networks.dmz.subnet 10.88.3.0/25`,
+      `${FILE}: haproxy.pair.vipHostId: 254 does not fit in the dmz subnet 10.88.3.0/25; set haproxy.pair.vip or a smaller vipHostId`,
+    ],
   ],
   [
     'subnet with host bits',
@@ -263,8 +320,8 @@ const cases: [string, string, string[]][] = [
   ],
   [
     'lsyncd to a non-sftp node',
-    'replication: { lsyncd: { to: haproxy } }',
-    [`${FILE}: replication.lsyncd.to: node "haproxy" is a haproxy node, expected an sftp node`],
+    'replication: { lsyncd: { to: haproxy-1 } }',
+    [`${FILE}: replication.lsyncd.to: node "haproxy-1" is a haproxy node, expected an sftp node`],
   ],
   [
     'bad duration',
@@ -303,7 +360,7 @@ const cases: [string, string, string[]][] = [
     'notice target node missing',
     'notifications: { webhook: { node: slack-relay } }',
     [
-      `${FILE}: notifications.webhook.node: node "slack-relay" does not exist (nodes: wan-client, router, firewall, haproxy, sftp-main, sftp-sub, sftp-backup, notify-sink, monitor)`,
+      `${FILE}: notifications.webhook.node: node "slack-relay" does not exist (nodes: wan-client, router, firewall, haproxy-1, haproxy-2, sftp-main, sftp-sub, sftp-backup, notify-sink, monitor)`,
     ],
   ],
   [
@@ -420,7 +477,8 @@ describe('files on disk', () => {
   it('configs/stack.yaml itself is valid', () => {
     const t = loadTopology('configs/stack.yaml');
     expect(t.name).toBe('seed');
-    expect(Object.keys(t.nodes)).toHaveLength(9);
+    expect(Object.keys(t.nodes)).toHaveLength(10);
+    expect(t.haproxy.pair.nodes).toEqual(['haproxy-1', 'haproxy-2']);
   });
 });
 
@@ -448,9 +506,9 @@ describe('malformed inventory → exact message, exit code 2', () => {
   });
 
   it('address outside its subnet', () => {
-    expect(inventoryProblems(inv((i) => (i.hosts['haproxy']!.addresses.lan = '10.99.3.4')))).toEqual({
+    expect(inventoryProblems(inv((i) => (i.hosts['haproxy-2']!.addresses.lan = '10.99.3.4')))).toEqual({
       exitCode: 2,
-      problems: [`${INV}: hosts.haproxy.addresses.lan: 10.99.3.4 is not in the lan subnet 10.88.3.0/24`],
+      problems: [`${INV}: hosts.haproxy-2.addresses.lan: 10.99.3.4 is not in the lan subnet 10.88.3.0/24`],
     });
   });
 
@@ -469,7 +527,7 @@ describe('malformed inventory → exact message, exit code 2', () => {
     expect(inventoryProblems(data)).toEqual({
       exitCode: 2,
       problems: [
-        `${INV}: hosts.sftp-extra: not a node of the topology (wan-client, router, firewall, haproxy, sftp-main, sftp-sub, sftp-backup, notify-sink, monitor)`,
+        `${INV}: hosts.sftp-extra: not a node of the topology (wan-client, router, firewall, haproxy-1, haproxy-2, sftp-main, sftp-sub, sftp-backup, notify-sink, monitor)`,
       ],
     });
   });
