@@ -1,7 +1,7 @@
 // `npm run bench`: the stack's numbers side by side in ONE run, each against its target (not a
 // timed test: it prints PASS/MISS, exit 0 unless something broke).
 //   lab up cold / warm (bench/lab.ts) · configure first run / no-op rerun on the 6 stack hosts
-//   chain / direct throughput (same client, same way in) · ssh2-sftp-client vs OpenSSH sftp
+//   chain / direct throughput for ssh2-sftp-client and OpenSSH sftp (bench/ossh.ts) · the clients
 //   RTO: median of several real kills of sftp-main during a small-file workload
 //
 //   npx tsx bench/run.ts [--skip-cold] [--skip-lab-bench] [--reuse] [--size 512MiB] [--rounds 3]
@@ -11,26 +11,19 @@
 // Its own stack "wbench" (10.98.x). Without --reuse the bench lab is made fresh (lab down → up →
 // install) so the first configure run is a real one. --keep leaves the lab up afterwards.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import SftpClient from 'ssh2-sftp-client';
 import { parseDuration, parseSize } from '../src/cli/commands/load.ts';
 import { labDown, labStatus, labUp, waitReady, type LabStatus } from '../src/lab/lab.ts';
 import { labNode } from '../src/lab/node.ts';
 import { raiseHostSysctls } from '../src/lab/provision.ts';
 import { loadInventory } from '../src/topology/load.ts';
 import { runRunbookByName } from '../src/stack/runbooks.ts';
-import { FAST_PUT, QUIET_LISTENERS, runWorkload } from '../src/workload/generator.ts';
-import {
-  labEndpoint,
-  nodeOfRole,
-  onLabNode,
-  sharedHostKey,
-  userRoot,
-  waitForUploads,
-} from '../src/workload/remote.ts';
+import { runWorkload } from '../src/workload/generator.ts';
+import { labEndpoint, nodeOfRole, onLabNode, userRoot, waitForUploads } from '../src/workload/remote.ts';
 import { makeLocalFile } from '../scenarios/large-file.ts';
+import { benchChainDirect } from './ossh.ts';
 import { REPO_ROOT } from '../src/lab/state.ts';
 import { variantTopology } from '../src/lab/variant.ts';
 import '../scripts/index.ts';
@@ -55,8 +48,6 @@ const log = (s: string) => {
   if (!json) console.log(`  ${s.slice(0, 160)}`);
 };
 const secs = (ms: number) => Math.round(ms / 100) / 10;
-const r1 = (x: number) => Math.round(x * 10) / 10;
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -185,78 +176,10 @@ const clean = () =>
     .then(() => onLabNode(s, sub, `rm -f ${sftpRoot}/${dir}/bench-*`))
     .then(() => new Promise((r) => setTimeout(r, 2500)));
 
-// Upload helpers: ssh2-sftp-client (tuned fastPut) and OpenSSH sftp, each timed connect → close.
-async function ssh2Put(target: 'direct' | 'main', local: string, remote: string) {
-  const ep = labEndpoint(t, s, target);
-  const c = new SftpClient('bench', QUIET_LISTENERS); // nothing on stdout: --json prints one document
-  let cipher = '?';
-  (c as unknown as { client: NodeJS.EventEmitter }).client.on(
-    'handshake',
-    (n: { cs: { cipher: string } }) => {
-      cipher = n.cs.cipher;
-    },
-  );
-  const t0 = process.hrtime.bigint();
-  await c.connect({
-    host: ep.host,
-    port: ep.port,
-    username: ep.username,
-    privateKey: ep.privateKey,
-    readyTimeout: 15_000,
-    hostVerifier: (key: Buffer) => key.toString('base64') === sharedHostKey(t).split(/\s+/)[1],
-  } as SftpClient.ConnectOptions);
-  await c.fastPut(local, remote, FAST_PUT);
-  await c.end();
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, cipher };
-}
-
 const work = mkdtempSync(join(tmpdir(), 'wharf-bench-'));
-const knownHosts = join(work, 'known_hosts');
-writeFileSync(knownHosts, `wharf-sftp ${sharedHostKey(t)}\n`);
-function opensshPut(target: 'direct' | 'main', local: string, remote: string, cipher?: string) {
-  const ep = labEndpoint(t, s, target);
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(
-    'sftp',
-    [
-      '-v',
-      '-b',
-      '-',
-      '-P',
-      String(ep.port),
-      '-i',
-      s.demoUser.privateKey,
-      ...(cipher ? ['-c', cipher] : []),
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      'HostKeyAlias=wharf-sftp',
-      `${user}@${ep.host}`,
-    ],
-    { input: `put ${local} ${remote}\n`, encoding: 'utf8', timeout: 600_000 },
-  );
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (r.status !== 0)
-    throw new Error(
-      `sftp failed (${r.status}): ${r.stderr
-        .split('\n')
-        .filter((l) => !l.startsWith('debug'))
-        .join(' ')
-        .slice(0, 300)}`,
-    );
-  const used = /kex: client->server cipher: (\S+)/.exec(r.stderr)?.[1] ?? '?';
-  return { seconds, cipher: used };
-}
 
 class SkipThroughput extends Error {}
 const payload = await makeLocalFile(flag('--skip-throughput') ? 1 : size);
-const MB = size / 1e6;
 const want = (remote: string) => new Map([[remote, payload.sha256]]);
 /**
  * After each upload: wait until lsyncd copied it to sub, then flush the page cache (`sync`: the
@@ -270,83 +193,22 @@ const settle = async (remote: string) => {
 };
 try {
   if (flag('--skip-throughput')) throw new SkipThroughput();
-  // 3. Chain vs direct: ssh2-sftp-client both times, from this host without the userland proxy.
-  say(
-    `== throughput: ${(size / 1024 ** 2).toFixed(0)} MiB from /dev/shm, ${rounds} round(s), alternating order`,
-  );
-  const chain: number[] = [];
-  const direct: number[] = [];
-  let ssh2Cipher = '?';
-  for (let i = 0; i < rounds; i++) {
-    const order = i % 2 ? (['main', 'direct'] as const) : (['direct', 'main'] as const);
-    for (const target of order) {
-      const remote = `${dir}/bench-${target}-${i}.bin`;
-      const r = await ssh2Put(target, payload.file, remote);
-      ssh2Cipher = r.cipher;
-      (target === 'direct' ? chain : direct).push(MB / r.seconds);
-      log(
-        `${target === 'direct' ? 'chain ' : 'direct'} round ${i + 1}: ${r1(MB / r.seconds)} MB/s (${r.cipher})`,
-      );
-      await settle(remote);
-    }
-    await clean();
-  }
-  const ratio = median(chain) / median(direct);
-  result.throughput = {
-    chainMBs: chain.map(r1),
-    directMBs: direct.map(r1),
-    ratio: r3(ratio),
-    cipher: ssh2Cipher,
-  };
-  row(
-    'chain MB/s (router WAN → firewall → HAProxy → main)',
-    `${r1(median(chain))} (${chain.map(r1).join(', ')})`,
-    '',
-  );
-  row('direct MB/s (main lan)', `${r1(median(direct))} (${direct.map(r1).join(', ')})`, '');
-  row('chain / direct throughput', r3(ratio).toString(), '≥ 0.95', ratio >= 0.95);
-
-  // 4. ssh2-sftp-client vs OpenSSH sftp on the same path (the chain, router WAN).
-  say('== client: ssh2-sftp-client (fastPut 8 × 255 KiB) vs OpenSSH sftp, through the chain');
-  const ssh2: number[] = [];
-  const ossh: number[] = [];
-  const osshGcm: number[] = [];
-  let osshCipher = '?';
-  for (let i = 0; i < rounds; i++) {
-    const a = `${dir}/bench-ssh2-${i}.bin`;
-    const b = `${dir}/bench-openssh-${i}.bin`;
-    const c = `${dir}/bench-openssh-gcm-${i}.bin`;
-    const x = await ssh2Put('direct', payload.file, a);
-    ssh2.push(MB / x.seconds);
-    await settle(a);
-    const y = opensshPut('direct', payload.file, b);
-    osshCipher = y.cipher;
-    ossh.push(MB / y.seconds);
-    await settle(b);
-    const z = opensshPut('direct', payload.file, c, 'aes128-gcm@openssh.com');
-    osshGcm.push(MB / z.seconds);
-    await settle(c);
-    log(
-      `round ${i + 1}: ssh2 ${r1(MB / x.seconds)} MB/s (${x.cipher}), OpenSSH ${r1(MB / y.seconds)} MB/s (${y.cipher}), OpenSSH ${r1(MB / z.seconds)} MB/s (${z.cipher})`,
-    );
-    await clean();
-  }
-  const best = Math.max(median(ossh), median(osshGcm));
-  const clientRatio = median(ssh2) / best;
-  result.client = {
-    ssh2MBs: ssh2.map(r1),
-    opensshMBs: ossh.map(r1),
-    opensshCipher: osshCipher,
-    opensshAesGcmMBs: osshGcm.map(r1),
-    ratio: r3(clientRatio),
-  };
-  row(`ssh2-sftp-client MB/s (${ssh2Cipher})`, r1(median(ssh2)).toString(), '');
-  row(
-    `OpenSSH sftp MB/s (default ${osshCipher} / aes128-gcm)`,
-    `${r1(median(ossh))} / ${r1(median(osshGcm))}`,
-    '',
-  );
-  row('ssh2-sftp-client / best OpenSSH', r3(clientRatio).toString(), '≥ 1.0', clientRatio >= 1);
+  // 3–4. Chain / direct for ssh2-sftp-client and OpenSSH sftp (aes128-gcm, default), side by side
+  await benchChainDirect({
+    t,
+    s,
+    workDir: work,
+    size,
+    rounds,
+    local: payload.file,
+    dir,
+    settle,
+    clean: async () => void (await clean()),
+    say,
+    log,
+    row,
+    result,
+  });
 } catch (e) {
   if (!(e instanceof SkipThroughput)) throw e;
 } finally {

@@ -18,6 +18,7 @@ import { ensureImages, variantOf, type Variant } from './images.ts';
 import { installFiles, nodeFiles, type NodeFiles } from './files.ts';
 import { describeAction, diffLab, type LabAction, type ObservedLab, type ObservedNetwork } from './diff.ts';
 import { LabNodeHandle } from './node.ts';
+import { applyBridgeBypass, removeBridgeBypass, type ChainBridge } from './hostnet.ts';
 import { ensureUploadDisk, releaseUploadDisks, uploadDiskBytes, uploadDiskDir } from './disks.ts';
 import {
   BASTION,
@@ -334,6 +335,27 @@ async function createNode(a: Extract<LabAction, { kind: 'create-node' }>, cx: Ap
   await node.start();
 }
 
+/**
+ * The chain's bridges (every network but mgmt, which masquerades) skip the host's conntrack and
+ * FORWARD chain for container ↔ container traffic (src/lab/hostnet.ts: why, and what it saves).
+ */
+async function bypassHostNetfilter(plan: LabPlan, log: Log): Promise<void> {
+  const bridges: ChainBridge[] = [];
+  for (const net of plan.networks.filter((n) => !n.masquerade)) {
+    const info = await dockerCallOr404(`network inspect ${net.docker}`, (d) =>
+      d.getNetwork(net.docker).inspect(),
+    );
+    if (!info) continue;
+    const named = (info.Options as Record<string, string> | undefined)?.['com.docker.network.bridge.name'];
+    bridges.push({
+      bridge: named ?? `br-${String(info.Id).slice(0, 12)}`,
+      subnet: net.subnet,
+      gateway: net.gateway,
+    });
+  }
+  applyBridgeBypass(plan.stack, bridges, log);
+}
+
 /** Run the diff's actions in order (node creations side by side). */
 async function applyLab(actions: LabAction[], cx: ApplyContext): Promise<void> {
   const { plan, log, created } = cx;
@@ -491,6 +513,7 @@ async function up(t: Topology, opts: UpOptions): Promise<UpResult> {
     );
 
     await applyLab(actions, { plan, ports, images, files, log, created });
+    await bypassHostNetfilter(plan, log);
 
     // Ready: sshd answers through the bastion and systemd finished booting (asked over that same
     // ssh: `is-system-running --wait` blocks on the node until boot is over).
@@ -635,6 +658,7 @@ async function down(stack: string, log: Log): Promise<DownResult> {
   if (existsSync(f.sshConfig))
     await $({ nothrow: true, quiet: true, timeout: 5_000 })`ssh -F ${f.sshConfig} -O exit bastion`;
   await releaseUploadDisks(stack, log);
+  removeBridgeBypass(stack, log);
   removeState(stack);
   return { containers: containers.length, networks: networks.length, volumes: volumes.length };
 }
