@@ -102,7 +102,12 @@ describe(`configure with ${N} SFTP users`, () => {
       const r = await lab.sh(
         node,
         sample
-          .map((u) => `stat -c '%n %U:%G %a' ${base}/${u} ${base}/${u}/${up} ${base}/${u}/.ssh/authorized_keys`)
+          .map(
+            (u) =>
+              `stat -c '%n %U:%G %a' ${base}/${u} ${base}/${u}/${up} ${base}/${u}/.ssh/authorized_keys; ` +
+              // internal-sftp's log socket in the chroot (wharf-sftp-log, restarted for the new users)
+              `mountpoint -q ${base}/${u}/dev/log && echo '${u} log socket mounted'`,
+          )
           .join('; '),
       );
       expect(r.code, r.stderr).toBe(0);
@@ -110,6 +115,7 @@ describe(`configure with ${N} SFTP users`, () => {
         `${base}/${u} root:root 755`,
         `${base}/${u}/${up} ${u}:${t.sftp.group} 750`,
         `${base}/${u}/.ssh/authorized_keys root:root 644`,
+        `${u} log socket mounted`,
       ]);
       expect(r.stdout.trim().split('\n'), node).toEqual(want);
     }
