@@ -33,6 +33,7 @@ import { makeLocalFile } from '../scenarios/large-file.ts';
 import { REPO_ROOT } from '../src/lab/state.ts';
 import { variantTopology } from '../src/lab/variant.ts';
 import '../scripts/index.ts';
+import { scaleUsersSection as scaleUsers } from './scale-users.ts';
 
 const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
@@ -171,6 +172,7 @@ const runbook = async (name: string, options: Record<string, boolean> = {}) => {
   );
 }
 const s: LabStatus = await labStatus(t);
+if (!flag('--skip-scale-users')) await scaleUsers({ file, t, inventory: inv(), status: s, say, row, result });
 const user = s.demoUser.name;
 const dir = t.sftp.uploadDir;
 const main = nodeOfRole(t, 'main');

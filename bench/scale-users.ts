@@ -121,13 +121,18 @@ export async function scaleUsersSection(o: {
   file: string;
   t: Topology;
   inventory: Inventory;
-  publicKey: string;
+  /** The lab: its demo user's key logs the bench users in. */
+  status: { demoUser: { privateKey: string } };
   say: (s: string) => void;
   row: Row;
   result: Record<string, unknown>;
 }): Promise<void> {
   o.say('== scale: users (configure first / no-op; bench users on main, sub, backup)');
-  const points = await benchScaleUsers({ ...o, log: (l) => o.say(`  ${l}`) });
+  const points = await benchScaleUsers({
+    ...o,
+    publicKey: readFileSync(`${o.status.demoUser.privateKey}.pub`, 'utf8'),
+    log: (l) => o.say(`  ${l}`),
+  });
   o.result.scaleUsers = points;
   for (const p of points) {
     const at150 = p.users >= 150;
