@@ -6,7 +6,7 @@
 import { RunError } from '../core/errors.ts';
 import { mask } from '../transport/mask.ts';
 import { shJoin, shQuote } from '../exec/index.ts';
-import { octal } from '../transport/shell.ts';
+import { checkArgv, octal } from '../transport/shell.ts';
 import { CheckFailed, type Transport } from '../transport/types.ts';
 import type { Journal } from './journal.ts';
 import { changeSummary, type Change, type Plan } from './plan.ts';
@@ -100,18 +100,19 @@ function healthCommand(u: UnitResource): string[] | undefined {
 const aptEnv = 'DEBIAN_FRONTEND=noninteractive';
 
 /**
- * Changes applied together, in plan order, by one generated script per host and resource kind (one
- * SSH exec for 150 users instead of 300): groups, users, directories, and files without a checker
- * (a checked file keeps its own round trip: write temp → check → rename). Pure.
+ * Changes applied together, in plan order, by one generated script per host (one SSH exec for 150
+ * users instead of 300): groups, users, directories and files (a checked file is written to a temp
+ * file, checked by its tool, then renamed, inside the script). Packages, sysctls, routes and units
+ * keep their own commands. Pure.
  */
 export function batchable(c: Change): boolean {
-  const r = c.resource;
-  return (
-    r.kind === 'group' ||
-    r.kind === 'user' ||
-    r.kind === 'directory' ||
-    (r.kind === 'file' && !(r.check && c.kind !== 'delete' && !c.metadataOnly))
-  );
+  const k = c.resource.kind;
+  return k === 'group' || k === 'user' || k === 'directory' || k === 'file';
+}
+
+/** The temp file of change `i` of a batch script tagged `tag` (next to the target). Pure. */
+export function batchTempPath(path: string, tag: string, i: number): string {
+  return `${posix.dirname(path)}/.wharf-tmp.${posix.basename(path)}.${tag.slice(-8)}${i}`;
 }
 
 /** At most this many changes per batch script (bounded script size and run time). */
@@ -139,7 +140,10 @@ export function changeWhat(c: Change): string {
  * useradd/usermod (+ usermod -p), mkdir + chown + chmod, and for files an atomic write (temp file
  * next to the target → owner/mode → rename) with the content carried in the script. Pure.
  */
-export function changeCommands(c: Change, tmpSuffix: string): { cmds: string[]; cleanup?: string } {
+export function changeCommands(
+  c: Change,
+  tmp: string,
+): { cmds: string[]; cleanup?: string; check?: string; finish?: string } {
   const r = c.resource;
   switch (r.kind) {
     case 'group': {
@@ -185,16 +189,18 @@ export function changeCommands(c: Change, tmpSuffix: string): { cmds: string[]; 
         return {
           cmds: [`chown -- ${shQuote(`${r.owner}:${r.group}`)} ${p}`, `chmod -- ${octal(r.mode)} ${p}`],
         };
-      const tmp = shQuote(`${posix.dirname(r.path)}/.wharf-tmp.${posix.basename(r.path)}.${tmpSuffix}`);
+      const q = shQuote(tmp);
+      const mv = `mv -f -- ${q} ${p}`;
       return {
         cmds: [
           `mkdir -p -- ${shQuote(posix.dirname(r.path))}`,
-          `(umask 077 && printf '%s' ${shQuote(Buffer.from(r.content, 'utf8').toString('base64'))} | base64 -d > ${tmp})`,
-          `chown -- ${shQuote(`${r.owner}:${r.group}`)} ${tmp}`,
-          `chmod -- ${octal(r.mode)} ${tmp}`,
-          `mv -f -- ${tmp} ${p}`,
+          `(umask 077 && printf '%s' ${shQuote(Buffer.from(r.content, 'utf8').toString('base64'))} | base64 -d > ${q})`,
+          `chown -- ${shQuote(`${r.owner}:${r.group}`)} ${q}`,
+          `chmod -- ${octal(r.mode)} ${q}`,
+          ...(r.check ? [] : [mv]),
         ],
-        cleanup: `rm -f -- ${tmp}`,
+        cleanup: `rm -f -- ${q}`,
+        ...(r.check ? { check: shJoin(checkArgv(r.check, tmp)), finish: mv } : {}),
       };
     }
     default:
@@ -205,20 +211,34 @@ export function changeCommands(c: Change, tmpSuffix: string): { cmds: string[]; 
 /**
  * One script applying `changes` in order; after each change it prints `<tag> ok <i>` on stdout, and
  * `<tag> <i>` on stderr before it (so a failure's own messages can be told apart). The first failing
- * change stops the script (`<tag> failed <i> <exit>`, exit 1) after removing its temp file: every
- * change before it was applied, none after it was tried. Pure.
+ * change stops the script (`<tag> failed <i> <exit>`, or `<tag> rejected <i>` when a file's checker
+ * refused the candidate; exit 1) after removing its temp file: every change before it was applied,
+ * none after it was tried. Pure.
  */
 export function batchScript(changes: Change[], tag: string): string {
   const out = ['set -e'];
   changes.forEach((c, i) => {
-    const { cmds, cleanup } = changeCommands(c, `${tag.slice(-8)}${i}`);
-    out.push(
-      `echo '${tag} ${i}' >&2`,
-      `{ ${cmds.join(' && \\\n  ')}; } </dev/null 1>&2 || { rc=$?; ${cleanup ? `${cleanup}; ` : ''}echo "${tag} failed ${i} $rc"; exit 1; }`,
-      `echo '${tag} ok ${i}'`,
-    );
+    const path = c.resource.kind === 'file' ? c.resource.path : '';
+    const { cmds, cleanup, check, finish } = changeCommands(c, batchTempPath(path, tag, i));
+    const failed = `{ rc=$?; ${cleanup ? `${cleanup}; ` : ''}echo "${tag} failed ${i} $rc"; exit 1; }`;
+    out.push(`echo '${tag} ${i}' >&2`, `{ ${cmds.join(' && \\\n  ')}; } </dev/null 1>&2 || ${failed}`);
+    if (check)
+      out.push(
+        `if ! ( ${check} ) </dev/null 1>&2; then ${cleanup}; echo "${tag} rejected ${i}"; exit 1; fi`,
+        `${finish} 1>&2 || ${failed}`,
+      );
+    out.push(`echo '${tag} ok ${i}'`);
   });
   return out.join('\n') + '\n';
+}
+
+export interface BatchFailure {
+  index: number;
+  code: number;
+  /** A file's checker refused the candidate (the old file is kept). */
+  rejected?: boolean;
+  /** What the failed change wrote on stderr. */
+  stderr: string;
 }
 
 /** What a batch script's output says: how many changes were applied, which failed and why. Pure. */
@@ -227,14 +247,15 @@ export function parseBatchOutput(
   n: number,
   stdout: string,
   stderr: string,
-): { applied: number; failed?: { index: number; code: number; stderr: string } } {
+): { applied: number; failed?: BatchFailure } {
   let applied = 0;
-  let failed: { index: number; code: number; stderr: string } | undefined;
+  let failed: BatchFailure | undefined;
   for (const l of stdout.split('\n')) {
     if (!l.startsWith(`${tag} `)) continue;
     const [what, i, code] = l.slice(tag.length + 1).split(' ');
     if (what === 'ok' && Number(i) === applied) applied++;
     else if (what === 'failed') failed = { index: Number(i), code: Number(code), stderr: '' };
+    else if (what === 'rejected') failed = { index: Number(i), code: 1, rejected: true, stderr: '' };
   }
   if (failed) {
     const marker = `${tag} ${failed.index}\n`;
@@ -301,25 +322,8 @@ export async function applyHost(
       case 'group':
       case 'user':
       case 'directory':
+      case 'file':
         throw new Error(`${c.id}: applied in a batch`);
-      case 'file': {
-        if (c.kind === 'delete') await sh(t, ['rm', '-f', '--', r.path], 'delete file');
-        else if (c.metadataOnly)
-          await sh(
-            t,
-            `chown -- ${shQuote(`${r.owner}:${r.group}`)} ${shQuote(r.path)} && chmod -- ${octal(r.mode)} ${shQuote(r.path)}`,
-            'chown/chmod',
-          );
-        else
-          await t.writeFileAtomic(r.path, r.content, {
-            mode: r.mode,
-            owner: r.owner,
-            group: r.group,
-            ...(r.check ? { check: r.check } : {}),
-            ...(r.secret ? { secret: true } : {}),
-          });
-        return;
-      }
       case 'sysctl':
         await sh(t, ['sysctl', '-w', `${r.key}=${r.value}`], 'sysctl -w');
         return;
@@ -524,7 +528,7 @@ export async function applyHost(
         (c.resource.kind === 'file' && c.resource.secret) ||
         (c.resource.kind === 'user' && c.resource.passwordHash),
     );
-    let res: { applied: number; failed?: { index: number; code: number; stderr: string } };
+    let res: { applied: number; failed?: BatchFailure };
     let lost: string | undefined;
     try {
       const r = await t.exec('sh -s', {
@@ -556,7 +560,14 @@ export async function applyHost(
     for (const c of batch.slice(0, res.applied)) done(c, t0, { batch: batch.length, batchMs: ms });
     if (res.failed) {
       const c = batch[res.failed.index]!;
+      const r = c.resource;
       const said = res.failed.stderr;
+      if (res.failed.rejected && r.kind === 'file')
+        await failed(
+          c,
+          t0,
+          `${r.check?.name ?? 'check'} rejected it (old file kept): ${said.split(batchTempPath(r.path, tag, res.failed.index)).join(r.path)}`,
+        );
       await failed(c, t0, `${changeWhat(c)} failed (exit ${res.failed.code})${said ? `: ${said}` : ''}`);
     }
     if (lost !== undefined && res.applied < batch.length) await failed(batch[res.applied]!, t0, lost);
@@ -566,13 +577,7 @@ export async function applyHost(
     const c = changes[i]!;
     if (batchable(c)) {
       let j = i + 1;
-      while (
-        j < changes.length &&
-        j - i < BATCH_MAX &&
-        batchable(changes[j]!) &&
-        changes[j]!.resource.kind === c.resource.kind
-      )
-        j++;
+      while (j < changes.length && j - i < BATCH_MAX && batchable(changes[j]!)) j++;
       await runBatch(changes.slice(i, j));
       i = j;
       continue;

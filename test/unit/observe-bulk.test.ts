@@ -179,6 +179,32 @@ describe('batched apply', () => {
     expect(reporter.events.join('\n')).toContain('4 changes (file) in one script');
   });
 
+  it('a checked file in a batch: its tool refuses the candidate → old file kept, named with the real path', async () => {
+    const d = tmp();
+    writeFileSync(join(d, 'app.conf'), 'ok = 1\n');
+    const check = {
+      argv: ['sh', '-c', 'grep -q "^ok" "$1" || { echo "bad line in $1" >&2; exit 3; }', 'x', '{}'],
+      name: 'app -t',
+    };
+    const rs: Resource[] = [
+      dir(join(d, 'etc')),
+      file(join(d, 'etc/good.conf'), 'ok = 2\n', { check } as Partial<Resource>),
+      file(join(d, 'app.conf'), 'broken\n', { check } as Partial<Resource>),
+    ];
+    const changes = planHost('here', rs, await observeHost(t, rs));
+    const err = (await applyHost('here', changes, t, {
+      transports: new Map([['here', t]]),
+      stateDir: join(d, 'state'),
+    }).catch((e: unknown) => e)) as ApplyError;
+    expect(err).toBeInstanceOf(ApplyError);
+    expect(err.resourceId).toBe(`file ${join(d, 'app.conf')}`);
+    expect(err.reason).toBe(`app -t rejected it (old file kept): bad line in ${join(d, 'app.conf')}`);
+    expect(readFileSync(join(d, 'app.conf'), 'utf8')).toBe('ok = 1\n');
+    expect(existsSync(join(d, 'etc/good.conf'))).toBe(false); // written, then rolled back
+    expect(existsSync(join(d, 'etc'))).toBe(true); // folders are kept (no undo), as before
+    expect((await t.exec(['sh', '-c', `ls -A ${d} | grep -c wharf-tmp || true`])).stdout.trim()).toBe('0');
+  });
+
   it('a successful batch converges: a second plan is empty', async () => {
     const d = tmp();
     const rs: Resource[] = [
