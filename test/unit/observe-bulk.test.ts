@@ -20,6 +20,7 @@ import { observeHost, observeHostEach, bulkObservable } from '../../src/runbook/
 import { formatPlan, plan, planHost } from '../../src/runbook/plan.ts';
 import { applyHost, ApplyError, batchScript, parseBatchOutput, batchable } from '../../src/runbook/apply.ts';
 import type { Resource } from '../../src/runbook/resources.ts';
+import { TransportError } from '../../src/transport/types.ts';
 import { configureDesired } from '../../src/stack/desired.ts';
 import { labInventory } from '../../src/topology/inventory.ts';
 import { topologyFromObject } from '../../src/topology/load.ts';
@@ -203,6 +204,39 @@ describe('batched apply', () => {
     expect(existsSync(join(d, 'etc/good.conf'))).toBe(false); // written, then rolled back
     expect(existsSync(join(d, 'etc'))).toBe(true); // folders are kept (no undo), as before
     expect((await t.exec(['sh', '-c', `ls -A ${d} | grep -c wharf-tmp || true`])).stdout.trim()).toBe('0');
+  });
+
+  it('the connection drops mid-batch: the batch is observed again and exactly the applied changes are reported', async () => {
+    const d = tmp();
+    const rs: Resource[] = [0, 1, 2, 3, 4].map((i) => dir(join(d, `u${i}`)));
+    const changes = planHost('here', rs, await observeHost(t, rs));
+    // a transport that runs the batch script only up to its third change, then loses the connection
+    const flaky = Object.assign(Object.create(t) as LocalTransport, {
+      exec: async (cmd: string | readonly string[], o: Parameters<LocalTransport['exec']>[1] = {}) => {
+        const input = String(o.input ?? '');
+        if (!input.startsWith('set -e')) return t.exec(cmd, o);
+        const cut = input.split('\n');
+        const stop = cut.findIndex((l) => / ok 2'$/.test(l));
+        await t.exec(cmd, { ...o, input: cut.slice(0, stop + 1).join('\n') + '\n' });
+        throw new TransportError('here', 'ssh: connection lost');
+      },
+    });
+    const journal = { entries: [] as { id?: string; result: string; error?: string }[] };
+    const err = (await applyHost('here', changes, flaky, {
+      transports: new Map([['here', flaky]]),
+      stateDir: join(d, 'state'),
+      journal: { write: (e: { id?: string; result: string }) => journal.entries.push(e) } as never,
+    }).catch((e: unknown) => e)) as ApplyError;
+    expect(err).toBeInstanceOf(ApplyError);
+    expect(err.resourceId).toBe(`directory ${join(d, 'u3')}`);
+    expect(err.reason).toContain('connection lost (observed again: 3 of 5 changes of this batch applied)');
+    expect(err.applied).toBe(3);
+    expect(journal.entries.map((e) => `${e.id} ${e.result}`)).toEqual([
+      `here:directory ${join(d, 'u0')} ok`,
+      `here:directory ${join(d, 'u1')} ok`,
+      `here:directory ${join(d, 'u2')} ok`,
+      `here:directory ${join(d, 'u3')} failed`,
+    ]);
   });
 
   it('a successful batch converges: a second plan is empty', async () => {
