@@ -172,13 +172,12 @@ export function changeCommands(
       };
     }
     case 'directory': {
+      // one process (mkdir -p + chown + chmod were three: under load every process counts)
       const p = shQuote(r.path);
       return {
         cmds: [
           `if [ -e ${p} ] && [ ! -d ${p} ]; then echo ${shQuote(`${r.path} exists and is not a directory`)} >&2; false; fi`,
-          `mkdir -p -- ${p}`,
-          `chown -- ${shQuote(`${r.owner}:${r.group}`)} ${p}`,
-          `chmod -- ${octal(r.mode)} ${p}`,
+          `install -d -o ${shQuote(r.owner)} -g ${shQuote(r.group)} -m ${octal(r.mode)} -- ${p}`,
         ],
       };
     }
@@ -190,13 +189,18 @@ export function changeCommands(
           cmds: [`chown -- ${shQuote(`${r.owner}:${r.group}`)} ${p}`, `chmod -- ${octal(r.mode)} ${p}`],
         };
       const q = shQuote(tmp);
+      const dir = shQuote(posix.dirname(r.path));
       const mv = `mv -f -- ${q} ${p}`;
+      // the temp file is made empty with its final owner and mode, then filled (printf is a shell
+      // builtin; base64 only for content a shell word cannot hold), then renamed over the target
+      const fill = r.content.includes('\0')
+        ? `printf '%s' ${shQuote(Buffer.from(r.content, 'utf8').toString('base64'))} | base64 -d > ${q}`
+        : `printf '%s' ${shQuote(r.content)} > ${q}`;
       return {
         cmds: [
-          `mkdir -p -- ${shQuote(posix.dirname(r.path))}`,
-          `(umask 077 && printf '%s' ${shQuote(Buffer.from(r.content, 'utf8').toString('base64'))} | base64 -d > ${q})`,
-          `chown -- ${shQuote(`${r.owner}:${r.group}`)} ${q}`,
-          `chmod -- ${octal(r.mode)} ${q}`,
+          `{ [ -d ${dir} ] || mkdir -p -- ${dir}; }`,
+          `install -o ${shQuote(r.owner)} -g ${shQuote(r.group)} -m ${octal(r.mode)} /dev/null ${q}`,
+          fill,
           ...(r.check ? [] : [mv]),
         ],
         cleanup: `rm -f -- ${q}`,
@@ -534,7 +538,7 @@ export async function applyHost(
       const r = await t.exec('sh -s', {
         input: batchScript(batch, tag),
         secret,
-        timeoutMs: 60_000 + 500 * batch.length,
+        timeoutMs: 120_000 + 2_000 * batch.length,
       });
       res = parseBatchOutput(tag, batch.length, r.stdout, r.stderr);
       if (!res.failed && res.applied < batch.length)
