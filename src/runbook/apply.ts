@@ -546,6 +546,8 @@ export async function applyHost(
     } catch (e) {
       lost = (e as Error).message;
       res = { applied: 0 };
+      // a timeout here: the host's own `timeout` (a second later, then KILL after 2 s) ends the script
+      if (/timed out/.test(lost)) await sleep(4_000);
       try {
         const rs = batch.map((c) => c.resource);
         const left = new Set(
