@@ -322,6 +322,8 @@ export function renderSftpLogUnit(t: Topology): RenderedFile {
     'Type=oneshot',
     'RemainAfterExit=yes',
     `ExecStart=${SFTP_LOG_SCRIPT} up`,
+    // a changed user list: mount the new users' sockets only (a restart unmounted and mounted all)
+    `ExecReload=${SFTP_LOG_SCRIPT} up`,
     `ExecStop=${SFTP_LOG_SCRIPT} down`,
     '',
     '[Install]',
