@@ -354,7 +354,14 @@ export async function applyHost(
   const healthOf = async (u: UnitResource): Promise<string | undefined> => {
     const cmd = healthCommand(u);
     if (cmd) {
-      const res = await t.exec(cmd, { timeoutMs: 10_000 });
+      // a probe that times out (a host too busy to answer in 10 s) is a failed probe: retried
+      // until healthTimeoutMs like any other, not the end of the run
+      let res;
+      try {
+        res = await t.exec(cmd, { timeoutMs: 10_000 });
+      } catch (e) {
+        return `health check ${shJoin(cmd)}: ${(e as Error).message}`;
+      }
       if (res.code !== 0)
         return `health check ${shJoin(cmd)} failed (exit ${res.code})${res.stderr.trim() ? `: ${res.stderr.trim()}` : ''}`;
     }
