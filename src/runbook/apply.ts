@@ -539,7 +539,7 @@ export async function applyHost(
         (c.resource.kind === 'file' && c.resource.secret) ||
         (c.resource.kind === 'user' && c.resource.passwordHash),
     );
-    let res: { applied: number; failed?: BatchFailure };
+    let res: { applied: number; failed?: BatchFailure } = { applied: 0 };
     let lost: string | undefined;
     try {
       const r = await t.exec('sh -s', {
@@ -552,9 +552,11 @@ export async function applyHost(
         lost = `the batch script stopped after ${res.applied} of ${batch.length} changes (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`;
     } catch (e) {
       lost = (e as Error).message;
-      res = { applied: 0 };
       // a timeout here: the host's own `timeout` (a second later, then KILL after 2 s) ends the script
       if (/timed out/.test(lost)) await sleep(4_000);
+    }
+    if (lost !== undefined) {
+      // what the script's output cannot tell: observe the batch's resources again and plan them
       try {
         const rs = batch.map((c) => c.resource);
         const left = new Set(
@@ -563,10 +565,11 @@ export async function applyHost(
             .map((c) => c.id),
         );
         // plan order: applied up to the first change still planned
+        res = { applied: 0 };
         while (res.applied < batch.length && !left.has(batch[res.applied]!.id)) res.applied++;
         lost += ` (observed again: ${res.applied} of ${batch.length} changes of this batch applied)`;
       } catch (e2) {
-        lost += ` (observing again failed too: ${(e2 as Error).message}; changes after ${batch[0]!.id} in this batch may or may not be applied)`;
+        lost += ` (observing again failed too: ${(e2 as Error).message}; changes from ${batch[res.applied]?.id ?? batch[0]!.id} on in this batch may or may not be applied)`;
       }
     }
     const ms = Date.now() - t0;
