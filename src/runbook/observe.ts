@@ -205,6 +205,12 @@ export function bulkObservable(r: Resource): boolean {
     case 'directory':
     case 'file':
       return bulkPath(r.path);
+    case 'unit':
+      return (
+        r.systemd !== false &&
+        (r.enabled !== undefined || r.active !== undefined) &&
+        /^[A-Za-z0-9@._:-]+$/.test(r.name)
+      );
     default:
       return false;
   }
@@ -224,6 +230,7 @@ const expectedHash = (r: Resource) => (r.kind === 'file' && r.state !== 'absent'
 export function bulkObserveScript(resources: Resource[], tag: string, stateDir = DEFAULT_STATE_DIR): string {
   const users = new Set<string>();
   const groups = new Set<string>();
+  const units = new Set<string>();
   const paths = new Set<string>();
   const files = new Map<string, string>(); // path → expected sha256
   const out: string[] = [];
@@ -232,7 +239,8 @@ export function bulkObserveScript(resources: Resource[], tag: string, stateDir =
       out.push(`echo '${tag} ${i}'`, `{ ${observeSnippet(r, stateDir)}; } </dev/null`);
       return;
     }
-    if (r.kind === 'user') users.add(r.name);
+    if (r.kind === 'unit') units.add(r.name);
+    else if (r.kind === 'user') users.add(r.name);
     else if (r.kind === 'group') groups.add(r.name);
     else if (r.kind === 'directory' || r.kind === 'file') {
       paths.add(r.path);
@@ -278,6 +286,20 @@ export function bulkObserveScript(resources: Resource[], tag: string, stateDir =
       `done`,
     );
   }
+  if (units.size) {
+    // `systemctl is-enabled a b c` stops at the first unit it does not know: then one by one, as
+    // the unit's own snippet does (an unknown unit gives an empty line)
+    const u = q(units);
+    out.push(
+      `echo '${tag} enabled'`,
+      `en=$(systemctl is-enabled ${u} 2>/dev/null </dev/null)`,
+      `if [ "$(printf '%s\\n' "$en" | grep -c .)" -eq ${units.size} ]; then printf '%s\\n' "$en"; else for n in ${u}; do echo "$(systemctl is-enabled "$n" 2>/dev/null </dev/null)"; done; fi`,
+      `echo '${tag} active'`,
+      `systemctl is-active ${u} 2>/dev/null </dev/null || true`,
+      `echo '${tag} pending'`,
+      `for p in ${q([...units].map((n) => pendingMarker(stateDir, n)))}; do if [ -e "$p" ]; then printf '%s\\n' "$p"; fi; done`,
+    );
+  }
   out.push(`echo '${tag} end'`, 'true');
   return out.join('\n') + '\n';
 }
@@ -289,6 +311,7 @@ export function parseBulkObservation(
   host: string,
   resources: Resource[],
   sections: ReadonlyMap<string, string>,
+  stateDir = DEFAULT_STATE_DIR,
 ): Observation[] {
   if (!sections.has('end')) throw new TransportError(host, 'observing state: the script did not finish');
   const passwd = linesOf(sections.get('passwd'));
@@ -314,6 +337,22 @@ export function parseBulkObservation(
     stats.set(f.slice(0, -5).join('|'), f.slice(-5).join('|'));
   }
   const dangling = new Set(linesOf(sections.get('dangling')));
+  const unitNames = [
+    ...new Set(
+      resources
+        .filter((r) => r.kind === 'unit' && bulkObservable(r))
+        .map((r) => (r as { name: string }).name),
+    ),
+  ];
+  // one line per unit, in order (a systemctl that cannot answer at all prints nothing: empty states,
+  // as each unit's own snippet would see)
+  const rawLines = (k: string) => {
+    const ls = (sections.get(k) ?? '').split('\n');
+    return unitNames.map((_, i) => ls[i] ?? '');
+  };
+  const enabled = rawLines('enabled');
+  const active = rawLines('active');
+  const pendingSet = new Set(linesOf(sections.get('pending')));
   const same = new Set<string>();
   const contents = new Map<string, Buffer | null>();
   for (const l of linesOf(sections.get('content'))) {
@@ -355,6 +394,11 @@ export function parseBulkObservation(
         // a regular file sha256sum could not read: as its snippet (base64 fails → empty content)
         return { kind: 'file', stat, content: c ?? Buffer.alloc(0) };
       }
+      case 'unit': {
+        const i = unitNames.indexOf(r.name);
+        const pending = pendingSet.has(pendingMarker(stateDir, r.name)) ? 'pending=yes\n' : '';
+        return parseObservation(r, `enabled=${enabled[i]}\nactive=${active[i]}\n${pending}`);
+      }
       default:
         throw new Error(`unreachable: ${r.kind}`);
     }
@@ -373,5 +417,5 @@ export async function observeHost(
   if (resources.length === 0) return [];
   const tag = `@@wharf-${randomBytes(6).toString('hex')}`;
   const sections = await runObserveScript(t, bulkObserveScript(resources, tag, stateDir), tag);
-  return parseBulkObservation(t.host, resources, sections);
+  return parseBulkObservation(t.host, resources, sections, stateDir);
 }

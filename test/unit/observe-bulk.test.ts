@@ -80,10 +80,14 @@ describe('bulk observation = per-resource observation', () => {
       { kind: 'group', name: 'root' },
       { kind: 'group', name: 'nogroup', gid: 1 },
       { kind: 'group', name: 'wharf-no-such-group' },
+      { kind: 'unit', name: 'ssh', enabled: true, active: true },
+      { kind: 'unit', name: 'wharf-no-such-unit.service', enabled: true },
+      { kind: 'unit', name: 'cron', active: true },
+      { kind: 'unit', name: 'plain', systemd: false, reloadCommand: ['true'] },
       { kind: 'sysctl', key: 'kernel.hostname', value: 'x' },
       { kind: 'package', name: 'wharf-no-such-package' },
     ];
-    expect(rs.filter(bulkObservable)).toHaveLength(rs.length - 3);
+    expect(rs.filter(bulkObservable)).toHaveLength(rs.length - 4);
     const [each, bulk] = await Promise.all([observeHostEach(t, rs), observeHost(t, rs)]);
     expect(bulk).toEqual(each);
     const text = (o: typeof each) =>
