@@ -33,25 +33,31 @@ export function topologyWithUsers(file: string, n: number, publicKey: string): T
   return topologyFromObject(doc, file);
 }
 
-/** Remove the bench users and their chroots from the SFTP nodes (one command per node). */
+/**
+ * Remove the bench users and their chroots from the SFTP nodes (one command per node). Returns how
+ * many users were removed: the caller then configures the lab's own topology again, so the files
+ * that list users (the chroot log-socket script) change and their unit runs when users come back.
+ */
 export async function removeScaleUsers(
   t: Topology,
   transports: ReadonlyMap<string, Transport>,
-): Promise<void> {
+): Promise<number> {
   const base = t.sftp.chrootBase;
   const script =
     // their chroots' log sockets are bind mounts (wharf-sftp-log): unmounted first
     `for m in $(cut -d' ' -f2 /proc/self/mounts | grep -E '^${base}/${SCALE_PREFIX}[0-9]{3}/'); do umount "$m" || exit 1; done; ` +
-    `for u in $(getent passwd | cut -d: -f1 | grep -E '^${SCALE_PREFIX}[0-9]{3}$'); do userdel "$u" || exit 1; done; ` +
-    `rm -rf -- ${base}/${SCALE_PREFIX}[0-9][0-9][0-9]`;
-  await Promise.all(
+    `n=0; for u in $(getent passwd | cut -d: -f1 | grep -E '^${SCALE_PREFIX}[0-9]{3}$'); do userdel "$u" || exit 1; n=$((n+1)); done; ` +
+    `rm -rf -- ${base}/${SCALE_PREFIX}[0-9][0-9][0-9] && echo "removed=$n"`;
+  const counts = await Promise.all(
     Object.values(t.nodes)
       .filter((n) => n.kind === 'sftp' && transports.has(n.name))
       .map(async (n) => {
-        const r = await transports.get(n.name)!.exec(script, { timeoutMs: 120_000 });
+        const r = await transports.get(n.name)!.exec(script, { timeoutMs: 600_000 });
         if (r.code !== 0) throw new Error(`${n.name}: removing bench users failed: ${r.stderr.trim()}`);
+        return Number(/removed=(\d+)/.exec(r.stdout)?.[1] ?? 0);
       }),
   );
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 export interface ScaleUsersPoint {
@@ -88,7 +94,7 @@ export async function benchScaleUsers(o: {
   const points: ScaleUsersPoint[] = [];
   try {
     for (const n of o.sizes ?? [1, 50, 150]) {
-      await removeScaleUsers(o.t, transports);
+      if (await removeScaleUsers(o.t, transports)) await configure(o.t);
       const t = topologyWithUsers(o.file, n, o.publicKey);
       const first = await configure(t);
       const again = await configure(t);

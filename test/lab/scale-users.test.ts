@@ -39,7 +39,8 @@ const configure = async (topology: Topology) => {
 
 beforeAll(async () => {
   lab = await ensureScenarioLab((l) => process.stderr.write(`[scenario lab] ${l}\n`));
-  await removeScaleUsers(baseT, lab.transports);
+  // bench users left by an earlier run: removed, and the lab configured back to its own users
+  if (await removeScaleUsers(baseT, lab.transports)) await configure(baseT);
   t = topologyWithUsers(file, N, readFileSync(`${lab.status.demoUser.privateKey}.pub`, 'utf8'));
 });
 afterAll(async () => {
