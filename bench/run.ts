@@ -29,6 +29,7 @@ import { variantTopology } from '../src/lab/variant.ts';
 import '../scripts/index.ts';
 import { benchScaleFiles } from './scale-files.ts';
 import { scaleClients } from './scale-clients.ts';
+import { scaleUsersSection as scaleUsers } from './scale-users.ts';
 
 const args = process.argv.slice(2);
 const flag = (f: string) => args.includes(f);
@@ -165,6 +166,7 @@ const runbook = async (name: string, options: Record<string, boolean> = {}) => {
   );
 }
 const s: LabStatus = await labStatus(t);
+if (!flag('--skip-scale-users')) await scaleUsers({ file, t, inventory: inv(), status: s, say, row, result });
 const user = s.demoUser.name;
 const dir = t.sftp.uploadDir;
 const main = nodeOfRole(t, 'main');

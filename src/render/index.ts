@@ -137,7 +137,7 @@ export function renderNode(t: Topology, inv: Inventory, node: string): NodeRende
     case 'sftp': {
       // faillock.conf before the PAM file that reads it
       if (t.sftp.lockout.attempts > 0) b.add(renderFaillockConf(t));
-      b.add(renderSftpLogScript(t), renderSftpLogUnit(t)).unit(SFTP_LOG_UNIT, 'restart');
+      b.add(renderSftpLogScript(t), renderSftpLogUnit(t)).unit(SFTP_LOG_UNIT, 'reload');
       b.add(renderSshdPam(t), renderSshdConfig(t, inv, node), renderSudoers(t)).unit('ssh', 'reload');
       b.pkg('openssh-server', 'openssh-sftp-server', 'rsync', 'sudo');
       b.sysctls = { ...INOTIFY_SYSCTLS };

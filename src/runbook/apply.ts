@@ -6,7 +6,7 @@
 import { RunError } from '../core/errors.ts';
 import { mask } from '../transport/mask.ts';
 import { shJoin, shQuote } from '../exec/index.ts';
-import { octal } from '../transport/shell.ts';
+import { checkArgv, octal } from '../transport/shell.ts';
 import { CheckFailed, type Transport } from '../transport/types.ts';
 import type { Journal } from './journal.ts';
 import { changeSummary, type Change, type Plan } from './plan.ts';
@@ -15,6 +15,10 @@ import type { ConfirmSpec, UnitResource } from './resources.ts';
 import type { ExecResult } from '../transport/types.ts';
 import { DEFAULT_STATE_DIR, pendingMarker } from './observe.ts';
 import { sleep } from '../exec/process.ts';
+import { posix } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { observeHost } from './observe.ts';
+import { planHost } from './plan.ts';
 
 /** Extra health probe after a unit was reloaded/restarted: throw (or return a reason) if unhealthy. */
 export type HealthHook = (
@@ -130,6 +134,176 @@ function healthCommand(u: UnitResource): string[] | undefined {
 
 const aptEnv = 'DEBIAN_FRONTEND=noninteractive';
 
+/**
+ * Changes applied together, in plan order, by one generated script per host (one SSH exec for 150
+ * users instead of 300): groups, users, directories and files (a checked file is written to a temp
+ * file, checked by its tool, then renamed, inside the script). Packages, sysctls, routes and units
+ * keep their own commands. Pure.
+ */
+export function batchable(c: Change): boolean {
+  const k = c.resource.kind;
+  return k === 'group' || k === 'user' || k === 'directory' || k === 'file';
+}
+
+/** The temp file of change `i` of a batch script tagged `tag` (next to the target). Pure. */
+export function batchTempPath(path: string, tag: string, i: number): string {
+  return `${posix.dirname(path)}/.wharf-tmp.${posix.basename(path)}.${tag.slice(-8)}${i}`;
+}
+
+/** At most this many changes per batch script (bounded script size and run time). */
+export const BATCH_MAX = 400;
+
+/** What a change does, as in its error: `create user failed (exit 9): …`. Pure. */
+export function changeWhat(c: Change): string {
+  const r = c.resource;
+  switch (r.kind) {
+    case 'group':
+    case 'user':
+      return `${c.kind} ${r.kind}`;
+    case 'directory':
+      return 'directory';
+    case 'file':
+      return c.kind === 'delete' ? 'delete file' : c.metadataOnly ? 'chown/chmod' : `write ${r.path}`;
+    default:
+      return `${c.kind} ${r.kind}`;
+  }
+}
+
+/**
+ * The shell commands of one batchable change (each must succeed, in order) and what to clean up
+ * when one fails. The same commands the engine ran one by one before batching: groupadd/groupmod,
+ * useradd/usermod (+ usermod -p), mkdir + chown + chmod, and for files an atomic write (temp file
+ * next to the target → owner/mode → rename) with the content carried in the script. Pure.
+ */
+export function changeCommands(
+  c: Change,
+  tmp: string,
+): { cmds: string[]; cleanup?: string; check?: string; finish?: string } {
+  const r = c.resource;
+  switch (r.kind) {
+    case 'group': {
+      const a = [...(r.system ? ['-r'] : []), ...(r.gid !== undefined ? ['-g', String(r.gid)] : []), r.name];
+      return {
+        cmds: [shJoin(c.kind === 'create' ? ['groupadd', ...a] : ['groupmod', '-g', String(r.gid), r.name])],
+      };
+    }
+    case 'user': {
+      const a = [
+        ...(r.uid !== undefined ? ['-u', String(r.uid)] : []),
+        ...(r.group !== undefined ? ['-g', r.group] : []),
+        ...(r.home !== undefined ? ['-d', r.home] : []),
+        ...(r.shell !== undefined ? ['-s', r.shell] : []),
+      ];
+      const groups = r.groups?.length ? ['-G', r.groups.join(',')] : [];
+      const cmd =
+        c.kind === 'create'
+          ? ['useradd', ...(r.system ? ['-r'] : []), '-M', ...a, ...groups, r.name]
+          : ['usermod', ...a, ...(groups.length ? ['-a', ...groups] : []), r.name];
+      return {
+        cmds: [
+          shJoin(cmd),
+          ...(r.passwordHash !== undefined ? [shJoin(['usermod', '-p', r.passwordHash, r.name])] : []),
+        ],
+      };
+    }
+    case 'directory': {
+      // one process (mkdir -p + chown + chmod were three: under load every process counts)
+      const p = shQuote(r.path);
+      return {
+        cmds: [
+          `if [ -e ${p} ] && [ ! -d ${p} ]; then echo ${shQuote(`${r.path} exists and is not a directory`)} >&2; false; fi`,
+          `install -d -o ${shQuote(r.owner)} -g ${shQuote(r.group)} -m ${octal(r.mode)} -- ${p}`,
+        ],
+      };
+    }
+    case 'file': {
+      const p = shQuote(r.path);
+      if (c.kind === 'delete') return { cmds: [`rm -f -- ${p}`] };
+      if (c.metadataOnly)
+        return {
+          cmds: [`chown -- ${shQuote(`${r.owner}:${r.group}`)} ${p}`, `chmod -- ${octal(r.mode)} ${p}`],
+        };
+      const q = shQuote(tmp);
+      const dir = shQuote(posix.dirname(r.path));
+      const mv = `mv -f -- ${q} ${p}`;
+      // the temp file is made empty with its final owner and mode, then filled (printf is a shell
+      // builtin; base64 only for content a shell word cannot hold), then renamed over the target
+      const fill = r.content.includes('\0')
+        ? `printf '%s' ${shQuote(Buffer.from(r.content, 'utf8').toString('base64'))} | base64 -d > ${q}`
+        : `printf '%s' ${shQuote(r.content)} > ${q}`;
+      return {
+        cmds: [
+          `{ [ -d ${dir} ] || mkdir -p -- ${dir}; }`,
+          `install -o ${shQuote(r.owner)} -g ${shQuote(r.group)} -m ${octal(r.mode)} /dev/null ${q}`,
+          fill,
+          ...(r.check ? [] : [mv]),
+        ],
+        cleanup: `rm -f -- ${q}`,
+        ...(r.check ? { check: shJoin(checkArgv(r.check, tmp)), finish: mv } : {}),
+      };
+    }
+    default:
+      throw new Error(`${c.id}: not batchable`);
+  }
+}
+
+/**
+ * One script applying `changes` in order; after each change it prints `<tag> ok <i>` on stdout, and
+ * `<tag> <i>` on stderr before it (so a failure's own messages can be told apart). The first failing
+ * change stops the script (`<tag> failed <i> <exit>`, or `<tag> rejected <i>` when a file's checker
+ * refused the candidate; exit 1) after removing its temp file: every change before it was applied,
+ * none after it was tried. Pure.
+ */
+export function batchScript(changes: Change[], tag: string): string {
+  const out = ['set -e'];
+  changes.forEach((c, i) => {
+    const path = c.resource.kind === 'file' ? c.resource.path : '';
+    const { cmds, cleanup, check, finish } = changeCommands(c, batchTempPath(path, tag, i));
+    const failed = `{ rc=$?; ${cleanup ? `${cleanup}; ` : ''}echo "${tag} failed ${i} $rc"; exit 1; }`;
+    out.push(`echo '${tag} ${i}' >&2`, `{ ${cmds.join(' && \\\n  ')}; } </dev/null 1>&2 || ${failed}`);
+    if (check)
+      out.push(
+        `if ! ( ${check} ) </dev/null 1>&2; then ${cleanup}; echo "${tag} rejected ${i}"; exit 1; fi`,
+        `${finish} 1>&2 || ${failed}`,
+      );
+    out.push(`echo '${tag} ok ${i}'`);
+  });
+  return out.join('\n') + '\n';
+}
+
+export interface BatchFailure {
+  index: number;
+  code: number;
+  /** A file's checker refused the candidate (the old file is kept). */
+  rejected?: boolean;
+  /** What the failed change wrote on stderr. */
+  stderr: string;
+}
+
+/** What a batch script's output says: how many changes were applied, which failed and why. Pure. */
+export function parseBatchOutput(
+  tag: string,
+  n: number,
+  stdout: string,
+  stderr: string,
+): { applied: number; failed?: BatchFailure } {
+  let applied = 0;
+  let failed: BatchFailure | undefined;
+  for (const l of stdout.split('\n')) {
+    if (!l.startsWith(`${tag} `)) continue;
+    const [what, i, code] = l.slice(tag.length + 1).split(' ');
+    if (what === 'ok' && Number(i) === applied) applied++;
+    else if (what === 'failed') failed = { index: Number(i), code: Number(code), stderr: '' };
+    else if (what === 'rejected') failed = { index: Number(i), code: 1, rejected: true, stderr: '' };
+  }
+  if (failed) {
+    const marker = `${tag} ${failed.index}\n`;
+    const at = stderr.lastIndexOf(marker);
+    failed.stderr = (at >= 0 ? stderr.slice(at + marker.length) : stderr).trim();
+  }
+  return { applied: Math.min(applied, n), ...(failed ? { failed } : {}) };
+}
+
 /** Apply one host's changes. Throws ApplyError after rolling back. */
 export async function applyHost(
   host: string,
@@ -189,65 +363,11 @@ export async function applyHost(
           });
         return;
       }
-      case 'group': {
-        const a = [
-          ...(r.system ? ['-r'] : []),
-          ...(r.gid !== undefined ? ['-g', String(r.gid)] : []),
-          r.name,
-        ];
-        await sh(
-          t,
-          c.kind === 'create' ? ['groupadd', ...a] : ['groupmod', '-g', String(r.gid), r.name],
-          `${c.kind} group`,
-        );
-        return;
-      }
-      case 'user': {
-        const a = [
-          ...(r.uid !== undefined ? ['-u', String(r.uid)] : []),
-          ...(r.group !== undefined ? ['-g', r.group] : []),
-          ...(r.home !== undefined ? ['-d', r.home] : []),
-          ...(r.shell !== undefined ? ['-s', r.shell] : []),
-        ];
-        const groups = r.groups?.length ? ['-G', r.groups.join(',')] : [];
-        const cmd =
-          c.kind === 'create'
-            ? ['useradd', ...(r.system ? ['-r'] : []), '-M', ...a, ...groups, r.name]
-            : ['usermod', ...a, ...(groups.length ? ['-a', ...groups] : []), r.name];
-        await sh(t, cmd, `${c.kind} user`);
-        if (r.passwordHash !== undefined) {
-          await sh(t, ['usermod', '-p', r.passwordHash, r.name], 'set password hash', { secret: true });
-        }
-        return;
-      }
-      case 'directory': {
-        const p = shQuote(r.path);
-        await sh(
-          t,
-          `if [ -e ${p} ] && [ ! -d ${p} ]; then echo "${r.path} exists and is not a directory" >&2; exit 1; fi; mkdir -p -- ${p} && chown -- ${shQuote(`${r.owner}:${r.group}`)} ${p} && chmod -- ${octal(r.mode)} ${p}`,
-          'directory',
-        );
-        return;
-      }
-      case 'file': {
-        if (c.kind === 'delete') await sh(t, ['rm', '-f', '--', r.path], 'delete file');
-        else if (c.metadataOnly)
-          await sh(
-            t,
-            `chown -- ${shQuote(`${r.owner}:${r.group}`)} ${shQuote(r.path)} && chmod -- ${octal(r.mode)} ${shQuote(r.path)}`,
-            'chown/chmod',
-          );
-        else
-          await t.writeFileAtomic(r.path, r.content, {
-            mode: r.mode,
-            owner: r.owner,
-            group: r.group,
-            ...(r.check ? { check: r.check } : {}),
-            ...(r.secret ? { secret: true } : {}),
-          });
-        written.push(c);
-        return;
-      }
+      case 'group':
+      case 'user':
+      case 'directory':
+      case 'file':
+        throw new Error(`${c.id}: applied in a batch`);
       case 'sysctl':
         await sh(t, ['sysctl', '-w', `${r.key}=${r.value}`], 'sysctl -w');
         return;
@@ -307,7 +427,14 @@ export async function applyHost(
   const healthOf = async (u: UnitResource): Promise<string | undefined> => {
     const cmd = healthCommand(u);
     if (cmd) {
-      const res = await t.exec(cmd, { timeoutMs: 10_000 });
+      // a probe that times out (a host too busy to answer in 10 s) is a failed probe: retried
+      // until healthTimeoutMs like any other, not the end of the run
+      let res;
+      try {
+        res = await t.exec(cmd, { timeoutMs: 10_000 });
+      } catch (e) {
+        return `health check ${shJoin(cmd)}: ${(e as Error).message}`;
+      }
       if (res.code !== 0)
         return `health check ${shJoin(cmd)} failed (exit ${res.code})${res.stderr.trim() ? `: ${res.stderr.trim()}` : ''}`;
     }
@@ -324,14 +451,47 @@ export async function applyHost(
 
   const rollback = async (): Promise<string[]> => {
     const did: string[] = [];
+    const rolled = (c: Change, t0: number, error?: string) =>
+      o.journal?.write({
+        host,
+        step: 'rollback',
+        id: `${c.host}:${c.id}`,
+        change: changeSummary(c),
+        result: error ? 'failed' : 'rolled-back',
+        durationMs: Date.now() - t0,
+        ...(error ? { error } : {}),
+      });
+    // files this run created: removed together (one command, however many)
+    const created = [...written]
+      .reverse()
+      .filter((c) => c.resource.kind === 'file' && c.before?.kind === 'file' && !c.before.stat);
+    for (let i = 0; i < created.length; i += BATCH_MAX) {
+      const part = created.slice(i, i + BATCH_MAX);
+      const t0 = Date.now();
+      try {
+        await sh(
+          t,
+          ['rm', '-f', '--', ...part.map((c) => (c.resource as { path: string }).path)],
+          'remove new files',
+        );
+        for (const c of part) {
+          did.push(`${c.id} removed`);
+          rolled(c, t0);
+        }
+      } catch (e) {
+        for (const c of part) {
+          did.push(`${c.id} NOT removed: ${(e as Error).message}`);
+          rolled(c, t0, (e as Error).message);
+        }
+      }
+    }
     for (const c of [...written].reverse()) {
       const r = c.resource;
       const before = c.before;
-      if (r.kind !== 'file' || before?.kind !== 'file') continue;
+      if (r.kind !== 'file' || before?.kind !== 'file' || !before.stat) continue;
       const t0 = Date.now();
       try {
-        if (!before.stat) await sh(t, ['rm', '-f', '--', r.path], 'remove new file');
-        else if (before.content === null) {
+        if (before.content === null) {
           did.push(`${c.id}: previous content unknown, left as is`);
           continue;
         } else
@@ -341,26 +501,11 @@ export async function applyHost(
             group: before.stat.group,
             ...(r.secret ? { secret: true } : {}),
           });
-        did.push(`${c.id} ${before.stat ? 'restored' : 'removed'}`);
-        o.journal?.write({
-          host,
-          step: 'rollback',
-          id: `${c.host}:${c.id}`,
-          change: changeSummary(c),
-          result: 'rolled-back',
-          durationMs: Date.now() - t0,
-        });
+        did.push(`${c.id} restored`);
+        rolled(c, t0);
       } catch (e) {
         did.push(`${c.id} NOT restored: ${(e as Error).message}`);
-        o.journal?.write({
-          host,
-          step: 'rollback',
-          id: `${c.host}:${c.id}`,
-          change: changeSummary(c),
-          result: 'failed',
-          durationMs: Date.now() - t0,
-          error: (e as Error).message,
-        });
+        rolled(c, t0, (e as Error).message);
       }
     }
     if (written.some(isUnitFile)) {
@@ -541,26 +686,123 @@ export async function applyHost(
     await sh(t, ['systemctl', 'daemon-reload'], 'systemctl daemon-reload');
     systemdStale = false;
   };
-  for (const c of changes) {
+  const failMsg = (c: Change, e: unknown) =>
+    e instanceof CheckFailed
+      ? `${e.checker} rejected it (old file kept): ${e.output.trim()}`
+      : (e as Error).message;
+  const secretOf = (c: Change) =>
+    c.resource.kind === 'file' && c.resource.secret ? c.resource.content : undefined;
+  const done = (c: Change, t0: number, detail?: unknown) => {
+    if (isUnitFile(c)) systemdStale = true;
+    if (c.resource.kind === 'file') written.push(c);
+    applied++;
+    // Not undone by a rollback: everything but file writes and reloads/restarts.
+    if (c.resource.kind !== 'file' && !(c.resource.kind === 'unit' && c.kind !== 'update')) kept++;
+    o.journal?.write({
+      host,
+      step: 'apply',
+      id: `${c.host}:${c.id}`,
+      change: changeSummary(c),
+      result: 'ok',
+      durationMs: Date.now() - t0,
+      ...(detail ? { detail } : {}),
+    });
+  };
+  const failed = async (c: Change, t0: number, msg: string): Promise<never> => {
+    const sc = secretOf(c);
+    journal(c, 'apply', 'failed', t0, mask(msg, sc ? [...secrets, sc] : secrets));
+    return fail(c.id, msg, sc);
+  };
+
+  /**
+   * A batch: one script, one exec. Its output says which changes were applied; if the transport
+   * itself failed (connection lost, timeout) the batch's resources are observed again and planned:
+   * those with nothing left to do count as applied, the first other one as the failure.
+   */
+  const runBatch = async (batch: Change[]) => {
+    const t0 = Date.now();
+    const kinds = [...new Set(batch.map((c) => c.resource.kind))].join(', ');
+    o.reporter?.step(
+      host,
+      batch.length === 1
+        ? `${batch[0]!.kind} ${batch[0]!.id}`
+        : `${batch.length} changes (${kinds}) in one script: ${batch[0]!.kind} ${batch[0]!.id} … ${batch.at(-1)!.kind} ${batch.at(-1)!.id}`,
+    );
+    const tag = `@@wharf-${randomBytes(6).toString('hex')}`;
+    const secret = batch.some(
+      (c) =>
+        (c.resource.kind === 'file' && c.resource.secret) ||
+        (c.resource.kind === 'user' && c.resource.passwordHash),
+    );
+    let res: { applied: number; failed?: BatchFailure } = { applied: 0 };
+    let lost: string | undefined;
+    try {
+      const r = await t.exec('sh -s', {
+        input: batchScript(batch, tag),
+        secret,
+        timeoutMs: 120_000 + 2_000 * batch.length,
+      });
+      res = parseBatchOutput(tag, batch.length, r.stdout, r.stderr);
+      if (!res.failed && res.applied < batch.length)
+        lost = `the batch script stopped after ${res.applied} of ${batch.length} changes (exit ${r.code}): ${r.stderr.trim().split('\n').pop() ?? ''}`;
+    } catch (e) {
+      lost = (e as Error).message;
+      // a timeout here: the host's own `timeout` (a second later, then KILL after 2 s) ends the script
+      if (/timed out/.test(lost)) await sleep(4_000);
+    }
+    if (lost !== undefined) {
+      // what the script's output cannot tell: observe the batch's resources again and plan them
+      try {
+        const rs = batch.map((c) => c.resource);
+        const left = new Set(
+          planHost(host, rs, await observeHost(t, rs, stateDir), secrets)
+            .filter((c) => c.resource.kind !== 'unit')
+            .map((c) => c.id),
+        );
+        // plan order: applied up to the first change still planned
+        res = { applied: 0 };
+        while (res.applied < batch.length && !left.has(batch[res.applied]!.id)) res.applied++;
+        lost += ` (observed again: ${res.applied} of ${batch.length} changes of this batch applied)`;
+      } catch (e2) {
+        lost += ` (observing again failed too: ${(e2 as Error).message}; changes from ${batch[res.applied]?.id ?? batch[0]!.id} on in this batch may or may not be applied)`;
+      }
+    }
+    const ms = Date.now() - t0;
+    for (const c of batch.slice(0, res.applied)) done(c, t0, { batch: batch.length, batchMs: ms });
+    if (res.failed) {
+      const c = batch[res.failed.index]!;
+      const r = c.resource;
+      const said = res.failed.stderr;
+      if (res.failed.rejected && r.kind === 'file')
+        await failed(
+          c,
+          t0,
+          `${r.check?.name ?? 'check'} rejected it (old file kept): ${said.split(batchTempPath(r.path, tag, res.failed.index)).join(r.path)}`,
+        );
+      await failed(c, t0, `${changeWhat(c)} failed (exit ${res.failed.code})${said ? `: ${said}` : ''}`);
+    }
+    if (lost !== undefined && res.applied < batch.length) await failed(batch[res.applied]!, t0, lost);
+  };
+
+  for (let i = 0; i < changes.length;) {
+    const c = changes[i]!;
+    if (batchable(c)) {
+      let j = i + 1;
+      while (j < changes.length && j - i < BATCH_MAX && batchable(changes[j]!)) j++;
+      await runBatch(changes.slice(i, j));
+      i = j;
+      continue;
+    }
+    i++;
     const t0 = Date.now();
     o.reporter?.step(host, `${c.kind} ${c.id}`);
     try {
       if (c.resource.kind === 'unit') await daemonReload();
       await doChange(c);
-      if (isUnitFile(c)) systemdStale = true;
-      applied++;
-      // Not undone by a rollback: everything but file writes and reloads/restarts.
-      if (c.resource.kind !== 'file' && !(c.resource.kind === 'unit' && c.kind !== 'update')) kept++;
-      journal(c, 'apply', 'ok', t0);
     } catch (e) {
-      const msg =
-        e instanceof CheckFailed
-          ? `${e.checker} rejected it (old file kept): ${e.output.trim()}`
-          : (e as Error).message;
-      const secretContent = c.resource.kind === 'file' && c.resource.secret ? c.resource.content : undefined;
-      journal(c, 'apply', 'failed', t0, mask(msg, secretContent ? [...secrets, secretContent] : secrets));
-      await fail(c.id, msg, secretContent);
+      await failed(c, t0, failMsg(c, e));
     }
+    done(c, t0);
   }
 
   try {

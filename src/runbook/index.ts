@@ -2,6 +2,10 @@
 export * from './resources.ts';
 export {
   observeHost,
+  observeHostEach,
+  bulkObserveScript,
+  parseBulkObservation,
+  bulkObservable,
   observeSnippet,
   parseObservation,
   pendingMarker,

@@ -4,17 +4,29 @@
 set -euo pipefail
 users=(demo)
 src=/run/systemd/journal/dev-log
-for u in "${users[@]}"; do
-  d=/srv/sftp/$u/dev
-  case "${1:-up}" in
-    up)
-      # the chroot as configure makes it (root-owned, 0755), then its dev/ folder
-      install -d -o root -g root -m 0755 /srv/sftp/"$u" "$d"
-      mountpoint -q "$d/log" && continue
+base=/srv/sftp
+# what is mounted now, read once (not one `mountpoint` per user: hundreds of users)
+declare -A mounted=()
+while read -r _ mp _; do mounted[$mp]=1; done </proc/self/mounts
+is_mounted() { local k=${1// /\\040}; [[ -n ${mounted[$k]:-} ]]; }
+case "${1:-up}" in
+  up)
+    # the chroots as configure makes them (root-owned, 0755), then their dev/ folders: one install
+    dirs=()
+    for u in "${users[@]}"; do dirs+=("$base/$u" "$base/$u/dev"); done
+    (( ${#dirs[@]} )) && install -d -o root -g root -m 0755 "${dirs[@]}"
+    for u in "${users[@]}"; do
+      d="$base/$u/dev"
+      is_mounted "$d/log" && continue
       [[ -e "$d/log" ]] || : >"$d/log"
       mount --bind "$src" "$d/log"
-      ;;
-    down) if mountpoint -q "$d/log"; then umount "$d/log"; fi ;;
-    *) echo "usage: $0 up|down" >&2; exit 2 ;;
-  esac
-done
+    done
+    ;;
+  down)
+    for u in "${users[@]}"; do
+      d="$base/$u/dev"
+      if is_mounted "$d/log"; then umount "$d/log"; fi
+    done
+    ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
