@@ -6,13 +6,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../core/errors.ts';
 import { TopologySchema, type ParsedTopology } from './schema.ts';
-import {
-  resolveTopology,
-  durationMs,
-  firewallContext,
-  vipAddress,
-  type Topology,
-} from './model.ts';
+import { resolveTopology, durationMs, firewallContext, vipAddress, type Topology } from './model.ts';
 import { firewallProblems } from './firewall.ts';
 import { InventorySchema, checkInventory, type Inventory } from './inventory.ts';
 import { cronToOnCalendar } from './cron.ts';
