@@ -120,18 +120,33 @@ export const notification: Scenario = {
         )
       )
         return;
-      // cut: 4 MiB throttled to ~500 KB/s, its ssh killed after 1.5 s (the connection dies mid-file)
+      // cut: 4 MiB throttled to ~500 KB/s (~8 s), its ssh killed once main holds part of it (the
+      // connection dies mid-file; a fixed sleep could kill it before the first byte under load)
       const cutName = `${id}-cut.bin`;
-      const cut = await onWan(
+      await onWan(
         lab,
         [
           `printf 'put ${WORK}/big ${U}/${cutName}\\n' > ${WORK}/cut.batch`,
-          `sftp -b ${WORK}/cut.batch -l 4000 ${o} -P ${port} ${user}@${entry} >${WORK}/cut.log 2>&1 &`,
-          'sp=$!',
-          'sleep 1.5',
+          `nohup sftp -b ${WORK}/cut.batch -l 4000 ${o} -P ${port} ${user}@${entry} >${WORK}/cut.log 2>&1 </dev/null &`,
+          `echo $! > ${WORK}/cut.pid`,
+        ].join('\n'),
+      );
+      const started = Date.now();
+      let partBytes = 0;
+      while (Date.now() - started < 20_000) {
+        const r = await lab.sh(main, `stat -c %s ${shQuote(full(cutName))} 2>/dev/null || echo 0`);
+        partBytes = Number(r.stdout.trim()) || 0;
+        if (partBytes > 0) break;
+        await sleep(200);
+      }
+      const cut = await onWan(
+        lab,
+        [
+          `sp=$(cat ${WORK}/cut.pid)`,
           // the sftp client's ssh child first (by its parent's pid): the connection dies mid-file
           'pkill -9 -P "$sp"; kill -9 "$sp" 2>/dev/null',
-          'wait; echo cut; tail -c 300 ' + `${WORK}/cut.log`,
+          'for i in $(seq 50); do kill -0 "$sp" 2>/dev/null || break; sleep 0.1; done',
+          'echo cut; tail -c 300 ' + `${WORK}/cut.log`,
         ].join('\n'),
       );
       const finals = [...names, winscp, rsync].map(full);
@@ -170,7 +185,7 @@ export const notification: Scenario = {
       ctx.check(
         'no notice for an upload cut mid-way (its partial file is on main)',
         cut.stdout.includes('cut') && size > 0 && size < 4194304 && cutNotices.length === 0,
-        `partial file ${partial.stdout.trim()} of 4194304 bytes; ${cutNotices.length} notices; notifier: ${log.stdout.trim() || '(no line)'}${size > 0 ? '' : `; client: ${cut.stdout.replace(/\s+/g, ' ').trim()}`}`,
+        `cut at ${partBytes} bytes on main; partial file ${partial.stdout.trim()} of 4194304 bytes; ${cutNotices.length} notices; notifier: ${log.stdout.trim() || '(no line)'}${size > 0 ? '' : `; client: ${cut.stdout.replace(/\s+/g, ' ').trim()}`}`,
       );
       await outageOfSink(lab, ctx, { sftp, id, full, received, tally, onceEach, show, sink, awaitNotices });
       await outageOfMain(lab, ctx, { sftp, id, full, received, tally, onceEach, show, sink, awaitNotices });
