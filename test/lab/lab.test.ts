@@ -152,6 +152,7 @@ describe('management access', () => {
         'bastion',
         'firewall',
         'haproxy',
+        'monitor',
         'notify-sink',
         'router',
         'sftp-backup',
@@ -468,6 +469,6 @@ describe('idempotence', () => {
     expect(r.created).toEqual([]);
     expect(r.durationMs).toBeLessThan(15_000);
     const after = await labelled(STACK);
-    expect(after.containers.length).toBe(9);
+    expect(after.containers.length).toBe(10);
   });
 });

@@ -168,7 +168,7 @@ describe('crash recovery and down', () => {
       const x = await onNode(s.sshConfig, n, 'true');
       expect(x.code, `${n}: ${x.stderr}`).toBe(0);
     }
-    expect((await labelled(t.name)).containers.length).toBe(9);
+    expect((await labelled(t.name)).containers.length).toBe(11);
   });
 
   it('`lab down` removes containers, networks and volumes by label, even without the state folder', async () => {
@@ -178,7 +178,7 @@ describe('crash recovery and down', () => {
     rmSync(stateDir(t.name), { recursive: true, force: true });
     const r = await inProcess(['lab', 'down', '-c', file]);
     expect(r.code).toBe(0);
-    expect(r.out).toContain('9 container(s), 5 network(s), 1 volume(s)');
+    expect(r.out).toContain('11 container(s), 5 network(s), 1 volume(s)');
     expect(await labelled(t.name)).toEqual({ containers: [], networks: [], volumes: [] });
     expect(existsSync(stateDir(t.name))).toBe(false);
   });

@@ -87,6 +87,7 @@ describe('lab plan', () => {
         'firewall',
         'haproxy-1',
         'haproxy-2',
+        'monitor',
         'notify-sink',
         'router',
         'sftp-backup',
@@ -101,7 +102,7 @@ describe('lab plan', () => {
     expect(block('bastion')).toContain('HostName 127.0.0.1\n  Port 40100');
     expect(block('bastion')).not.toContain('ProxyJump');
     expect(block('wan-client')).toContain('Port 40101');
-    expect(text.match(/StrictHostKeyChecking yes/g)!.length).toBe(10);
+    expect(text.match(/StrictHostKeyChecking yes/g)!.length).toBe(11);
     expect(text).toContain('ControlPath /tmp/wharf-%C');
     const keys = Object.fromEntries(plan.nodes.map((n) => [n.name, `ssh-ed25519 AAAA${n.name} c`]));
     const kh = knownHostsText(plan, ports, keys);

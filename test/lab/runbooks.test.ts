@@ -123,9 +123,11 @@ describe('runbooks on the lab', () => {
     expect((await run('install')).changes).toBe(0);
   });
 
-  it('one value changed (maxconn): --check --diff shows exactly that on haproxy only; apply changes only that', async () => {
+  // (not maxconn: sshd's MaxStartups on the SFTP nodes is sized from it)
+  it('one value changed (connect timeout): --check --diff shows exactly that on haproxy only; apply changes only that', async () => {
     const changed = withTopology((d) => {
-      (d.haproxy as Record<string, unknown>).maxconn = 3210;
+      const h = d.haproxy as { timeouts: Record<string, unknown> };
+      h.timeouts = { ...h.timeouts, connect: '750ms' };
     });
     const before = await haproxyCfg();
     reporter = new MemoryReporter();
@@ -137,8 +139,8 @@ describe('runbooks on the lab', () => {
     expect(await haproxyCfg()).toBe(before); // --check changed nothing
     const planText = reporter.events.join('\n');
     expect(planText).not.toMatch(/sftp-main: \d+ change|update file \/etc\/ssh/);
-    expect(planText).toMatch(/-\s*maxconn 2000/);
-    expect(planText).toMatch(/\+\s*maxconn 3210/);
+    expect(planText).toMatch(/-\s*timeout connect 500ms/);
+    expect(planText).toMatch(/\+\s*timeout connect 750ms/);
     // the plan as steps: one per change, `<host>:<change id>`, all on haproxy
     const ids = plan.steps.map((x) => x.id);
     expect(ids).toContain('haproxy:file /etc/haproxy/haproxy.cfg');
@@ -159,7 +161,7 @@ describe('runbooks on the lab', () => {
         .filter(([, x]) => x.changes > 0)
         .map(([h]) => h),
     ).toEqual(['haproxy']);
-    expect(await haproxyCfg()).toContain('maxconn 3210');
+    expect(await haproxyCfg()).toContain('timeout connect 750ms');
     // back to the original
     expect((await run('configure')).ok).toBe(true);
   });
