@@ -6,7 +6,7 @@
 // (git-ignored; nothing removes them after the run). The lab comes down once after every lab file
 // (test/lab/global-setup.ts), not here: later files reuse it.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SCENARIOS } from '../../scenarios/index.ts';
@@ -69,6 +69,8 @@ describe('wharf scenario run on the scenario lab', () => {
         env: { ...process.env, WHARF_LARGE_FILE_SIZE: process.env.WHARF_LARGE_FILE_SIZE ?? '128MiB' },
       },
     );
+    // the run's progress (stderr) is evidence too: a failed check's surroundings
+    writeFileSync(join(dir, 'scenarios-stderr.log'), r.stderr ?? '');
     const tapText = readFileSync(tap, 'utf8');
     const points = tapText.split('\n').filter((l) => /^(ok|not ok) \d+ - /.test(l));
     expect(r.status, `${tapText}\n${r.stderr.slice(-3000)}`).toBe(0);
