@@ -413,8 +413,12 @@ export const manyClients: Scenario = {
           // HAProxy's own count of refused connections is the truth; every one of them was closed
           // without a banner on the client side, and the client got banners only from the others
           // (an accepted connection with no server left to take it is closed too: ≥ and ≤)
+          // (sess_rate counts a session once the rules let it through: a connection evaluated on
+          // another HAProxy thread at the same moment can pass before the count moves — 21 of 20
+          // seen in CI — so up to 2 over the limit, never a fleet's worth)
           denied1 < 500 &&
-            500 - denied1 <= r.connections &&
+            500 - denied1 >= r.connections &&
+            500 - denied1 <= r.connections + 2 &&
             b1!.rejected >= denied1 &&
             b1!.accepted + b1!.silent <= 500 - denied1,
           `${b1!.accepted} accepted, ${b1!.rejected} rejected, ${b1!.silent} silent in ${b1!.ms} ms; HAProxy denied ${denied1}`,
