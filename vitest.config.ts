@@ -1,8 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Four projects: fast pure tests, tests that run the real daemons' checkers on the host, the engine
-// recovery test (it restarts dockerd) and
-// lab tests that start containers (slow, one file at a time). `npm test` = scripts/test.sh.
+// Three projects: fast pure tests, tests that run the real daemons' checkers on the host,
+// and lab tests that start containers (slow, run one file at a time).
 // testcontainers (throwaway sshd containers in tools tests, lab tests): no registry here, so no
 // ryuk reaper (fixtures remove their own containers) and no alpine pull for host-IP detection.
 const testcontainersEnv = { TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: 'localhost' };
@@ -23,23 +22,9 @@ export default defineConfig({
         },
       },
       {
-        // test/lab/engine.test.ts stops and restarts dockerd: its own project, run alone before the
-        // others by scripts/test.sh (npm test), so no lab or throwaway container is up meanwhile
-        test: {
-          name: 'engine',
-          include: ['test/lab/engine.test.ts'],
-          testTimeout: 900_000,
-          hookTimeout: 900_000,
-          fileParallelism: false,
-          setupFiles,
-          env: testcontainersEnv,
-        },
-      },
-      {
         test: {
           name: 'lab',
           include: ['test/lab/**/*.test.ts'],
-          exclude: ['test/lab/engine.test.ts'],
           testTimeout: 900_000,
           hookTimeout: 900_000,
           fileParallelism: false,
