@@ -117,7 +117,18 @@ export async function ensureScenarioLab(
     status = undefined;
   }
   const marker = provisionedMarker(t);
-  const provisioned = existsSync(marker) && readFileSync(marker, 'utf8') === topoKey(file, t);
+  let provisioned = existsSync(marker) && readFileSync(marker, 'utf8') === topoKey(file, t);
+  if (status && provisioned) {
+    // the state folder says up, but the containers may be gone (taken down from another checkout
+    // with the same stack name, or by hand): then it is not up
+    const gone: string[] = [];
+    for (const name of Object.keys(status.nodes))
+      if (!(await labNode(t.name, name).inspectOrNull())) gone.push(name);
+    if (gone.length) {
+      log(`scenario lab ${t.name}: recorded as up, but no container for ${gone.join(', ')}`);
+      provisioned = false;
+    }
+  }
   if (!status || !provisioned) {
     log(`scenario lab ${t.name}: lab up + provision (first run; slow)`);
     await labUp(t, { topologyFile: file, log });
@@ -176,6 +187,46 @@ export async function startNode(lab: ScenarioLab, node: string): Promise<void> {
 }
 
 /** Reset to the known state (see the file header). Fast when nothing is out of place. */
+/**
+ * lsyncd's startup sync (one rsync of the whole tree, main → sub) runs in the background after
+ * `systemctl start`: wait until it is over, or it lands in the next scenario and undoes what the
+ * scenario changes on sub (alerts removes sub's guard file; the startup sync put it back before the
+ * backup run looked, CI). Over = a probe written on main after the start is on sub (lsyncd holds
+ * every event until its startup sync ends) and lsyncd has no rsync running.
+ */
+export async function awaitLsyncdStartup(lab: ScenarioLab, timeoutMs = 60_000): Promise<void> {
+  const { t } = lab;
+  const main = sftpNode(t, 'main').name;
+  const sub = t.replication.lsyncd.to;
+  const probe = shQuote(`${t.sftp.chrootBase}/.wharf-reset-probe`);
+  const stamp = `${Date.now()}-${process.pid}`;
+  const w = await lab.sh(main, `printf '%s' ${stamp} > ${probe}`);
+  if (w.code !== 0) throw new Error(`reset: writing the lsyncd probe on ${main} failed: ${w.stderr.trim()}`);
+  const end = Date.now() + timeoutMs;
+  let last = '';
+  try {
+    for (;;) {
+      const onSub = (await lab.sh(sub, `cat ${probe} 2>/dev/null; true`)).stdout.trim();
+      if (onSub === stamp) {
+        const r = await lab.sh(
+          main,
+          'pid=$(systemctl show -p MainPID --value lsyncd); pgrep -P "$pid" -x rsync >/dev/null && echo busy || echo idle',
+        );
+        last = `probe on ${sub}, lsyncd ${r.stdout.trim()}`;
+        if (r.stdout.trim() === 'idle') return;
+      } else last = `probe not yet on ${sub}`;
+      if (Date.now() > end)
+        throw new Error(
+          `reset: lsyncd's startup sync ${main} → ${sub} not over within ${timeoutMs / 1000} s (${last})`,
+        );
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await lab.sh(main, `rm -f ${probe}`).catch(() => undefined);
+    await lab.sh(sub, `rm -f ${probe}`).catch(() => undefined);
+  }
+}
+
 export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   const { t } = lab;
   const t0 = Date.now();
@@ -235,6 +286,7 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
     });
     if (!r.ok) throw new Error(`reset: configure failed: ${r.error}`);
     await quiet.sh(main, 'systemctl enable --now lsyncd && systemctl restart lsyncd');
+    await awaitLsyncdStartup(lab);
   }
   // main in rotation everywhere (maint left by an interrupted scenario)
   await runtimeApi(hap, t, [
@@ -260,7 +312,10 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
       await quiet.sh(n.name, `find ${uploads} -mindepth 1 -delete 2>/dev/null; true`, 300_000);
     }
   } finally {
-    if (many > 1000) await quiet.sh(main, 'systemctl start lsyncd');
+    if (many > 1000) {
+      await quiet.sh(main, 'systemctl start lsyncd');
+      await awaitLsyncdStartup(lab);
+    }
   }
   // notices still queued for earlier scenarios' files (a failback of thousands of files queues
   // thousands of late notices; the notifier drains a few per second) are not this scenario's
