@@ -26,10 +26,15 @@ const isDebian = () => {
 const onPath = async (prog: string) =>
   (await $({ nothrow: true, quiet: true })`command -v ${prog}`).exitCode === 0;
 
-/** How long the engine has to answer `GET /version` before it counts as not answering. */
-export const ANSWER_TIMEOUT_MS = 20_000;
+/**
+ * How long the engine has to answer `GET /version` before it counts as not answering (20 s;
+ * WHARF_ENGINE_ANSWER_MS overrides it, for the engine test's hung dockerd).
+ */
+export const answerTimeoutMs = (): number => Number(process.env.WHARF_ENGINE_ANSWER_MS) || 20_000;
+/** How long a stopped dockerd has after SIGTERM before SIGKILL (15 s; WHARF_ENGINE_TERM_GRACE_MS). */
+const termGraceMs = (): number => Number(process.env.WHARF_ENGINE_TERM_GRACE_MS) || 15_000;
 
-/** The engine's version when it answers the API within 20 s, else null. */
+/** The engine's version when it answers the API in time, else null. */
 async function answers(): Promise<string | null> {
   try {
     const v = await dockerCall(
@@ -41,7 +46,7 @@ async function answers(): Promise<string | null> {
         }) => Promise<{ Version: string }>;
         return version.call(d, { abortSignal });
       },
-      { timeoutMs: ANSWER_TIMEOUT_MS },
+      { timeoutMs: answerTimeoutMs() },
     );
     return v.Version || null;
   } catch {
@@ -60,7 +65,9 @@ export async function ensureEngine(
 ): Promise<EngineInfo> {
   const v = await answers();
   if (v && !opts.broken) return { serverVersion: v, how: 'running' };
-  const why = v ? `answers the Engine API but ${opts.broken}` : 'does not answer the Engine API within 20 s';
+  const why = v
+    ? `answers the Engine API but ${opts.broken}`
+    : `does not answer the Engine API within ${answerTimeoutMs() / 1000} s`;
 
   if (process.env.DOCKER_HOST) {
     throw new RunError(
@@ -174,7 +181,7 @@ async function clearPidFiles(why: string, log: (line: string) => void): Promise<
   return stopped;
 }
 
-/** SIGTERM, then SIGKILL after 15 s: a hung daemon may ignore the first. */
+/** SIGTERM, then SIGKILL after 15 s (termGraceMs): a hung daemon may ignore the first. */
 async function stopPid(pid: number): Promise<void> {
   const gone = () => readText(`/proc/${pid}/comm`) === null;
   try {
@@ -182,7 +189,7 @@ async function stopPid(pid: number): Promise<void> {
   } catch {
     return;
   }
-  for (let i = 0; i < 150 && !gone(); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < termGraceMs() / 100 && !gone(); i++) await new Promise((r) => setTimeout(r, 100));
   if (!gone()) {
     try {
       process.kill(pid, 'SIGKILL');

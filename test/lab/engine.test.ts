@@ -6,9 +6,10 @@
 // anew, somebody else's is never touched (test/unit/engine.test.ts) — and try once more.
 // These tests always run: they need the engine to be wharf's (.ci/run starts it and records it),
 // and fail saying so when it is not — they never skip themselves.
-// Lab files run one at a time. The shared scenario lab (failover, load, watch, scenarios) may be up
-// across this file: the restart stops its nodes, and the next file's reset (resetScenarioLab in
-// scenarios/lab.ts) starts them all again before it waits for any to boot.
+// Its own vitest project (`engine`), run first and alone by `npm test` (scripts/test.sh): the
+// restart stops every container, so no lab or throwaway container may be up meanwhile. Run by hand
+// while the shared scenario lab is up, the next lab file's reset (resetScenarioLab in
+// scenarios/lab.ts) starts its nodes again before it waits for any to boot.
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DockerTimeoutError, dockerCall } from '../../src/lab/docker.ts';
@@ -48,6 +49,8 @@ const readEventsToEnd = () =>
 
 afterEach(() => {
   delete process.env.WHARF_DOCKER_TIMEOUT_MS;
+  delete process.env.WHARF_ENGINE_ANSWER_MS;
+  delete process.env.WHARF_ENGINE_TERM_GRACE_MS;
 });
 
 describe('engine recovery', () => {
@@ -55,6 +58,9 @@ describe('engine recovery', () => {
     requireWharfEngine();
     const old = Number(pidOf('/var/run/docker.pid'));
     process.env.WHARF_DOCKER_TIMEOUT_MS = '3000';
+    // shorter than the defaults (20 s to answer, 15 s after SIGTERM): the same path, 27 s less
+    process.env.WHARF_ENGINE_ANSWER_MS = '5000';
+    process.env.WHARF_ENGINE_TERM_GRACE_MS = '3000';
     process.kill(old, 'SIGSTOP'); // alive but not answering: a hung daemon, seen from outside
     const log: string[] = [];
     let tries = 0;
@@ -77,7 +83,7 @@ describe('engine recovery', () => {
     const text = log.join('\n');
     expect(tries).toBe(2);
     expect(text).toContain('docker ps -a --filter label=wharf.engine-test did not return within 3 s');
-    expect(text).toContain(`dockerd (pid ${old}) does not answer the Engine API within 20 s: stopping it`);
+    expect(text).toContain(`dockerd (pid ${old}) does not answer the Engine API within 5 s: stopping it`);
     expect(existsSync(`/proc/${old}`)).toBe(false);
     const now = pidOf('/var/run/docker.pid');
     expect(now).not.toBe(String(old));
