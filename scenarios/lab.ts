@@ -118,10 +118,10 @@ export async function ensureScenarioLab(
   }
   const marker = provisionedMarker(t);
   let provisioned = existsSync(marker) && readFileSync(marker, 'utf8') === topoKey(file, t);
+  const gone: string[] = [];
   if (status && provisioned) {
     // the state folder says up, but the containers may be gone (taken down from another checkout
     // with the same stack name, or by hand): then it is not up
-    const gone: string[] = [];
     for (const name of Object.keys(status.nodes))
       if (!(await labNode(t.name, name).inspectOrNull())) gone.push(name);
     if (gone.length) {
@@ -131,6 +131,17 @@ export async function ensureScenarioLab(
   }
   if (!status || !provisioned) {
     log(`scenario lab ${t.name}: lab up + provision (first run; slow)`);
+    // provisioning again a lab a failed run left failed over: verify would find main held out
+    if (status && !gone.length && existsSync(marker)) {
+      const used = labHandle(t, status, log);
+      try {
+        await failBackIfHeld(used);
+      } catch (e) {
+        log(`scenario lab ${t.name}: ${(e as Error).message} (provisioning anyway)`);
+      } finally {
+        await used.close();
+      }
+    }
     await labUp(t, { topologyFile: file, log });
     // re-provisioning a used lab: notices queued for earlier scenarios' files would keep verify's
     // probe notice waiting behind them
@@ -184,6 +195,27 @@ export async function startNode(lab: ScenarioLab, node: string): Promise<void> {
   const n = labNode(lab.t.name, node);
   if (!(await n.inspect()).running) await n.start();
   await waitReady(lab.sshConfig, node, Date.now() + 90_000);
+}
+
+/** A failover left behind (a failed scenario, a failed test): fail back the proper way. */
+async function failBackIfHeld(lab: ScenarioLab): Promise<void> {
+  const { t } = lab;
+  const hap = haproxyGroup(t, (n) => lab.transports.get(n));
+  const fo = await readFailoverState(hap);
+  const mark = await readReconcileMark(hap);
+  if (!fo && !mark) return;
+  lab.log(
+    fo
+      ? `reset: the stack is failed over (since ${fo.at}); running failback`
+      : `reset: ${sftpNode(t, 'main').name} is held out until failback (needs-reconcile mark, ${mark?.why ?? 'no reason recorded'}); running failback`,
+  );
+  const r = await runRunbookByName('failback', {
+    topology: t,
+    inventory: lab.inventory,
+    transports: lab.transports,
+    log: lab.log,
+  });
+  if (!r.ok) throw new Error(`reset: failback failed: ${r.error}`);
 }
 
 /** Reset to the known state (see the file header). Fast when nothing is out of place. */
@@ -252,23 +284,7 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   // every HAProxy (both of a pair)
   const hap = haproxyGroup(t, (n) => lab.transports.get(n));
   const quiet = { ...lab, log: () => {} };
-  // a failover left behind (a failed scenario): fail back the proper way
-  const fo = await readFailoverState(hap);
-  const mark = await readReconcileMark(hap);
-  if (fo || mark) {
-    lab.log(
-      fo
-        ? `reset: the stack is failed over (since ${fo.at}); running failback`
-        : `reset: ${main} is held out until failback (needs-reconcile mark, ${mark?.why ?? 'no reason recorded'}); running failback`,
-    );
-    const r = await runRunbookByName('failback', {
-      topology: t,
-      inventory: lab.inventory,
-      transports: lab.transports,
-      log: lab.log,
-    });
-    if (!r.ok) throw new Error(`reset: failback failed: ${r.error}`);
-  }
+  await failBackIfHeld(lab);
   // lsyncd on main: the rendered config (a scenario may have changed it), enabled and running
   const want = renderLsyncdConf(t, lab.inventory).content;
   const have = (await lab.transports.get(main)!.readFile(LSYNCD_CONF))?.toString('utf8');

@@ -11,7 +11,9 @@
 //     the mark exists → `maint` (the same admin flag as `set server … state maint`);
 //     otherwise       → `100%` (a weight: it never takes a server OUT of maint, so a runbook's or
 //                       an operator's maint is left alone; only failback/an operator makes main ready).
-//   It sets the mark itself when `show stat` shows main DOWN (its health checks failed: crash,
+//   When it sets the mark it also puts every server line of main in maint at once through the
+//   runtime API (each line asks the agent on its own 1 s timer: a line that healed meanwhile was
+//   seen UP for part of that second, CI). It sets the mark itself when `show stat` shows main DOWN (its health checks failed: crash,
 //   reboot, network cut) while sub is UP and has had sessions in a backend where it backs main up,
 //   or when sub's session count as a backup grew since the previous check (same HAProxy worker):
 //   a short outage that ended between two checks (a fast reboot) still left writes on sub only.
@@ -60,6 +62,14 @@ export function backupBackends(t: Topology): string[] {
     .map(([name]) => name);
 }
 
+/** Every backend with main among its servers (each of these lines asks the agent). */
+export function mainBackends(t: Topology): string[] {
+  const main = sftpNode(t, 'main').name;
+  return Object.entries(t.haproxy.backends)
+    .filter(([, b]) => b.servers.some((s) => s.node === main))
+    .map(([name]) => name);
+}
+
 /** The `server` line options that ask the agent (main's lines only). */
 export const agentServerOptions = (): string =>
   `agent-check agent-addr 127.0.0.1 agent-port ${AGENT_PORT} agent-inter ${AGENT_INTER}`;
@@ -88,9 +98,13 @@ export function renderAgentScript(t: Topology): RenderedFile {
     '# UNIX-CONNECT: a bare path would make socat create a plain file when the socket is missing',
     'api() { echo "$1" | socat -t 2 stdio "UNIX-CONNECT:$SOCK" 2>/dev/null; }',
     `TABLE=${shq(RECONCILE_TABLE)}`,
+    '# every server line of main, in maint at once: each line asks this agent on its own timer',
+    '# (agent-inter), so a line that healed meanwhile could be UP for up to that long before its answer',
+    `HOLD=${shq(mainBackends(t).map((b) => `set server ${b}/${main} state maint`).join('; '))}`,
     'mark() {',
     '  printf \'{"at":"%s","by":"haproxy-agent","why":"%s"}\\n\' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" > "$MARK.tmp.$$" &&',
     '    mv -f "$MARK.tmp.$$" "$MARK"',
+    '  api "$HOLD" > /dev/null',
     '  logger -t wharf-haproxy-agent "$1: $MARK set, $MAIN held in maint until failback" 2>/dev/null',
     '}',
     '# the other HAProxy of a pair noticed the outage (its flag reached this table through peers)',

@@ -27,6 +27,7 @@ import {
   runtimeApi,
   serverStateCommands,
   showStat,
+  socatLine,
   statusOf,
 } from '../../src/failover/index.ts';
 import { addressOf } from '../../src/topology/inventory.ts';
@@ -73,23 +74,51 @@ const absentEverywhere = async (path: string) =>
 const mainStatus = async () => statusOf(await showStat(hap(), t), t, 'sftp-main');
 const mainAddr = () => addressOf(lab.inventory, 'sftp-main', 'lan');
 
-/** main's status sampled every 100 ms for ms: samples, statuses other than MAINT, failed reads. */
-async function watchMaint(ms: number): Promise<{ n: number; seen: string[]; failed: number }> {
-  const end = Date.now() + ms;
+/**
+ * main's status sampled every 100 ms for ms: samples, statuses other than MAINT, failed reads, and
+ * `detail`: each non-MAINT status with its time and node (the pair's nodes read one by one).
+ */
+async function watchMaint(
+  ms: number,
+): Promise<{ n: number; seen: string[]; failed: number; detail: string[] }> {
+  const t0 = Date.now();
+  const end = t0 + ms;
   const seen: string[] = [];
+  const detail: string[] = [];
   let n = 0;
   let failed = 0;
   while (Date.now() < end) {
     try {
       const st = await mainStatus();
       n++;
-      for (const v of Object.values(st)) if (v !== 'MAINT') seen.push(v);
+      for (const [b, v] of Object.entries(st))
+        if (v !== 'MAINT') {
+          seen.push(v);
+          const per = await Promise.all(
+            HAPS().map(
+              async (h) => `${h} ${statusOf(await showStat(lab.transports.get(h)!, t), t, 'sftp-main')[b]}`,
+            ),
+          ).catch((e: Error) => [e.message]);
+          detail.push(`+${Date.now() - t0} ms ${b}: ${per.join(', ')}`);
+        }
     } catch {
       failed++; // the stats socket between two HAProxy processes
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { n, seen, failed };
+  return { n, seen, failed, detail };
+}
+
+/** What each HAProxy node's agent logged lately and its copy of the peer-shared reconcile flag. */
+async function agentEvidence(): Promise<string> {
+  const out = await onHaps(
+    `journalctl -t wharf-haproxy-agent --since -90s --no-pager -o short-precise 2>&1 | tail -n 5; ` +
+      `ls -l --time-style=+%T.%N /var/lib/wharf/needs-reconcile 2>&1; ` +
+      socatLine(t.haproxy.stats.socket, ['show table wharf_reconcile']),
+  );
+  return out
+    .map((r, i) => `--- ${HAPS()[i]} (${new Date().toISOString()})\n${r.stdout}${r.stderr}`)
+    .join('\n');
 }
 
 /** `wharf run NAME` as a child process, killed with -9 (its process group) once `when` shows in its output. */
@@ -552,6 +581,7 @@ describe('failover and failback on the lab', () => {
         expect(await until(15_000, async () => (await readReconcileMark(hap())) !== null), name).toBe(true);
         const markedMs = Date.now() - at;
         await heal();
+        const healedAt = Date.now();
         // main answers its health checks again: it stays in maint
         expect(
           await until(
@@ -570,10 +600,14 @@ describe('failover and failback on the lab', () => {
         // still be on its way, ≤ agent-inter after the mark), and in MAINT once the checks pass
         const held = await watchMaint((t.haproxy.check.rise + 2) * 500 + 2000);
         expect(held.n).toBeGreaterThan(5);
+        // statuses joined by '/' (statusOf), each maybe with its own "1/2" (`MAINT/DOWN 1/2`)
+        const back = held.seen.filter((x) =>
+          x.split(/\/(?=[A-Za-z])/).some((p) => p !== 'MAINT' && !p.startsWith('DOWN')),
+        );
         expect(
           // a pair reports one status per node when they differ (`MAINT/DOWN`): out of rotation on both
-          held.seen.filter((x) => x.split('/').some((p) => p !== 'MAINT' && !p.startsWith('DOWN'))),
-          `${name}: main back in rotation before failback`,
+          back,
+          `${name}: main back in rotation before failback (healed ${Date.now() - healedAt} ms ago)\n${held.detail.join('\n')}\n${back.length ? await agentEvidence() : ''}`,
         ).toEqual([]);
         expect(await mainStatus()).toEqual({ sftp: 'MAINT', write: 'MAINT', read: 'MAINT' });
         w.setRetryDelay(3000);
