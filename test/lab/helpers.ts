@@ -14,6 +14,14 @@ export const testTopology = variantTopology;
  * single `haproxy` node keep covering that shape; the pair is covered on the scenario lab (verify's
  * floating-address check, the haproxy-loss scenario).
  */
+/**
+ * The lab lab.test.ts builds bare and provisions (install → configure → verify) and runbooks.test.ts
+ * then reuses, provisioned (one lab up and one provisioning fewer in `npm test`); run alone,
+ * runbooks.test.ts brings it up and provisions it itself. The last of them takes it down; the lab
+ * project's teardown (global-setup.ts) catches one left behind.
+ */
+export const FABRIC_LAB = { stack: 'labtest', octet: 89 } as const;
+
 export const singleHaproxyTopology = (name: string, octet: number) =>
   variantTopology(name, octet, (d) => {
     d.haproxy = { ...(d.haproxy as Record<string, unknown>), pair: { enabled: false } };

@@ -4,23 +4,24 @@
 // hosts) the chain routes WAN traffic router → firewall → HAProxy with the client's address intact,
 // and segmentation holds (the wan client reaches the router's WAN side and nothing else; lan nodes
 // cannot reach wan; management sshd answers only on mgmt).
-// GIVEN one lab for the file (stack "labtest", 10.89.x), bare first, then provisioned.
+// GIVEN one lab (stack "labtest", 10.89.x, helpers.ts FABRIC_LAB), bare first, then provisioned;
+// left up for runbooks.test.ts, which runs next (vitest.config.ts LAB_ORDER) and takes it down.
 import { createServer, connect, type Server } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from '../../src/exec/index.ts';
 import { ensureEngine } from '../../src/lab/engine.ts';
-import { labDown, labStatus, labUp, waitReady, type LabStatus } from '../../src/lab/lab.ts';
+import { labStatus, labUp, waitReady, type LabStatus } from '../../src/lab/lab.ts';
 import { DockerApiError } from '../../src/lab/docker.ts';
 import { labNode, labNodes } from '../../src/lab/node.ts';
 import { provisionLab } from '../../src/lab/provision.ts';
 import { loadInventory } from '../../src/topology/load.ts';
 import type { Topology } from '../../src/topology/model.ts';
 import { runCli } from '../../src/cli/program.ts';
-import { labelled, onNode, singleHaproxyTopology, tcpProbe } from './helpers.ts';
+import { FABRIC_LAB, labelled, onNode, singleHaproxyTopology, tcpProbe } from './helpers.ts';
 
-const STACK = 'labtest';
-const OCTET = 89;
+const STACK = FABRIC_LAB.stack;
+const OCTET = FABRIC_LAB.octet;
 let t: Topology;
 let file: string;
 let s: LabStatus;
@@ -57,11 +58,6 @@ beforeAll(async () => {
   await labUp(t, { topologyFile: file, log: (l) => process.stderr.write(`[lab up] ${l}\n`) });
   s = await labStatus(t);
   cfg = s.sshConfig;
-});
-
-afterAll(async () => {
-  if (process.env.WHARF_KEEP_LAB) return;
-  await labDown(STACK);
 });
 
 /** The nodes configure manages (not lab-only). */
