@@ -354,8 +354,12 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
  */
 export async function activeHaproxyNode(lab: ScenarioLab): Promise<string> {
   const a = await activeHaproxy(lab.t, lab.inventory, (n) => lab.transports.get(n));
-  if (!a)
-    throw new Error(`no HAProxy node holds the floating address (${lab.t.haproxy.pair.nodes.join(', ')})`);
+  if (!a.node)
+    throw new Error(
+      a.unreachable.length
+        ? `no reachable HAProxy node holds the floating address; could not ask ${a.unreachable.join(', ')}`
+        : `no HAProxy node holds the floating address (${lab.t.haproxy.pair.nodes.join(', ')})`,
+    );
   return a.node;
 }
 

@@ -106,26 +106,36 @@ export const holdsVipCommand = (vip: string): string =>
   `ip -o -4 addr show | awk -v a=${shQuote(vip)} '{ split($4, p, "/"); if (p[1] == a) f = 1 } END { exit f ? 0 : 1 }'`;
 
 /**
- * Which HAProxy node holds the floating address now (the pair's VRRP master); undefined when none
- * answers that it does. With one HAProxy (no pair): that node.
+ * Which HAProxy node holds the floating address now (the pair's VRRP master): `node` is undefined
+ * when none answers that it does; `unreachable` names each node that could not be asked (and why),
+ * so "nobody holds it" is never claimed about a node nobody reached. With one HAProxy (no pair):
+ * that node.
  */
 export async function activeHaproxy(
   t: Topology,
   inv: Inventory,
   get: (node: string) => Transport | undefined,
-): Promise<{ node: string; holders: string[] } | undefined> {
+): Promise<{ node: string | undefined; holders: string[]; unreachable: string[] }> {
   const nodes = haproxyNodes(t);
-  if (!t.haproxy.pair.enabled) return nodes[0] ? { node: nodes[0], holders: [nodes[0]] } : undefined;
+  if (!t.haproxy.pair.enabled) return { node: nodes[0], holders: nodes.slice(0, 1), unreachable: [] };
   const vip = vipAddress(t, inv);
   const holders: string[] = [];
+  const unreachable: string[] = [];
   await Promise.all(
     nodes.map(async (n) => {
       const tr = get(n);
-      if (!tr) return;
-      const r = await tr.exec(holdsVipCommand(vip), { timeoutMs: 10_000 }).catch(() => undefined);
-      if (r?.code === 0) holders.push(n);
+      if (!tr) return void unreachable.push(`${n} (not in the inventory)`);
+      try {
+        const r = await tr.exec(holdsVipCommand(vip), { timeoutMs: 10_000 });
+        if (r.code === 0) holders.push(n);
+        else if (r.code === 255)
+          unreachable.push(`${n} (ssh: ${r.stderr.trim().split('\n').pop() ?? 'exit 255'})`);
+      } catch (e) {
+        unreachable.push(`${n} (${(e as Error).message})`);
+      }
     }),
   );
   holders.sort();
-  return holders[0] ? { node: holders[0], holders } : undefined;
+  unreachable.sort();
+  return { node: holders[0], holders, unreachable };
 }

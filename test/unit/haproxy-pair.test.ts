@@ -2,7 +2,8 @@
 // with fake transports.
 import { describe, expect, it } from 'vitest';
 import { loadTopology } from '../../src/topology/load.ts';
-import { haproxyGroup, holdsVipCommand, type HaproxyGroup } from '../../src/failover/pair.ts';
+import { activeHaproxy, haproxyGroup, holdsVipCommand, type HaproxyGroup } from '../../src/failover/pair.ts';
+import { labInventory } from '../../src/topology/inventory.ts';
 import { parseStat, statusOf } from '../../src/failover/haproxy.ts';
 import { TransportError, type ExecResult, type Transport } from '../../src/transport/types.ts';
 import { execFileSync } from 'node:child_process';
@@ -126,5 +127,24 @@ describe('holdsVipCommand', () => {
     ).toBe(0);
     expect(run('2: eth1    inet 10.88.2.4/24 brd x\\n')).toBe(1);
     expect(run('2: eth1    inet 10.88.2.25/24 brd x\\n')).toBe(1);
+  });
+});
+
+describe('activeHaproxy', () => {
+  const inv = labInventory(t);
+  it('names the holder; a node that could not be asked is unreachable, never "not the holder"', async () => {
+    const holder = fake('haproxy-1', { code: 0 });
+    const down = fake('haproxy-2', { down: true });
+    const get = (n: string) => ({ 'haproxy-1': holder.tr, 'haproxy-2': down.tr })[n];
+    const a = await activeHaproxy(t, inv, get);
+    expect(a.node).toBe('haproxy-1');
+    expect(a.unreachable).toEqual(['haproxy-2 (haproxy-2: ssh: connect refused)']);
+  });
+  it('nobody holds it: node undefined; ssh exit 255 counts as unreachable, exit 1 as not holding', async () => {
+    const no = fake('haproxy-1', { code: 1 });
+    const ssh = fake('haproxy-2', { code: 255 });
+    const get = (n: string) => ({ 'haproxy-1': no.tr, 'haproxy-2': ssh.tr })[n];
+    const a = await activeHaproxy(t, inv, get);
+    expect(a).toEqual({ node: undefined, holders: [], unreachable: ['haproxy-2 (ssh: boom)'] });
   });
 });
