@@ -3,7 +3,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 // Four projects: fast pure tests, tests that run the real daemons' checkers on the host, the
 // engine recovery test (it restarts dockerd) and lab tests that start containers (slow, one file
-// at a time). `npm test` = scripts/test.sh: engine alone, then lab beside unit + tools.
+// at a time). `npm test` = scripts/test.sh: engine then lab, beside unit then tools.
 // testcontainers (throwaway sshd containers in tools tests, lab tests): no registry here, so no
 // ryuk reaper (fixtures remove their own containers) and no alpine pull for host-IP detection.
 const testcontainersEnv = { TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: 'localhost' };
@@ -57,8 +57,8 @@ export default defineConfig({
         },
       },
       {
-        // test/lab/engine.test.ts stops and restarts dockerd: its own project, run alone before the
-        // others by scripts/test.sh, so no lab or throwaway container is up meanwhile
+        // test/lab/engine.test.ts stops and restarts dockerd: its own project, run by scripts/test.sh
+        // before the lab files and before tools, so no lab or throwaway container is up meanwhile
         test: {
           name: 'engine',
           include: ['test/lab/engine.test.ts'],

@@ -25,7 +25,13 @@ import { nodeOfKind, sftpNode } from '../src/topology/model.ts';
 import { connectSftp } from '../src/workload/generator.ts';
 import { onLabNode, userRoot } from '../src/workload/remote.ts';
 import type { Scenario, ScenarioContext } from '../src/scenario/types.ts';
-import { ensureScenarioLab, scenarioTopology, type ScenarioLab } from './lab.ts';
+import {
+  awaitLsyncdStartup,
+  ensureScenarioLab,
+  scenarioTopology,
+  unmountOver,
+  type ScenarioLab,
+} from './lab.ts';
 import { until } from './outage.ts';
 
 const SINK_MESSAGES = '/var/lib/wharf-sink/messages.jsonl';
@@ -287,8 +293,11 @@ export async function runBackupRestore(ctx: ScenarioContext, lab: ScenarioLab): 
       const st = await lab.sh(backup, 'systemctl show -p ExecMainStatus --value wharf-backup.service');
       refusedRun = { code: r.code, status: st.stdout.trim() };
     } finally {
-      const u = await lab.sh(sub, `umount '${base}'`);
-      if (u.code !== 0) ctx.log(`umount on ${sub}: ${u.stderr.trim()}`);
+      ctx.log(`umount on ${sub}: ${await unmountOver(lab, sub, base)}`);
+      // what lsyncd copied meanwhile went into the empty file system: its startup sync (a full
+      // rsync main → sub, no delete) copies it again onto sub's real tree
+      await lab.sh(main, 'systemctl restart lsyncd');
+      await awaitLsyncdStartup(lab);
     }
     const afterGuard = (await snapshots()).names;
     ctx.check(

@@ -197,6 +197,27 @@ export async function startNode(lab: ScenarioLab, node: string): Promise<void> {
   await waitReady(lab.sshConfig, node, Date.now() + 90_000);
 }
 
+/**
+ * Take a file system off `path` on `node` (a scenario's stand-in for an unmounted disk): a process
+ * inside it (an rsync lsyncd started meanwhile) makes umount answer "target is busy", so it is
+ * tried again for a few seconds, then detached lazily. Throws when `path` is still a mount point:
+ * replication into a forgotten tmpfs would lose every later file (CI, once).
+ */
+export async function unmountOver(lab: ScenarioLab, node: string, path: string): Promise<string> {
+  const q = shQuote(path);
+  const r = await lab.sh(
+    node,
+    `for i in $(seq 1 20); do mountpoint -q ${q} || exit 0; umount ${q} 2>/dev/null && exit 0; sleep 0.5; done; ` +
+      `umount -l ${q} && echo lazy`,
+  );
+  const still = await lab.sh(node, `mountpoint -q ${q} && echo mounted; true`);
+  if (still.stdout.trim() === 'mounted')
+    throw new Error(
+      `${node}: ${path} is still a mount point (umount: ${r.stderr.trim() || `exit ${r.code}`})`,
+    );
+  return r.stdout.includes('lazy') ? 'busy for 10 s: detached lazily (umount -l)' : 'unmounted';
+}
+
 /** A failover left behind (a failed scenario, a failed test): fail back the proper way. */
 async function failBackIfHeld(lab: ScenarioLab): Promise<void> {
   const { t } = lab;
@@ -311,6 +332,20 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   ]);
   // empty the upload folders and the backup snapshots
   const base = t.sftp.chrootBase;
+  // a scenario that stopped between its mount and its umount (backup-restore's empty-source guard)
+  for (const n of Object.values(t.nodes)) {
+    if (n.kind !== 'sftp') continue;
+    if (
+      (await quiet.sh(n.name, `mountpoint -q ${shQuote(base)} && echo mounted; true`)).stdout.trim() !==
+      'mounted'
+    )
+      continue;
+    lab.log(
+      `reset: a file system is mounted over ${base} on ${n.name}: ${await unmountOver(lab, n.name, base)}`,
+    );
+    await quiet.sh(main, 'systemctl restart lsyncd');
+    await awaitLsyncdStartup(lab);
+  }
   const uploads = t.sftp.users.map((u) => shQuote(`${base}/${u.name}/${t.sftp.uploadDir}`)).join(' ');
   // Many files on main (many-files' thousands): lsyncd would spend minutes on the deletions' events
   // (an rsync per batch, delete = false), lagging the next scenario; it is stopped meanwhile and

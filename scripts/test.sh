@@ -1,25 +1,38 @@
 #!/usr/bin/env bash
-# `npm test`: every vitest project, arranged for CI's time budget on 2 cores.
-#  1. test/lab/engine.test.ts alone: it stops and restarts dockerd, so nothing may use the engine
-#     meanwhile (no lab is up yet, no throwaway container);
-#  2. the lab files (one at a time, in vitest.config.ts's LAB_ORDER: the files that build bare
-#     nodes first, the scenario lab's timing-sensitive files last) and, beside them in a second
-#     vitest process, unit + tools: these no longer wait ~12 minutes for the lab. Their output goes
-#     to out/test-unit-tools.log and is printed once both are done (no interleaved reports).
-# Exit status: the engine test's when it failed, else the worse of the two side-by-side runs.
+# `npm test`: every vitest project, arranged for CI's time budget on 2 cores. Two vitest processes:
+#  - the engine test, then the lab files (one at a time, in vitest.config.ts's LAB_ORDER: the files
+#    that build bare nodes and provision first, the scenario lab's timing-sensitive files last);
+#  - beside them: unit (pure code, no engine), then tools — these start throwaway containers, so
+#    they wait until the engine test (it stops and restarts dockerd, every container with it) is
+#    over. Their output goes to out/test-unit-tools.log and is printed after the lab's report.
+# Exit status: the first non-zero of engine, lab, unit + tools.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
-npx vitest run --project engine || exit $?
-npx vitest run --project unit --project tools >out/test-unit-tools.log 2>&1 &
+engine_done=$(mktemp -u "${TMPDIR:-/tmp}/wharf-engine-done.XXXXXX")
+(
+  npx vitest run --project unit
+  unit=$?
+  while [[ ! -e $engine_done ]]; do sleep 1; done
+  npx vitest run --project tools
+  tools=$?
+  exit $((unit != 0 ? unit : tools))
+) >out/test-unit-tools.log 2>&1 &
 side=$!
+trap 'kill "$side" 2>/dev/null; rm -f "$engine_done"' EXIT
+npx vitest run --project engine
+engine=$?
+touch "$engine_done"
 npx vitest run --project lab
 lab=$?
 wait "$side"
 side_rc=$?
 echo
-echo "==== unit + tools (ran beside the lab files; out/test-unit-tools.log) ===="
+echo "==== unit, then tools (ran beside the engine and lab files; out/test-unit-tools.log) ===="
 cat out/test-unit-tools.log
-[[ $lab -eq 0 && $side_rc -eq 0 ]] && exit 0
-echo "npm test: lab exit $lab, unit + tools exit $side_rc" >&2
-exit $((lab != 0 ? lab : side_rc))
+for rc in "$engine" "$lab" "$side_rc"; do
+  if [[ $rc -ne 0 ]]; then
+    echo "npm test: engine exit $engine, lab exit $lab, unit + tools exit $side_rc" >&2
+    exit "$rc"
+  fi
+done

@@ -93,6 +93,9 @@ export async function startHostSshd(o: { extraConfig?: string } = {}): Promise<H
       const p = proc;
       proc = undefined;
       if (!p || p.stage !== 'running') return;
+      // stopped first, the listener forks no new session while zx lists its process tree (a
+      // session forked meanwhile survived the kill, and the workload test saw no failure)
+      if (p.pid) process.kill(p.pid, 'SIGSTOP');
       await p.kill('SIGKILL'); // zx kills the process tree: the listener and its sessions
       await p;
     },

@@ -6,8 +6,9 @@
 // anew, somebody else's is never touched (test/unit/engine.test.ts) — and try once more.
 // These tests always run: they need the engine to be wharf's (.ci/run starts it and records it),
 // and fail saying so when it is not — they never skip themselves.
-// Its own vitest project (`engine`), run first and alone by `npm test` (scripts/test.sh): the
-// restart stops every container, so no lab or throwaway container may be up meanwhile. Run by hand
+// Its own vitest project (`engine`), run by `npm test` (scripts/test.sh) before the lab files and
+// the tools tests (only the pure unit tests run meanwhile): the restart stops every container, so no
+// lab or throwaway container may be up then. Run by hand
 // while the shared scenario lab is up, the next lab file's reset (resetScenarioLab in
 // scenarios/lab.ts) starts its nodes again before it waits for any to boot.
 import { existsSync, readFileSync } from 'node:fs';

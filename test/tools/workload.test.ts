@@ -94,6 +94,7 @@ describe('workload generator against a real sshd', () => {
 
   it('retries on a new connection when the server dies and comes back', async () => {
     let killed = false;
+    let restarted: Promise<void> | undefined;
     const res = await runWorkload({
       endpoint: endpoint(),
       clients: 2,
@@ -105,7 +106,7 @@ describe('workload generator against a real sshd', () => {
       onEvent: (e) => {
         if (e.kind === 'ack' && !killed && e.ack.client === 0 && e.ack.path.endsWith('000005.bin')) {
           killed = true;
-          void (async () => {
+          restarted = (async () => {
             await sshd.stop();
             await new Promise((r) => setTimeout(r, 300));
             await sshd.start();
@@ -113,6 +114,8 @@ describe('workload generator against a real sshd', () => {
         }
       },
     });
+    // the server is back before anything is judged (the next test uses it)
+    await restarted;
     expect(killed).toBe(true);
     expect(res.acks).toHaveLength(60);
     expect(res.failures.length).toBeGreaterThan(0);
