@@ -1,26 +1,19 @@
 import { defineConfig } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
-// Four projects: fast pure tests, tests that run the real daemons' checkers on the host, the
-// engine recovery test (it restarts dockerd) and lab tests that start containers (slow, one file
-// at a time). `npm test` = scripts/test.sh: engine then lab, beside unit then tools.
+// Five projects: fast pure tests; tests that run the real daemons' checkers on the host; the engine
+// recovery test (it restarts dockerd); `fabric`, the lab files that build their own single-HAProxy
+// lab (lab, runbooks, lifecycle, plan); `lab`, the files on the shared scenario lab. Lab files run
+// one at a time within a project. `npm test` = scripts/test.sh (how they are arranged side by side).
 // testcontainers (throwaway sshd containers in tools tests, lab tests): no registry here, so no
 // ryuk reaper (fixtures remove their own containers) and no alpine pull for host-IP detection.
 const testcontainersEnv = { TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: 'localhost' };
 // Every project registers the runbooks first (test/setup-runbooks.ts), as bin/wharf.mjs does.
 const setupFiles = ['test/setup-runbooks.ts'];
 
-/**
- * The lab files' order. The first ones build bare nodes and provision (little CPU-timing in their
- * checks) while unit + tools run beside them (scripts/test.sh); the scenario lab's files whose
- * checks measure timing (failover, watch, scenarios) come once those are done. Files not listed
- * run after these, by name.
- */
+const FABRIC = ['lab', 'runbooks', 'lifecycle', 'plan'].map((f) => `test/lab/${f}.test.ts`);
+/** The scenario lab's files in order: scenarios last (npm test runs it alone, after the others). */
 const LAB_ORDER = [
-  'lab.test.ts',
-  'runbooks.test.ts',
-  'lifecycle.test.ts',
-  'plan.test.ts',
   'scale-users.test.ts',
   'load.test.ts',
   'failover.test.ts',
@@ -41,6 +34,21 @@ class LabOrder extends BaseSequencer {
     );
   }
 }
+
+const labProject = (name: string, include: string[], exclude: string[], globalSetup: string) => ({
+  test: {
+    name,
+    include,
+    exclude,
+    testTimeout: 900_000,
+    hookTimeout: 900_000,
+    fileParallelism: false,
+    setupFiles,
+    // each project's lab comes down once, after its files (unless WHARF_KEEP_LAB=1)
+    globalSetup: [globalSetup],
+    env: testcontainersEnv,
+  },
+});
 
 export default defineConfig({
   test: {
@@ -69,20 +77,13 @@ export default defineConfig({
           env: testcontainersEnv,
         },
       },
-      {
-        test: {
-          name: 'lab',
-          include: ['test/lab/**/*.test.ts'],
-          exclude: ['test/lab/engine.test.ts'],
-          testTimeout: 900_000,
-          hookTimeout: 900_000,
-          fileParallelism: false,
-          setupFiles,
-          // the shared scenario lab comes down once, after every lab file (unless WHARF_KEEP_LAB=1)
-          globalSetup: ['test/lab/global-setup.ts'],
-          env: testcontainersEnv,
-        },
-      },
+      labProject('fabric', FABRIC, [], 'test/lab/global-setup-fabric.ts'),
+      labProject(
+        'lab',
+        ['test/lab/**/*.test.ts'],
+        ['test/lab/engine.test.ts', ...FABRIC],
+        'test/lab/global-setup.ts',
+      ),
     ],
   },
 });

@@ -6,7 +6,7 @@
 //   every HAProxy backend · lsyncd's rendered config in place and running · upload folders and
 //   backup snapshots emptied of previous scenarios' files.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { seedVariant } from '../src/lab/variant.ts';
@@ -104,10 +104,67 @@ const topoKey = (file: string, t: Topology) =>
     .update(JSON.stringify(renderStack(t, labInventory(t))))
     .digest('hex');
 
+/**
+ * One process at a time brings a stack's scenario lab up, provisions and resets it: `npm test`
+ * prepares it (scenarios/prepare.ts) while the first lab files run, and the first lab file that
+ * needs it waits here instead of bringing it up a second time beside it. A holder that died is
+ * taken over.
+ */
+async function withScenarioLabLock<T>(stack: string, log: (line: string) => void, fn: () => Promise<T>) {
+  const dir = join(REPO_ROOT, '.wharf', 'scenarios');
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, `${stack}.lock`);
+  const deadline = Date.now() + 20 * 60_000;
+  let said = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder = 0;
+    try {
+      holder = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+    } catch {
+      /* being written */
+    }
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (holder && !alive(holder)) {
+      log(`scenario lab ${stack}: taking over the lock of pid ${holder} (gone)`);
+      rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (!said) log(`scenario lab ${stack}: pid ${holder || '?'} is bringing it up; waiting`);
+    said = true;
+    if (Date.now() > deadline)
+      throw new Error(`scenario lab ${stack}: pid ${holder} held ${lock} for 20 minutes`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
 /** Bring the scenario lab up (idempotent) and reset it to the known state. */
 export async function ensureScenarioLab(
   log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
 ): Promise<ScenarioLab> {
+  const { t } = scenarioTopology();
+  return withScenarioLabLock(t.name, log, () => ensureLocked(log));
+}
+
+async function ensureLocked(log: (line: string) => void): Promise<ScenarioLab> {
   const { file, t } = scenarioTopology();
   raiseInotifyInstances(log);
   let status: LabStatus | undefined;
