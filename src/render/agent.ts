@@ -100,7 +100,11 @@ export function renderAgentScript(t: Topology): RenderedFile {
     `TABLE=${shq(RECONCILE_TABLE)}`,
     '# every server line of main, in maint at once: each line asks this agent on its own timer',
     '# (agent-inter), so a line that healed meanwhile could be UP for up to that long before its answer',
-    `HOLD=${shq(mainBackends(t).map((b) => `set server ${b}/${main} state maint`).join('; '))}`,
+    `HOLD=${shq(
+      mainBackends(t)
+        .map((b) => `set server ${b}/${main} state maint`)
+        .join('; '),
+    )}`,
     'mark() {',
     '  printf \'{"at":"%s","by":"haproxy-agent","why":"%s"}\\n\' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" > "$MARK.tmp.$$" &&',
     '    mv -f "$MARK.tmp.$$" "$MARK"',
