@@ -7,11 +7,11 @@
 #    (seconds when built; a fresh machine builds them here, not three times side by side), then:
 #      · the `fabric` files (lab, runbooks, lifecycle, plan: their own single-HAProxy lab), and beside
 #        them scenarios/prepare.ts (the scenario lab up and provisioned), then the scenario lab's
-#        other files (scale-users, load, failover, watch);
-#      · then, once all of that and unit + tools are over, the scenario catalogue alone
-#        (test/lab/scenarios.test.ts: its checks measure throughput, lag and times).
-# Reports are printed in that order (the side-by-side ones from out/test-*.log); the exit status is
-# the first failing part's.
+#        scale-users, load and watch files;
+#      · then failover and the scenario catalogue, without the fabric beside them: their checks race
+#        real daemons and measure throughput, lag and times.
+# Reports come in that order (the side-by-side ones from out/test-*.log); the exit status is the
+# first failing part's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
@@ -33,17 +33,21 @@ engine=$?
 npx tsx scenarios/prepare.ts --images || exit $?
 touch "$engine_done"
 
-scenario_lab_files=$(npx vitest list --project lab --filesOnly 2>/dev/null | sed -n 's#^\[lab\] ##p' | grep -v 'scenarios\.test\.ts$')
-[[ -n $scenario_lab_files ]] || {
-  echo "npm test: \`vitest list --project lab --filesOnly\` named no file" >&2
+# the scenario lab's files that share the machine well (scale-users, load, watch); failover's and
+# the catalogue's checks race real daemons and measure times, so they run after, without the fabric
+lab_files=$(npx vitest list --project lab --filesOnly 2>/dev/null | sed -n 's#^\[lab\] ##p')
+beside=$(grep -v -e 'failover\.test\.ts$' -e 'scenarios\.test\.ts$' <<<"$lab_files")
+after=$(grep -e 'failover\.test\.ts$' -e 'scenarios\.test\.ts$' <<<"$lab_files")
+[[ -n $beside && -n $after ]] || {
+  echo "npm test: \`vitest list --project lab --filesOnly\` named: ${lab_files:-no file}" >&2
   exit 1
 }
 (
   npx tsx scenarios/prepare.ts ||
     echo "npm test: scenarios/prepare.ts failed; the lab files bring the scenario lab up themselves"
-  # the scenario lab stays up for the catalogue run below (its teardown comes after that)
+  # the scenario lab stays up for the run below (its teardown comes after that one)
   # shellcheck disable=SC2086
-  WHARF_KEEP_LAB=1 npx vitest run --project lab $scenario_lab_files
+  WHARF_KEEP_LAB=1 npx vitest run --project lab $beside
 ) >out/test-scenario-lab.log 2>&1 &
 scen=$!
 npx vitest run --project fabric
@@ -51,22 +55,24 @@ fabric=$?
 wait "$scen"
 scen_rc=$?
 echo
-echo "==== the scenario lab's files (ran beside fabric; out/test-scenario-lab.log) ===="
+echo "==== the scenario lab's files run beside fabric (out/test-scenario-lab.log) ===="
 cat out/test-scenario-lab.log
+
+echo
+echo "==== failover, then the scenario catalogue ===="
+# shellcheck disable=SC2086
+npx vitest run --project lab $after
+after_rc=$?
+
 wait "$side"
 side_rc=$?
 echo
 echo "==== unit, then tools (ran beside the engine and lab files; out/test-unit-tools.log) ===="
 cat out/test-unit-tools.log
 
-echo
-echo "==== the scenario catalogue, alone ===="
-npx vitest run --project lab test/lab/scenarios.test.ts
-scenarios=$?
-
-for rc in "$engine" "$fabric" "$scen_rc" "$side_rc" "$scenarios"; do
+for rc in "$engine" "$fabric" "$scen_rc" "$after_rc" "$side_rc"; do
   if [[ $rc -ne 0 ]]; then
-    echo "npm test: engine exit $engine, fabric exit $fabric, scenario lab files exit $scen_rc, unit + tools exit $side_rc, scenarios exit $scenarios" >&2
+    echo "npm test: engine exit $engine, fabric exit $fabric, scenario lab files beside it exit $scen_rc, failover + catalogue exit $after_rc, unit + tools exit $side_rc" >&2
     exit "$rc"
   fi
 done
