@@ -84,9 +84,12 @@ export async function runReplicationLag(
   ctx.metric('uploads', acks.length, 'files');
   ctx.metric('upload rate', Math.round(rate * 10) / 10, 'files/s');
   const bound = (t.replication.lsyncd.delay + 10) * 1000;
+  // a copy may land before the client records its ack (CI: −1 ms): lsyncd fires a batch once its
+  // oldest event is `delay` old, so a file closed late in the batch goes at once, while the client
+  // still stats the file after its close; anything earlier than 1 s would be a wrong clock or path
   ctx.check(
     `every upload on ${sub}, lag p99 ≤ lsyncd delay + 10 s`,
-    lag.length === acks.length && quantile(lag, 0.99) <= bound && Math.min(...lag) >= 0,
+    lag.length === acks.length && quantile(lag, 0.99) <= bound && Math.min(...lag) >= -1000,
     `${lag.length}/${acks.length} arrived; lag p50 ${ms(quantile(lag, 0.5))} ms, p99 ${ms(quantile(lag, 0.99))} ms, min ${ms(Math.min(...lag))} ms, max ${ms(Math.max(...lag))} ms`,
   );
   const slack = POLL_MS + 1000;

@@ -196,7 +196,10 @@ describe('failover and failback on the lab', () => {
       // not failed over any more: failback has nothing to do
       const again = await rb('failback');
       expect(again.ok).toBe(true);
-      expect((again.details as { nothingToDo?: boolean }).nothingToDo).toBe(true);
+      expect(
+        (again.details as { nothingToDo?: boolean }).nothingToDo,
+        `failback again: ${JSON.stringify((again.details as { reasons?: string[] }).reasons)}`,
+      ).toBe(true);
       const k = w.acks.length;
       await until(20_000, () => w.acks.length >= k + 5);
     } finally {
