@@ -112,7 +112,9 @@ describe('runbooks on the lab', () => {
     const c = await run('configure');
     expect(c.error ?? '').toBe('');
     expect(c.ok).toBe(true);
-    process.stderr.write(`[measure] configure first run: ${c.durationMs} ms, ${c.changes} changes\n`);
+    process.stderr.write(
+      `[measure] configure ${bare ? 'first run on bare nodes' : 'on lab.test’s provisioned nodes'}: ${c.durationMs} ms, ${c.changes} changes\n`,
+    );
     const v = await run('verify');
     expect(v.error ?? '').toBe('');
     expect(v.ok).toBe(true);
