@@ -296,7 +296,6 @@ async function failBackIfHeld(lab: ScenarioLab): Promise<void> {
   if (!r.ok) throw new Error(`reset: failback failed: ${r.error}`);
 }
 
-/** Reset to the known state (see the file header). Fast when nothing is out of place. */
 /**
  * lsyncd's startup sync (one rsync of the whole tree, main → sub) runs in the background after
  * `systemctl start`: wait until it is over, or it lands in the next scenario and undoes what the
@@ -337,6 +336,7 @@ export async function awaitLsyncdStartup(lab: ScenarioLab, timeoutMs = 60_000): 
   }
 }
 
+/** Reset to the known state (see the file header). Fast when nothing is out of place. */
 export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   const { t } = lab;
   const t0 = Date.now();

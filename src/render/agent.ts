@@ -13,7 +13,8 @@
 //                       an operator's maint is left alone; only failback/an operator makes main ready).
 //   When it sets the mark it also puts every server line of main in maint at once through the
 //   runtime API (each line asks the agent on its own 1 s timer: a line that healed meanwhile was
-//   seen UP for part of that second, CI). It sets the mark itself when `show stat` shows main DOWN (its health checks failed: crash,
+//   seen UP for part of that second, CI).
+//   It sets the mark itself when `show stat` shows main DOWN (its health checks failed: crash,
 //   reboot, network cut) while sub is UP and has had sessions in a backend where it backs main up,
 //   or when sub's session count as a backup grew since the previous check (same HAProxy worker):
 //   a short outage that ended between two checks (a fast reboot) still left writes on sub only.
