@@ -10,12 +10,11 @@ import { labelled } from './helpers.ts';
 export default function setup(): () => Promise<void> {
   return async () => {
     if (process.env.WHARF_KEEP_LAB) return;
-    for (const stack of [scenarioTopology().t.name]) {
-      // nothing to take down (no lab file used it, or it was never up): no engine round trips
-      const left = await labelled(stack);
-      if (!left.containers.length && !left.networks.length && !left.volumes.length) continue;
-      process.stderr.write(`[lab teardown] lab ${stack}: lab down\n`);
-      await labDown(stack);
-    }
+    const stack = scenarioTopology().t.name;
+    // nothing to take down (no lab file used it, or it was never up): no engine round trips
+    const left = await labelled(stack);
+    if (!left.containers.length && !left.networks.length && !left.volumes.length) return;
+    process.stderr.write(`[lab teardown] scenario lab ${stack}: lab down\n`);
+    await labDown(stack);
   };
 }
