@@ -110,6 +110,15 @@ const topoKey = (file: string, t: Topology) =>
  * needs it waits here instead of bringing it up a second time beside it. A holder that died is
  * taken over.
  */
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 async function withScenarioLabLock<T>(stack: string, log: (line: string) => void, fn: () => Promise<T>) {
   const dir = join(REPO_ROOT, '.wharf', 'scenarios');
   mkdirSync(dir, { recursive: true });
@@ -130,14 +139,6 @@ async function withScenarioLabLock<T>(stack: string, log: (line: string) => void
     } catch {
       /* being written */
     }
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     if (holder && !alive(holder)) {
       log(`scenario lab ${stack}: taking over the lock of pid ${holder} (gone)`);
       rmSync(lock, { recursive: true, force: true });
@@ -160,12 +161,11 @@ async function withScenarioLabLock<T>(stack: string, log: (line: string) => void
 export async function ensureScenarioLab(
   log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
 ): Promise<ScenarioLab> {
-  const { t } = scenarioTopology();
-  return withScenarioLabLock(t.name, log, () => ensureLocked(log));
+  const { file, t } = scenarioTopology();
+  return withScenarioLabLock(t.name, log, () => ensureLocked(file, t, log));
 }
 
-async function ensureLocked(log: (line: string) => void): Promise<ScenarioLab> {
-  const { file, t } = scenarioTopology();
+async function ensureLocked(file: string, t: Topology, log: (line: string) => void): Promise<ScenarioLab> {
   raiseInotifyInstances(log);
   let status: LabStatus | undefined;
   try {
@@ -331,8 +331,11 @@ export async function awaitLsyncdStartup(lab: ScenarioLab, timeoutMs = 60_000): 
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {
-    await lab.sh(main, `rm -f ${probe}`).catch(() => undefined);
-    await lab.sh(sub, `rm -f ${probe}`).catch(() => undefined);
+    // a probe left behind is harmless (a dot file in the chroot base) but named, not hidden
+    for (const n of [main, sub]) {
+      const r = await lab.sh(n, `rm -f ${probe}`).catch((e: Error) => ({ code: -1, stderr: e.message }));
+      if (r.code !== 0) lab.log(`reset: removing the lsyncd probe on ${n} failed: ${r.stderr.trim()}`);
+    }
   }
 }
 
@@ -390,16 +393,20 @@ export async function resetScenarioLab(lab: ScenarioLab): Promise<void> {
   // empty the upload folders and the backup snapshots
   const base = t.sftp.chrootBase;
   // a scenario that stopped between its mount and its umount (backup-restore's empty-source guard)
-  for (const n of Object.values(t.nodes)) {
-    if (n.kind !== 'sftp') continue;
-    if (
-      (await quiet.sh(n.name, `mountpoint -q ${shQuote(base)} && echo mounted; true`)).stdout.trim() !==
-      'mounted'
+  const sftpNodes = Object.values(t.nodes).filter((n) => n.kind === 'sftp');
+  const mounted = (
+    await Promise.all(
+      sftpNodes.map(async (n) =>
+        (await quiet.sh(n.name, `mountpoint -q ${shQuote(base)} && echo mounted; true`)).stdout.trim() ===
+        'mounted'
+          ? n.name
+          : '',
+      ),
     )
-      continue;
-    lab.log(
-      `reset: a file system is mounted over ${base} on ${n.name}: ${await unmountOver(lab, n.name, base)}`,
-    );
+  ).filter(Boolean);
+  for (const n of mounted)
+    lab.log(`reset: a file system is mounted over ${base} on ${n}: ${await unmountOver(lab, n, base)}`);
+  if (mounted.length) {
     await quiet.sh(main, 'systemctl restart lsyncd');
     await awaitLsyncdStartup(lab);
   }

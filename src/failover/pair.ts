@@ -129,7 +129,7 @@ export async function activeHaproxy(
         const r = await tr.exec(holdsVipCommand(vip), { timeoutMs: 10_000 });
         if (r.code === 0) holders.push(n);
         else if (r.code === 255)
-          unreachable.push(`${n} (ssh: ${r.stderr.trim().split('\n').pop() ?? 'exit 255'})`);
+          unreachable.push(`${n} (ssh: ${r.stderr.trim().split('\n').pop() || 'exit 255'})`);
       } catch (e) {
         unreachable.push(`${n} (${(e as Error).message})`);
       }

@@ -2,6 +2,7 @@
 // (so a developer's running `seed` lab is left alone), and small probes run inside nodes.
 import { $ } from '../../src/exec/index.ts';
 import { dockerCall } from '../../src/lab/docker.ts';
+import { labDown } from '../../src/lab/lab.ts';
 import { variantTopology } from '../../src/lab/variant.ts';
 
 export const REPO = new URL('../../', import.meta.url).pathname;
@@ -84,4 +85,16 @@ export async function labelled(
     networks: ns.map((n) => n.Name).sort(),
     volumes: (vs.Volumes ?? []).map((v) => v.Name).sort(),
   };
+}
+
+/**
+ * A lab project's teardown: `lab down` of `stack` when anything labelled with it is left (no engine
+ * round trips beyond the listing when nothing is), unless WHARF_KEEP_LAB=1.
+ */
+export async function downLeftovers(stack: string): Promise<void> {
+  if (process.env.WHARF_KEEP_LAB) return;
+  const left = await labelled(stack);
+  if (!left.containers.length && !left.networks.length && !left.volumes.length) return;
+  process.stderr.write(`[lab teardown] lab ${stack}: lab down\n`);
+  await labDown(stack);
 }
