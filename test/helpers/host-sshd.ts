@@ -7,6 +7,7 @@
 //   included, like a crashed host), then starts it again on the same port.
 // Everything else uses the container fixture (sshd-container.ts). Strict host-key checking stays
 // on: a fresh host key, written into known_hosts.
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
@@ -25,6 +26,30 @@ export interface HostSshd extends TestClient {
   stop(): Promise<void>;
   /** stop() and remove the keys and config. */
   close(): Promise<void>;
+}
+
+/** SIGSTOP then SIGKILL a process and all its descendants, synchronously. */
+function killTree(root: number): void {
+  process.kill(root, 'SIGSTOP');
+  const children = new Map<number, number[]>();
+  for (const line of execFileSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' }).split('\n')) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (!pid || ppid === undefined) continue;
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const all: number[] = [];
+  for (const todo = [root]; todo.length; ) {
+    const pid = todo.pop()!;
+    all.push(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  for (const pid of all) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /** True once something on the port answers with an SSH banner. */
@@ -93,10 +118,11 @@ export async function startHostSshd(o: { extraConfig?: string } = {}): Promise<H
       const p = proc;
       proc = undefined;
       if (!p || p.stage !== 'running') return;
-      // stopped first, the listener forks no new session while zx lists its process tree (a
-      // session forked meanwhile survived the kill, and the workload test saw no failure)
-      if (p.pid) process.kill(p.pid, 'SIGSTOP');
-      await p.kill('SIGKILL'); // zx kills the process tree: the listener and its sessions
+      // Killed synchronously, before stop() first yields: the listener is stopped first (it forks no
+      // new session meanwhile), then it and every descendant (sshd's sessions call setsid(), so a
+      // process-group kill would miss them) get SIGKILL. A caller in a workload's event callback
+      // thus cuts the next transfer; zx's asynchronous tree kill let a fast workload finish first.
+      if (p.pid) killTree(p.pid);
       await p;
     },
     async close() {
