@@ -181,6 +181,12 @@ export async function vipHolder(env: FaultEnv, nodes: string[]): Promise<string 
   return undefined;
 }
 
+/** The HAProxy nodes a delay fault scheduled on `hap` acts on: the whole pair when `hap` is in it. */
+function delayNodes(env: FaultEnv, hap: string): string[] {
+  const pair = env.t.haproxy.pair.nodes;
+  return pair.includes(hap) ? [...pair] : [hap];
+}
+
 /** Apply a fault; returns what was done (for the history). Throws when it could not be applied. */
 export async function injectFault(env: FaultEnv, f: ScheduledFault): Promise<string> {
   const [a, b] = f.targets as [string, string | undefined];
@@ -231,18 +237,23 @@ export async function injectFault(env: FaultEnv, f: ScheduledFault): Promise<str
       return `egress of ${a} limited to ${kbit} kbit/s on ${ifaces.join(', ')}`;
     }
     case 'delay': {
-      const hap = await inspect(env, a);
-      const server = env.status.nodes[b!]?.addresses.lan;
-      const listen = hap.addresses.lan;
-      if (!server || !listen) throw new Error(`delay ${a} → ${b}: no lan address`);
-      const port = env.t.sftp.port;
-      await execOn(
-        env,
-        a,
-        `mkdir -p ${DELAY_DIR} && printf %s ${shQuote(delayProxyConfig(listen, server, port, Number(f.params.ms)))} > ${DELAY_DIR}/delay.cfg && haproxy -q -f ${DELAY_DIR}/delay.cfg`,
-      );
-      await mustNetns(a, hap.pid, ['nft', '-f', '-'], delayNat(table, listen, server, port));
-      return `connections ${a} → ${b}:${port} delayed ${f.params.ms} ms`;
+      // every HAProxy that may carry the traffic: with a pair, both (the address may move while
+      // the fault holds; the scheduled node is only the first of them)
+      const haps = delayNodes(env, a);
+      for (const h of haps) {
+        const hap = await inspect(env, h);
+        const server = env.status.nodes[b!]?.addresses.lan;
+        const listen = hap.addresses.lan;
+        if (!server || !listen) throw new Error(`delay ${h} → ${b}: no lan address`);
+        const port = env.t.sftp.port;
+        await execOn(
+          env,
+          h,
+          `mkdir -p ${DELAY_DIR} && printf %s ${shQuote(delayProxyConfig(listen, server, port, Number(f.params.ms)))} > ${DELAY_DIR}/delay.cfg && haproxy -q -f ${DELAY_DIR}/delay.cfg`,
+        );
+        await mustNetns(h, hap.pid, ['nft', '-f', '-'], delayNat(table, listen, server, port));
+      }
+      return `connections ${haps.join(', ')} → ${b}:${env.t.sftp.port} delayed ${f.params.ms} ms`;
     }
     case 'disk-full': {
       const { base, ballast } = ballastOf(env);
@@ -301,20 +312,31 @@ export async function healFault(env: FaultEnv, f: ScheduledFault): Promise<strin
         : `${f.targets.join(', ')} running`;
     }
     case 'partition':
-    case 'loss':
-    case 'delay': {
+    case 'loss': {
       const i = await n.inspect();
-      if (f.kind === 'delay' && i.running)
+      if (!i.running || i.pid === 0) return `${a} not running: its rules went with its network namespace`;
+      const has = await inNetns(i.pid, ['nft', 'list', 'table', 'netdev', table]);
+      if (has.code === 0) await mustNetns(a, i.pid, ['nft', 'delete', 'table', 'netdev', table]);
+      return `${table} removed from ${a} (${f.kind} ${a} ⇹ ${b})`;
+    }
+    case 'delay': {
+      const done: string[] = [];
+      for (const h of delayNodes(env, a)) {
+        const i = await labNode(env.t.name, h).inspect();
+        if (!i.running || i.pid === 0) {
+          done.push(`${h} not running: its rules went with its network namespace`);
+          continue;
+        }
         await execOn(
           env,
-          a,
+          h,
           `[ -f ${DELAY_DIR}/delay.pid ] && kill $(cat ${DELAY_DIR}/delay.pid) 2>/dev/null; rm -f ${DELAY_DIR}/delay.pid; true`,
         );
-      if (!i.running || i.pid === 0) return `${a} not running: its rules went with its network namespace`;
-      const family = f.kind === 'delay' ? 'ip' : 'netdev';
-      const has = await inNetns(i.pid, ['nft', 'list', 'table', family, table]);
-      if (has.code === 0) await mustNetns(a, i.pid, ['nft', 'delete', 'table', family, table]);
-      return `${table} removed from ${a}${b ? ` (${f.kind} ${a} ⇹ ${b})` : ''}`;
+        const has = await inNetns(i.pid, ['nft', 'list', 'table', 'ip', table]);
+        if (has.code === 0) await mustNetns(h, i.pid, ['nft', 'delete', 'table', 'ip', table]);
+        done.push(`${table} removed from ${h}`);
+      }
+      return `${done.join('; ')} (delay → ${b})`;
     }
     case 'bandwidth': {
       const { pid, ifaces } = await dataIfaces(env, a);
