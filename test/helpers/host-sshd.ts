@@ -38,7 +38,7 @@ function killTree(root: number): void {
     children.set(ppid, [...(children.get(ppid) ?? []), pid]);
   }
   const all: number[] = [];
-  for (const todo = [root]; todo.length; ) {
+  for (const todo = [root]; todo.length;) {
     const pid = todo.pop()!;
     all.push(pid);
     todo.push(...(children.get(pid) ?? []));
