@@ -46,8 +46,8 @@ function killTree(root: number): void {
   for (const pid of all) {
     try {
       process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; // ESRCH: already gone
     }
   }
 }
