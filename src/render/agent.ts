@@ -41,7 +41,9 @@ export const AGENT_SERVICE_UNIT = 'wharf-haproxy-agent@.service';
 /**
  * HAProxy stick table (key 1, gpt0) that carries an outage the agent noticed to the other HAProxy
  * of a pair (peers): its agent sets its own mark from it, so main stays out whichever node holds
- * the floating address. Failback sets it back to 0 on every HAProxy before removing the marks.
+ * the floating address, and haproxy.cfg routes new connections to sub while it is set
+ * (`use-server`, before the agent's maint reaches main's lines). Failback sets it back to 0 on every
+ * HAProxy before removing the marks.
  */
 export const RECONCILE_TABLE = 'wharf_reconcile';
 

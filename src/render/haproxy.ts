@@ -96,10 +96,20 @@ export function limitRules(t: Topology): string[] {
   ];
 }
 
+/**
+ * While the outage flag (wharf_reconcile key 1, gpt0 > 0) is set, route to the failover target:
+ * HAProxy evaluates use-server before stick tables and balancing, and skips a server that is down.
+ * Pure.
+ */
+export function reconcileRouting(sub: string): string {
+  return `    use-server ${sub} if { int(1),table_gpt0(${RECONCILE_TABLE}) gt 0 }`;
+}
+
 export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): RenderedFile {
   const h = t.haproxy;
   const dmz = addressOf(inv, node, 'dmz');
   const main = sftpNode(t, 'main').name;
+  const sub = t.replication.lsyncd.to;
   const pair = t.haproxy.pair.enabled ? t.haproxy.pair : undefined;
   const vip = pair ? vipAddress(t, inv) : undefined;
   /** `peers …` on every stick table when paired. */
@@ -199,6 +209,12 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
       out.push(
         `    # ${main} asks the wharf agent (127.0.0.1): "maint" once sub served writes while it was down,`,
         '    # until failback has reconciled both sides (non-preemptive failover)',
+      );
+    if (b.servers.some((s) => s.node === main) && b.servers.some((s) => s.node === sub))
+      out.push(
+        `    # the outage flag shared through ${pair ? 'peers' : 'the table'} sends every new connection to ${sub} as soon as it is`,
+        `    # set, before ${main}'s line gets the agent's maint (skipped while ${sub} is down or in maint)`,
+        reconcileRouting(sub),
       );
     for (const s of b.servers) {
       const addr = addressOf(inv, s.node, 'lan');

@@ -134,6 +134,13 @@ describe('haproxy.cfg', () => {
     // main's lines ask the wharf agent (sftp, write, read); sub asks its read-lag agent in read only
     expect(cfg.match(/agent-check agent-addr 127\.0\.0\.1 agent-port 9707/g)).toHaveLength(3);
     expect(cfg.match(/agent-check/g)).toHaveLength(4);
+    // the shared outage flag routes to sub in each of main's backends, before the server lines
+    for (const b of ['sftp', 'write', 'read']) {
+      const lines = section(cfg, `backend ${b}`);
+      const rule = lines.indexOf('use-server sftp-sub if { int(1),table_gpt0(wharf_reconcile) gt 0 }');
+      expect(rule, b).toBeGreaterThanOrEqual(0);
+      expect(rule, b).toBeLessThan(lines.findIndex((l) => l.startsWith('server sftp-main ')));
+    }
     const files = stack['haproxy-1']!.files.map((f) => f.path);
     expect(files).toEqual(
       expect.arrayContaining([
