@@ -23,6 +23,7 @@ import { runAsScript } from '../src/cli/standalone.ts';
 import { addressOf } from '../src/topology/inventory.ts';
 import { durationMs, sftpNode } from '../src/topology/model.ts';
 import { haproxyGroup } from '../src/failover/pair.ts';
+import { RECONCILE_TABLE } from '../src/render/agent.ts';
 import {
   CONFLICTS_DIR,
   FAILOVER_STATE,
@@ -360,6 +361,9 @@ export async function planFailbackRun(ctx: RunbookContext<Options>): Promise<Ste
           for (;;) {
             const st = statusOf(await showStat(hap, t), t, main);
             if (backendsOf(t, main).every((b) => st[b]?.startsWith('UP'))) {
+              // the shared outage flag first: while it is set, haproxy.cfg's use-server rule sends
+              // every new connection to a ready sub, which would take writes main lacks
+              await runtimeApi(hap, t, [`set table ${RECONCILE_TABLE} key 1 data.gpt0 0`]);
               await runtimeApi(hap, t, subReady);
               await clearReconcileMark(hap, true, t.haproxy.stats.socket);
               await saveServerState(hap, t);
