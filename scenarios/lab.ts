@@ -6,13 +6,15 @@
 //   every HAProxy backend · lsyncd's rendered config in place and running · upload folders and
 //   backup snapshots emptied of previous scenarios' files.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { seedVariant } from '../src/lab/variant.ts';
 import { labStatus, labUp, waitReady, type LabStatus } from '../src/lab/index.ts';
 import { REPO_ROOT, stateDir } from '../src/lab/state.ts';
 import { raiseInotifyInstances } from '../src/lab/lab.ts';
+import { RunError } from '../src/core/errors.ts';
+import { acquireLock, type StackLock } from '../src/runbook/lock.ts';
 import { provisionLab } from '../src/lab/provision.ts';
 import { loadInventory, topologyFromObject } from '../src/topology/load.ts';
 import { sftpNode, type Topology } from '../src/topology/model.ts';
@@ -107,53 +109,31 @@ const topoKey = (file: string, t: Topology) =>
 /**
  * One process at a time brings a stack's scenario lab up, provisions and resets it: `npm test`
  * prepares it (scenarios/prepare.ts) while the first lab files run, and the first lab file that
- * needs it waits here instead of bringing it up a second time beside it. A holder that died is
- * taken over.
+ * needs it waits here instead of bringing it up a second time beside it. The runbooks' stack lock
+ * (its own directory, so the runbooks run inside take theirs as usual); a dead holder's is taken over.
  */
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 async function withScenarioLabLock<T>(stack: string, log: (line: string) => void, fn: () => Promise<T>) {
-  const dir = join(REPO_ROOT, '.wharf', 'scenarios');
-  mkdirSync(dir, { recursive: true });
-  const lock = join(dir, `${stack}.lock`);
   const deadline = Date.now() + 20 * 60_000;
   let said = false;
+  let lock: StackLock;
   for (;;) {
     try {
-      mkdirSync(lock);
-      writeFileSync(join(lock, 'pid'), String(process.pid));
+      lock = acquireLock(join(REPO_ROOT, '.wharf', 'scenarios'), stack, 'scenario lab');
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (!(e instanceof RunError)) throw e;
+      if (Date.now() > deadline)
+        throw new Error(`scenario lab ${stack}: still locked after 20 minutes: ${e.message}`);
+      if (!said) log(`scenario lab ${stack}: waiting — ${e.message}`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 500));
     }
-    let holder = 0;
-    try {
-      holder = Number(readFileSync(join(lock, 'pid'), 'utf8'));
-    } catch {
-      /* being written */
-    }
-    if (holder && !alive(holder)) {
-      log(`scenario lab ${stack}: taking over the lock of pid ${holder} (gone)`);
-      rmSync(lock, { recursive: true, force: true });
-      continue;
-    }
-    if (!said) log(`scenario lab ${stack}: pid ${holder || '?'} is bringing it up; waiting`);
-    said = true;
-    if (Date.now() > deadline)
-      throw new Error(`scenario lab ${stack}: pid ${holder} held ${lock} for 20 minutes`);
-    await new Promise((r) => setTimeout(r, 500));
   }
+  if (lock.tookOver) log(`scenario lab ${stack}: ${lock.tookOver}`);
   try {
     return await fn();
   } finally {
-    rmSync(lock, { recursive: true, force: true });
+    lock.release();
   }
 }
 

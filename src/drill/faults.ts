@@ -240,12 +240,12 @@ export async function injectFault(env: FaultEnv, f: ScheduledFault): Promise<str
       // every HAProxy that may carry the traffic: with a pair, both (the address may move while
       // the fault holds; the scheduled node is only the first of them)
       const haps = delayNodes(env, a);
+      const server = env.status.nodes[b!]?.addresses.lan;
+      const port = env.t.sftp.port;
       for (const h of haps) {
         const hap = await inspect(env, h);
-        const server = env.status.nodes[b!]?.addresses.lan;
         const listen = hap.addresses.lan;
         if (!server || !listen) throw new Error(`delay ${h} → ${b}: no lan address`);
-        const port = env.t.sftp.port;
         await execOn(
           env,
           h,
@@ -253,7 +253,7 @@ export async function injectFault(env: FaultEnv, f: ScheduledFault): Promise<str
         );
         await mustNetns(h, hap.pid, ['nft', '-f', '-'], delayNat(table, listen, server, port));
       }
-      return `connections ${haps.join(', ')} → ${b}:${env.t.sftp.port} delayed ${f.params.ms} ms`;
+      return `connections ${haps.join(', ')} → ${b}:${port} delayed ${f.params.ms} ms`;
     }
     case 'disk-full': {
       const { base, ballast } = ballastOf(env);

@@ -205,12 +205,13 @@ export function renderHaproxyCfg(t: Topology, inv: Inventory, node: string): Ren
             `    # ${s.node} asks its read-lag agent (:${LAG_AGENT_PORT} on its address): "down" while main's heartbeat there is older than ${t.replication.readLag.max}`,
         ),
       );
-    if (b.servers.some((s) => s.node === main))
+    const hasMain = b.servers.some((s) => s.node === main);
+    if (hasMain)
       out.push(
         `    # ${main} asks the wharf agent (127.0.0.1): "maint" once sub served writes while it was down,`,
         '    # until failback has reconciled both sides (non-preemptive failover)',
       );
-    if (b.servers.some((s) => s.node === main) && b.servers.some((s) => s.node === sub))
+    if (hasMain && b.servers.some((s) => s.node === sub))
       out.push(
         `    # the outage flag shared through ${pair ? 'peers' : 'the table'} sends every new connection to ${sub} as soon as it is`,
         `    # set, before ${main}'s line gets the agent's maint (skipped while ${sub} is down or in maint)`,
